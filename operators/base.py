@@ -1,0 +1,165 @@
+"""Operator kinds and their contract.
+
+Operators are pure transforms over ``pyarrow.Table``: no Ray, no object storage, no
+environment reads. jobs/ decides how and where they run. Three kinds exist:
+
+* :class:`MapOperator` - ``__call__(batch) -> batch``, row-local work.
+* :class:`GroupOperator` - declares ``key``; ``__call__(table)`` receives complete groups
+  (usually many per call, so vectorize over them).
+* :class:`FitOperator` - ``fit(batches) -> artifact`` runs once over a stage's whole input;
+  the documents pass through unchanged and the artifact is handed to the operators after it
+  that declare ``uses_artifact``.
+
+A user-facing name may also be a :class:`Composite`: a short explicit list of primitives, so
+the scheduler can checkpoint between them.
+
+Rejection protocol: an operator that removes rows returns them anyway with a non-null
+string in the :data:`DROP_REASON` column (``"<family>:<reason>"``); jobs/ routes those rows
+to the stage's ``rejected/`` output and counts them per reason. Kept rows carry null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+DROP_REASON = "drop_reason"
+"""Column naming why a row was removed; null for kept rows."""
+
+CORE_COLUMNS = ("id", "text", "source")
+"""Columns every document table has from the read stage on."""
+
+
+class OperatorConfig(BaseModel):
+    """Base of every operator's config: frozen, unknown fields rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+ConfigT = TypeVar("ConfigT", bound=OperatorConfig)
+
+
+@dataclass(frozen=True)
+class ResourceHint:
+    """What one instance of an operator needs; jobs/ may override it from the YAML."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    memory_mb: int | None = None
+    stateful: bool = False  # heavy state in __init__: run in an actor pool, not tasks
+
+
+class Operator(Generic[ConfigT]):
+    """Common declarations of every primitive operator.
+
+    Subclasses set ``name`` (registry name), ``version`` (bump whenever the output for the
+    same input changes: it is part of the stage fingerprint), ``Config``, ``reads`` and
+    ``writes``. Where the columns depend on the config, override :meth:`columns_read` or
+    :meth:`columns_written`.
+    """
+
+    kind: ClassVar[str] = "operator"
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    Config: ClassVar[type[OperatorConfig]] = OperatorConfig
+    reads: ClassVar[tuple[str, ...]] = ()
+    writes: ClassVar[tuple[str, ...]] = ()
+    resources: ClassVar[ResourceHint] = ResourceHint()
+    uses_artifact: ClassVar[bool] = False
+
+    def __init__(self, config: ConfigT, artifact: pa.Table | None = None) -> None:
+        if self.uses_artifact and artifact is None:
+            raise TypeError(f"operator {self.name!r} needs the artifact of an upstream fit stage")
+        self.config = config
+        self.artifact = artifact
+
+    @classmethod
+    def columns_read(cls, config: OperatorConfig) -> tuple[str, ...]:
+        """Columns this operator needs in its input for ``config``."""
+        return cls.reads
+
+    @classmethod
+    def columns_written(cls, config: OperatorConfig) -> tuple[str, ...]:
+        """Columns this operator adds or replaces for ``config``."""
+        return cls.writes
+
+    def metrics(self) -> dict[str, float]:
+        """Optional counters since construction, collected by the scheduler."""
+        return {}
+
+
+class MapOperator(Operator[ConfigT]):
+    """Row-local transform: the output has the input's rows (some maybe marked dropped)."""
+
+    kind = "map"
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        raise NotImplementedError
+
+
+class GroupOperator(Operator[ConfigT]):
+    """Transform over complete groups of rows sharing ``key`` (see :meth:`group_key`)."""
+
+    kind = "group"
+
+    def group_key(self) -> tuple[str, ...]:
+        """Columns whose values define a group; every group arrives whole in one call."""
+        raise NotImplementedError
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        raise NotImplementedError
+
+
+class FitOperator(Operator[ConfigT]):
+    """Global computation over the whole input, producing an artifact table."""
+
+    kind = "fit"
+
+    def fit(self, batches: Iterator[pa.Table]) -> pa.Table:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Part:
+    """One primitive of a composite: a stage-name suffix, the operator and its config."""
+
+    suffix: str
+    operator: type[Operator[Any]]
+    config: OperatorConfig
+
+
+class Composite(Generic[ConfigT]):
+    """A user-facing operator made of primitives that hand over through committed outputs."""
+
+    kind: ClassVar[str] = "composite"
+    name: ClassVar[str]
+    Config: ClassVar[type[OperatorConfig]] = OperatorConfig
+
+    @classmethod
+    def parts(cls, config: ConfigT) -> Sequence[Part]:
+        raise NotImplementedError
+
+
+def with_drop_reason(table: pa.Table, reasons: pa.Array) -> pa.Table:
+    """Return ``table`` with ``reasons`` as its drop-reason column, keeping earlier reasons.
+
+    A row already dropped upstream keeps its first reason, so a document is counted once,
+    by the first rule that removed it.
+    """
+    import pyarrow.compute as pc
+
+    if DROP_REASON in table.column_names:
+        reasons = pc.coalesce(table[DROP_REASON].cast(pa.string()), reasons.cast(pa.string()))
+        return table.set_column(table.column_names.index(DROP_REASON), DROP_REASON, reasons)
+    return table.append_column(DROP_REASON, reasons.cast(pa.string()))
+
+
+def set_column(table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """Add ``name`` or replace it in place, so re-running an operator is idempotent."""
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, values)
+    return table.append_column(name, values)
