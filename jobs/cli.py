@@ -1,0 +1,148 @@
+"""`tamis run | validate | status | operators`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from jobs import report
+from jobs.spec import SpecError, load_pipeline
+
+log = logging.getLogger("tamis")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tamis", description="Curate LLM pretraining text on Ray.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run or resume a pipeline")
+    run.add_argument("config")
+    run.add_argument("--run-id", help="run id (default: the pipeline's name); the same id resumes")
+    run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                     help="override a config value, e.g. stages.1.config.x=1 (repeatable)")
+    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    run.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    run.add_argument("-v", "--verbose", action="store_true", help="show Ray's own logs and progress bars")
+
+    validate = sub.add_parser("validate", help="check a config without starting Ray")
+    validate.add_argument("config")
+    validate.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
+
+    status = sub.add_parser("status", help="show a run's stages from the store")
+    status.add_argument("run_id")
+    status.add_argument("--store", default="./runs", help="store URI (default ./runs)")
+    status.add_argument("--config", help="take the store (and its options) from this config")
+
+    ops = sub.add_parser("operators", help="list operators, or describe one")
+    ops.add_argument("name", nargs="?")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        return {"run": cmd_run, "validate": cmd_validate, "status": cmd_status, "operators": cmd_operators}[
+            args.command](args)
+    except SpecError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    pipeline = load_pipeline(args.config, args.set)
+    names = " -> ".join(["read"] + [s.name for s in pipeline.stages] + ["write"])
+    print(f"{args.config}: ok\nstages: {names}")
+    return 0
+
+
+def cmd_operators(args: argparse.Namespace) -> int:
+    from operators.registry import UnknownOperatorError
+
+    try:
+        print(report.render_operator(args.name) if args.name else report.render_operators())
+    except UnknownOperatorError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from jobs.scheduler import run_json_key
+    from jobs.store import Store
+
+    store = load_pipeline(args.config, check_io=False).spec.make_store() if args.config else Store(args.store)
+    state = store.read_json(run_json_key(args.run_id))
+    if state is None:
+        runs = sorted({k.split("/")[1] for k in store.list("runs") if k.endswith("run.json")})
+        print(f"error: no run {args.run_id!r} in {store.uri} (runs there: {', '.join(runs) or 'none'})",
+              file=sys.stderr)
+        return 2
+    print(report.render_status(state))
+    return 0 if state.get("status") != "failed" else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import ray
+
+    from jobs.lock import RunLockedError
+    from jobs.scheduler import ACTOR_NAMESPACE, actor_name, start_actor
+
+    pipeline = load_pipeline(args.config, args.set)
+    run_id = args.run_id or pipeline.spec.name
+    address = args.address or os.environ.get("RAY_ADDRESS") or "local"
+    if not args.verbose:
+        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    log.info("starting Ray (%s)", "local" if address == "local" else address)
+    ray.init(address=address, num_cpus=args.num_cpus if address == "local" else None,
+             log_to_driver=args.verbose, include_dashboard=False, logging_level=logging.WARNING,
+             configure_logging=True)
+    try:
+        ray.get_actor(actor_name(run_id), namespace=ACTOR_NAMESPACE)
+    except ValueError:
+        pass
+    else:
+        print(f"error: run {run_id!r} is already running on this cluster; follow it with "
+              f"`tamis status {run_id} --store {pipeline.spec.store}`", file=sys.stderr)
+        return 3
+    actor = start_actor(pipeline.spec, run_id)
+    try:
+        state = _follow(actor, actor.run.remote())
+    except RunLockedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    except Exception as err:  # the stage error is in run.json; show where
+        print(f"error: run {run_id} failed: {err}\nsee `tamis status {run_id} --store "
+              f"{pipeline.spec.store}`", file=sys.stderr)
+        return 1
+    finally:
+        ray.kill(actor)
+    print(report.render_summary(state))
+    return 0
+
+
+def _follow(actor: Any, ref: Any) -> dict[str, Any]:
+    """Print the scheduler's events as they come until the run ends; return its final state."""
+    import ray
+
+    shown = 0
+    while True:
+        done, _ = ray.wait([ref], timeout=1.0)
+        try:
+            events = ray.get(actor.status.remote())["events"]
+        except ray.exceptions.RayActorError:
+            events = []
+        for event in events[shown:]:
+            log.info("%s", event["msg"])
+        shown = max(shown, len(events))
+        if done:
+            try:
+                return ray.get(ref)
+            except ray.exceptions.RayTaskError as err:
+                raise err.as_instanceof_cause() from None
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The curated output: shards of about ``target_shard_mb`` plus ``_MANIFEST.json``.
+
+The output is written under ``output.path`` or ``<store>/runs/<run-id>/output``. Its
+fingerprint is the last stage's plus the output config; when the manifest there already has
+that fingerprint the write is skipped. Otherwise old shards are removed, the new ones are
+written as ``part-<n>``, and the manifest is written last, so a reader that sees a manifest
+sees complete shards.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import pyarrow.parquet as pq
+
+from jobs import checkpoint as cp
+from jobs import execute
+from jobs.store import Store
+
+if TYPE_CHECKING:
+    from jobs.scheduler import RunScheduler
+
+MANIFEST = "_MANIFEST.json"
+
+
+def output_uri(sched: "RunScheduler") -> str:
+    return sched.spec.output.path or sched.store.url(f"runs/{sched.run_id}/output")
+
+
+def write_output(sched: "RunScheduler", last: dict[str, Any], started: float) -> dict[str, Any]:
+    """Write the last stage's rows as the run's output; returns the output's summary."""
+    spec = sched.spec
+    uri = output_uri(sched)
+    out_store = Store(uri, spec.s3_options())
+    fp = cp.fingerprint({"upstream": last["fingerprint"], "output": spec.output.model_dump(mode="json")})
+    existing = out_store.read_json(MANIFEST)
+    if existing is not None and existing.get("fingerprint") == fp:
+        sched._event(f"output: {uri} is up to date (fingerprint {fp}), skipped")
+        return _summary(uri, existing)
+    for key in out_store.list(""):  # stale shards of an earlier config, and the old manifest
+        out_store.delete_prefix(key)
+    t0 = time.time()
+    sizes = [(f["key"], f["bytes"]) for f in last["files"]]
+    shards = cp.plan_waves(sizes, spec.output.target_shard_mb << 20)
+    stats = execute.run_write(shards, sched.store, uri, spec.s3_options(), spec.output.format,
+                              spec.execution.batch_rows) if shards else []
+    files = sorted(({"path": s["key"], "rows": s["rows"], "bytes": s["bytes"]} for s in stats),
+                   key=lambda f: f["path"])
+    manifest = {
+        "run_id": sched.run_id,
+        "pipeline": spec.name,
+        "fingerprint": fp,
+        "created_at": time.time(),
+        "rows_in": sched.state["stages"][0]["rows_in"],
+        "rows_out": sum(f["rows"] for f in files),
+        "funnel": [_funnel(s, sched.store) for s in sched.state["stages"]],
+        "stages": {s["name"]: s["fingerprint"] for s in sched.state["stages"]},
+        "schema": _schema(sched.store, last["files"]),
+        "format": spec.output.format,
+        "files": files,
+        "config": spec.model_dump(mode="json"),
+        "write_seconds": round(time.time() - t0, 3),
+        "wall_seconds": round(time.time() - started, 3),
+    }
+    out_store.write_json(MANIFEST, manifest)
+    sched._event(f"output: {len(files)} shard(s), {manifest['rows_out']:,} rows at {uri}")
+    return _summary(uri, manifest)
+
+
+def _funnel(stage: dict[str, Any], store: Store) -> dict[str, Any]:
+    return {"stage": stage["name"], "op": stage["op"], "rows_in": stage["rows_in"],
+            "rows_out": stage["rows_out"], "dropped": stage["dropped"],
+            "rejected": store.url(f"{cp.stage_prefix(stage['name'], stage['fingerprint'])}/*/rejected/")
+            if stage["dropped"] else None}
+
+
+def _schema(store: Store, files: list[dict[str, Any]]) -> list[dict[str, str]]:
+    if not files:
+        return []
+    schema = pq.read_schema(store.fs_path(files[0]["key"]), filesystem=store.fs)
+    return [{"name": f.name, "type": str(f.type)} for f in schema if f.name not in execute.INTERNAL_COLUMNS]
+
+
+def _summary(uri: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    return {"uri": uri, "manifest": f"{uri.rstrip('/')}/{MANIFEST}", "rows": manifest["rows_out"],
+            "files": len(manifest["files"]), "fingerprint": manifest["fingerprint"]}

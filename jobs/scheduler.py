@@ -1,0 +1,241 @@
+"""The run's life cycle: plan stages, skip committed ones, run the rest, commit, report.
+
+:class:`RunScheduler` is plain Python so tests can drive it in-process; the CLI runs it as
+a named Ray actor (:func:`start_actor`) that answers :meth:`RunScheduler.status` while
+:meth:`RunScheduler.run` works. Everything it knows is in the store: a new scheduler for the
+same run id rebuilds its position from the commits and resumes.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import threading
+import time
+import traceback
+from typing import Any
+
+from jobs import checkpoint as cp
+from jobs import execute
+from jobs.lock import RunLock
+from jobs.output import write_output
+from jobs.spec import PipelineSpec, PlannedStage, ResourcesSpec, plan_stages
+from jobs.store import Store, resolve_inputs
+
+log = logging.getLogger(__name__)
+
+ACTOR_NAMESPACE = "tamis"
+MAX_EVENTS = 500
+
+
+def actor_name(run_id: str) -> str:
+    return f"scheduler-{run_id}"
+
+
+def run_json_key(run_id: str) -> str:
+    return f"runs/{run_id}/run.json"
+
+
+class RunScheduler:
+    """Runs one pipeline under one run id, writing its state to ``runs/<id>/run.json``."""
+
+    def __init__(self, spec: PipelineSpec, run_id: str) -> None:
+        self.spec, self.run_id = spec, run_id
+        self.store: Store = spec.make_store()
+        self.stages, problems = plan_stages(spec)
+        if problems:  # the CLI validated already; this guards programmatic use
+            raise ValueError("; ".join(problems))
+        self._lock = threading.Lock()
+        self.state: dict[str, Any] = {"run_id": run_id, "pipeline": spec.name, "status": "starting",
+                                      "stages": [], "events": [], "output": None, "error": None}
+
+    # -- state --------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """A snapshot of the run's state (what run.json holds)."""
+        with self._lock:
+            return copy.deepcopy(self.state)
+
+    def _event(self, message: str) -> None:
+        log.info("%s", message)
+        with self._lock:
+            self.state["events"].append({"t": round(time.time(), 3), "msg": message})
+            del self.state["events"][:-MAX_EVENTS]
+
+    def _update(self, index: int | None = None, **fields: Any) -> None:
+        with self._lock:
+            target = self.state if index is None else self.state["stages"][index]
+            target.update(fields)
+            self.state["updated_at"] = time.time()
+            snapshot = copy.deepcopy(self.state)
+        self.store.write_json(run_json_key(self.run_id), snapshot)
+
+    # -- the run ------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Run or resume the pipeline; returns the final state. Raises on failure."""
+        lock = RunLock(self.store, self.run_id, self.spec.execution.lock_ttl_s)
+        lock.acquire()
+        started = time.time()
+        previous = self.store.read_json(run_json_key(self.run_id)) or {}
+        try:
+            files = resolve_inputs(self.spec.input.paths, self.spec.s3_options())
+            if not files:
+                raise FileNotFoundError(f"no input file matches {self.spec.input.paths}")
+            plan = self._plan(files)
+            with self._lock:
+                self.state.update(status="running", started_at=started, attempt=previous.get("attempt", 0) + 1,
+                                  stages=plan, store=self.store.uri, config=self.spec.model_dump(mode="json"))
+            self._event(f"run {self.run_id}: {len(files)} input file(s), {len(plan)} stage(s), "
+                        f"attempt {self.state['attempt']}")
+            self._update()
+            upstream: dict[str, Any] | None = None
+            artifact: str | None = None
+            for index, entry in enumerate(plan):
+                upstream = self._run_stage(index, entry, files, upstream, artifact)
+                artifact = upstream.get("artifact") or artifact
+            output = write_output(self, upstream, started)
+            self._update(status="succeeded", output=output, wall_seconds=round(time.time() - started, 3))
+            self._event(f"run {self.run_id} succeeded in {time.time() - started:.1f}s")
+            return self.status()
+        except BaseException as err:
+            with self._lock:
+                running = [s for s in self.state["stages"] if s["status"] == "running"]
+                for s in running:
+                    s.update(status="failed", error=traceback.format_exc())
+            self._update(status="failed", error=f"{type(err).__name__}: {err}",
+                         wall_seconds=round(time.time() - started, 3))
+            raise
+        finally:
+            lock.release()
+
+    def _plan(self, files: list[Any]) -> list[dict[str, Any]]:
+        upstream = cp.read_fingerprint(files, self.spec.input.model_dump(mode="json"))
+        plan = [{"name": "read", "op": "read", "kind": "read", "fingerprint": upstream}]
+        for stage in self.stages:
+            upstream = cp.operator_fingerprint(stage.operator.name, stage.operator.version,
+                                               stage.config.model_dump(mode="json"), upstream)
+            plan.append({"name": stage.name, "op": stage.operator.name, "kind": stage.operator.kind,
+                         "fingerprint": upstream})
+        for entry in plan:
+            entry.update(status="pending", waves_total=None, waves_done=0, rows_in=None, rows_out=None,
+                         dropped={}, seconds=None, error=None)
+        return plan
+
+    def _run_stage(self, index: int, entry: dict[str, Any], files: list[Any],
+                   upstream: dict[str, Any] | None, artifact: str | None) -> dict[str, Any]:
+        name, fp = entry["name"], entry["fingerprint"]
+        prefix = cp.stage_prefix(name, fp)
+        done = self.store.read_json(f"{prefix}/{cp.COMMIT}")
+        if done is not None:
+            self._update(index, status="cached", waves_total=done["waves"], waves_done=done["waves"],
+                         rows_in=done["rows_in"], rows_out=done["rows_out"], dropped=done["dropped"],
+                         seconds=0.0)
+            self._event(f"{name}: committed earlier (fingerprint {fp}), skipped")
+            return done
+        self._update(index, status="running")
+        stage = None if index == 0 else self.stages[index - 1]
+        started = time.time()
+        if stage is None:
+            result = self._run_read(index, entry, files)
+        elif stage.operator.kind == "map":
+            result = self._run_map(index, entry, stage, upstream, artifact)
+        elif stage.operator.kind == "group":
+            result = self._run_whole(index, entry, stage, upstream)
+        else:
+            result = self._run_fit(index, entry, stage, upstream)
+        body = {"stage": name, "op": entry["op"], "kind": entry["kind"], "fingerprint": fp,
+                "config": None if stage is None else stage.config.model_dump(mode="json"),
+                **result.to_json(), "waves": entry.get("waves_total") or 1,
+                "seconds": round(time.time() - started, 3)}
+        body = cp.commit(self.store, f"{prefix}/{cp.COMMIT}", body)
+        self._update(index, status="committed", rows_in=body["rows_in"], rows_out=body["rows_out"],
+                     dropped=body["dropped"], seconds=body["seconds"])
+        self._event(f"{name}: committed {body['rows_out']:,} of {body['rows_in']:,} rows "
+                    f"in {body['seconds']:.1f}s")
+        return body
+
+    def _run_waves(self, index: int, entry: dict[str, Any], waves: list[list[str]],
+                   run_wave: Any, rows_in: Any) -> cp.WaveResult:
+        """Run each wave unless its commit exists for exactly the same inputs."""
+        name, fp = entry["name"], entry["fingerprint"]
+        results = []
+        self._update(index, waves_total=len(waves))
+        entry["waves_total"] = len(waves)
+        for w, inputs in enumerate(waves):
+            key = f"{cp.wave_prefix(name, fp, w)}/{cp.COMMIT}"
+            existing = self.store.read_json(key)
+            if existing is not None and existing["inputs"] == inputs:
+                results.append(cp.WaveResult.from_json(existing))
+                self._event(f"{name}: wave {w + 1}/{len(waves)} committed earlier, skipped")
+            else:
+                t0 = time.time()
+                stats = run_wave(w, inputs)
+                result = cp.WaveResult.from_stats(inputs, stats, rows_in(inputs), time.time() - t0)
+                results.append(cp.WaveResult.from_json(cp.commit(self.store, key, result.to_json())))
+                self._event(f"{name}: wave {w + 1}/{len(waves)} committed ({result.rows_out:,} rows)")
+            self._update(index, waves_done=w + 1, rows_out=sum(r.rows_out for r in results))
+        return cp.merge(results)
+
+    def _run_read(self, index: int, entry: dict[str, Any], files: list[Any]) -> cp.WaveResult:
+        ex = self.spec.execution
+        indexes = {f.uri: i for i, f in enumerate(files)}
+        waves = cp.plan_waves([(f.uri, f.size) for f in files], ex.wave_mb << 20)
+
+        def run_wave(w: int, inputs: list[str]) -> list[dict[str, Any]]:
+            out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w))
+            return execute.run_read([(indexes[u], u) for u in inputs], self.spec.input, self.spec.s3_options(),
+                                    out, ex.part_rows, ex.batch_rows, ResourcesSpec())
+
+        return self._run_waves(index, entry, waves, run_wave, lambda inputs: None)
+
+    def _run_map(self, index: int, entry: dict[str, Any], stage: PlannedStage,
+                 upstream: dict[str, Any], artifact: str | None) -> cp.WaveResult:
+        ex = self.spec.execution
+        refs = {f["key"]: f for f in upstream["files"]}
+        waves = cp.plan_waves([(k, f["bytes"]) for k, f in refs.items()], ex.wave_mb << 20)
+
+        def run_wave(w: int, inputs: list[str]) -> list[dict[str, Any]]:
+            out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w))
+            return execute.run_map(stage.operator, stage.config, inputs, self.store, out, ex.batch_rows,
+                                   stage.resources, artifact if stage.operator.uses_artifact else None)
+
+        return self._run_waves(index, entry, waves, run_wave, lambda inputs: sum(refs[k]["rows"] for k in inputs))
+
+    def _run_whole(self, index: int, entry: dict[str, Any], stage: PlannedStage,
+                   upstream: dict[str, Any]) -> cp.WaveResult:
+        keys = [f["key"] for f in upstream["files"]]
+        # Parquet on disk is ~4x smaller than in memory; size partitions by the latter.
+        memory_bytes = 4 * sum(f["bytes"] for f in upstream["files"])
+        partitions = max(1, math.ceil(memory_bytes / (self.spec.execution.group_partition_mb << 20)))
+
+        def run_wave(w: int, inputs: list[str]) -> list[dict[str, Any]]:
+            if not inputs:
+                return []
+            out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w))
+            return execute.run_group(stage.operator, stage.config, inputs, self.store, out, partitions,
+                                     self.spec.execution.batch_rows, stage.resources)
+
+        return self._run_waves(index, entry, [keys], run_wave, lambda inputs: upstream["rows_out"])
+
+    def _run_fit(self, index: int, entry: dict[str, Any], stage: PlannedStage,
+                 upstream: dict[str, Any]) -> cp.WaveResult:
+        artifact_key = f"{cp.stage_prefix(entry['name'], entry['fingerprint'])}/artifact.parquet"
+        keys = [f["key"] for f in upstream["files"]]
+        self._update(index, waves_total=1)
+        t0 = time.time()
+        rows = execute.run_fit(stage.operator, stage.config, keys, self.store, self.spec.execution.batch_rows,
+                               artifact_key, stage.resources)
+        # Documents pass through a fit stage untouched: its output is its input's files.
+        result = cp.WaveResult(inputs=keys, files=[cp.FileRef(**f) for f in upstream["files"]],
+                               rows_in=upstream["rows_out"], seconds=time.time() - t0, artifact=artifact_key)
+        self._event(f"{entry['name']}: artifact of {rows:,} rows")
+        return result
+
+
+def start_actor(spec: PipelineSpec, run_id: str) -> Any:
+    """Create the named scheduler actor for ``run_id`` (refused if one is alive)."""
+    import ray
+
+    actor_cls = ray.remote(num_cpus=0, max_concurrency=4, max_restarts=0)(RunScheduler)
+    return actor_cls.options(name=actor_name(run_id), namespace=ACTOR_NAMESPACE, lifetime="detached",
+                             get_if_exists=False).remote(spec, run_id)

@@ -1,0 +1,291 @@
+"""YAML -> validated pipeline, before any Ray is started.
+
+:func:`load_pipeline` reads a config, applies ``--set`` overrides, validates every field with
+pydantic, expands composites into primitive stages, and checks that each stage's columns
+are written by an earlier one. Every problem found is reported at once, each naming its
+YAML path (``stages[2].config.threshold``), what was given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from operators import registry
+from operators.base import CORE_COLUMNS, DROP_REASON, Composite, Operator, OperatorConfig
+from operators.io.records import METADATA, FieldMapping
+from jobs.store import S3Options, Store, StoreError, is_s3, resolve_inputs
+
+
+class SpecError(ValueError):
+    """One or more problems in a pipeline config; ``problems`` lists them."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreOptionsSpec(_Strict):
+    endpoint_url: str | None = Field(None, description="S3 endpoint, e.g. http://127.0.0.1:9000 (else AWS env).")
+    region: str | None = Field(None, description="S3 region (else AWS_REGION / AWS_DEFAULT_REGION).")
+    access_key_id: str | None = Field(None, description="Prefer the AWS environment over secrets in YAML.")
+    secret_access_key: str | None = Field(None, description="Prefer the AWS environment over secrets in YAML.")
+
+
+class InputSpec(_Strict):
+    paths: list[str] = Field(min_length=1, description="Local or s3:// globs of input files.")
+    format: Literal["jsonl", "parquet"] = Field("jsonl", description="jsonl (plain or .gz) or parquet.")
+    text_field: str = Field("text", description="Field holding the document text.")
+    id_field: str | None = Field("id", description="Field holding a stable id; derived when absent.")
+    source_field: str | None = Field("source", description="Field naming the document's source.")
+    source: str | None = Field(None, description="One source name for the whole input (overrides source_field).")
+    max_text_bytes: int = Field(1_000_000, gt=0, description="Texts larger than this go to rejected/.")
+
+    def field_mapping(self) -> FieldMapping:
+        return FieldMapping(text_field=self.text_field, id_field=self.id_field,
+                            source_field=self.source_field, source=self.source,
+                            max_text_bytes=self.max_text_bytes)
+
+
+class ResourcesSpec(_Strict):
+    num_cpus: float | None = Field(None, ge=0, description="CPUs per task or actor (operator hint otherwise).")
+    num_gpus: float | None = Field(None, ge=0, description="GPUs per actor.")
+    memory_mb: int | None = Field(None, gt=0, description="Memory to reserve per task or actor.")
+    concurrency: int | None = Field(None, gt=0, description="Most tasks or actors at once.")
+
+
+class StageSpec(_Strict):
+    op: str = Field(description="Registered operator name (see `tamis operators`).")
+    name: str | None = Field(None, pattern=r"^[a-z0-9_]+$", description="Stage name; defaults to op.")
+    config: dict[str, Any] = Field(default_factory=dict, description="The operator's config.")
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+
+
+class OutputSpec(_Strict):
+    format: Literal["parquet", "jsonl"] = Field("parquet", description="Format of the curated shards.")
+    path: str | None = Field(None, description="Where to write; default <store>/runs/<run-id>/output.")
+    target_shard_mb: int = Field(256, gt=0, description="Approximate size of each output shard.")
+
+
+class ExecutionSpec(_Strict):
+    wave_mb: int = Field(1024, gt=0, description="Input bytes per wave of a map stage; a crash costs one wave.")
+    batch_rows: int = Field(1024, gt=0, description="Rows per batch handed to an operator.")
+    part_rows: int = Field(100_000, gt=0, description="Most rows per checkpoint file.")
+    group_partition_mb: int = Field(256, gt=0, description="Target size of one group-stage partition.")
+    lock_ttl_s: float = Field(120.0, gt=0, description="A run lock whose heartbeat is older is stale.")
+
+
+class PipelineSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="Pipeline name; the default run id.")
+    store: str = Field("./runs", description="Local directory or s3://bucket/prefix for checkpoints.")
+    store_options: StoreOptionsSpec = Field(default_factory=StoreOptionsSpec)
+    input: InputSpec
+    stages: list[StageSpec] = Field(default_factory=list)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+
+    def s3_options(self) -> S3Options:
+        return S3Options(**self.store_options.model_dump())
+
+    def make_store(self) -> Store:
+        return Store(self.store, self.s3_options())
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    """One primitive stage as the scheduler runs it."""
+
+    name: str
+    operator: type[Operator[Any]]
+    config: OperatorConfig
+    resources: ResourcesSpec
+    yaml_index: int  # which entry of `stages` it came from
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    spec: PipelineSpec
+    stages: tuple[PlannedStage, ...]
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.0.c=value`` overrides (value parsed as YAML) to the raw config."""
+    for item in overrides:
+        dotted, sep, value = item.partition("=")
+        if not sep or not dotted:
+            raise SpecError("--set", [f"{item!r}: expected KEY.PATH=VALUE, e.g. stages.1.config.x=1"])
+        node: Any = raw
+        keys = dotted.split(".")
+        for n, key in enumerate(keys):
+            last = n == len(keys) - 1
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise SpecError("--set", [f"{dotted}: {key!r} is not an index of a list of {len(node)}"])
+                if last:
+                    node[int(key)] = yaml.safe_load(value)
+                else:
+                    node = node[int(key)]
+            elif isinstance(node, dict):
+                if last:
+                    node[key] = yaml.safe_load(value)
+                else:
+                    node = node.setdefault(key, {})
+            else:
+                raise SpecError("--set", [f"{dotted}: cannot descend into {'.'.join(keys[:n])}"])
+    return raw
+
+
+def _loc(parts: tuple[Any, ...]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _pydantic_problems(err: ValidationError, prefix: str = "") -> list[str]:
+    problems = []
+    for e in err.errors():
+        loc = _loc(e["loc"])
+        where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        given = e.get("input")
+        shown = repr(given) if not isinstance(given, dict) else "a mapping"
+        problems.append(f"{where}: {e['msg']} (given: {shown})")
+    return problems
+
+
+def _config_problems(err: ValidationError, prefix: str, model: type[OperatorConfig]) -> list[str]:
+    problems = []
+    for e in err.errors():
+        loc = _loc(e["loc"])
+        where = f"{prefix}.{loc}" if loc else prefix
+        if e["type"] == "extra_forbidden":
+            allowed = ", ".join(model.model_fields) or "none"
+            problems.append(f"{where}: unknown parameter (allowed: {allowed})")
+        else:
+            problems.append(f"{where}: {e['msg']} (given: {e.get('input')!r})")
+    return problems
+
+
+def plan_stages(spec: PipelineSpec) -> tuple[tuple[PlannedStage, ...], list[str]]:
+    """Expand composites and validate operator configs; returns stages and problems."""
+    planned: list[PlannedStage] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, stage in enumerate(spec.stages):
+        where = f"stages[{i}]"
+        try:
+            cls = registry.get(stage.op)
+        except registry.UnknownOperatorError as err:
+            problems.append(f"{where}.op: {err}")
+            continue
+        try:
+            config = cls.Config(**stage.config)
+        except ValidationError as err:
+            problems.extend(_config_problems(err, f"{where}.config", cls.Config))
+            continue
+        base = stage.name or stage.op.replace(".", "_")
+        seen[base] = seen.get(base, 0) + 1
+        name = base if seen[base] == 1 else f"{base}_{seen[base]}"
+        if isinstance(cls, type) and issubclass(cls, Composite):
+            for part in cls.parts(config):
+                planned.append(PlannedStage(f"{name}.{part.suffix}", part.operator, part.config,
+                                            stage.resources, i))
+        else:
+            planned.append(PlannedStage(name, cls, config, stage.resources, i))
+    return tuple(planned), problems
+
+
+def input_columns(spec: PipelineSpec) -> set[str] | None:
+    """Columns the read stage produces, or None when they cannot be known cheaply."""
+    if spec.input.format == "jsonl":
+        return set(CORE_COLUMNS) | {METADATA}
+    try:
+        import pyarrow.parquet as pq
+
+        from jobs.store import filesystem_for
+
+        files = resolve_inputs(spec.input.paths, spec.s3_options())
+        fs, path = filesystem_for(files[0].uri, spec.s3_options())
+        names = set(pq.read_schema(path, filesystem=fs).names)
+    except Exception:  # unknown schema: column checks for input fields are skipped
+        return None
+    mapped = {spec.input.text_field, spec.input.id_field, spec.input.source_field}
+    return set(CORE_COLUMNS) | (names - mapped)
+
+
+def column_problems(stages: tuple[PlannedStage, ...], available: set[str] | None) -> list[str]:
+    """A column read before any stage writes it, named with the YAML entry that reads it."""
+    if available is None:
+        return []
+    problems = []
+    have = set(available)
+    for stage in stages:
+        for column in stage.operator.columns_read(stage.config):
+            if column not in have:
+                problems.append(
+                    f"stages[{stage.yaml_index}]: {stage.name} reads column {column!r}, which no "
+                    f"earlier stage writes (available: {', '.join(sorted(have))})")
+        have |= set(stage.operator.columns_written(stage.config)) - {DROP_REASON}
+    return problems
+
+
+def load_pipeline(path: str, overrides: list[str] | None = None, *, check_io: bool = True) -> Pipeline:
+    """Read, override and validate a pipeline; raise :class:`SpecError` listing every problem."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise SpecError(path, ["file not found"]) from None
+    except yaml.YAMLError as err:
+        raise SpecError(path, [f"not valid YAML: {err}"]) from None
+    if not isinstance(raw, dict):
+        raise SpecError(path, ["expected a mapping with name, input and stages at the top level"])
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        spec = PipelineSpec(**raw)
+    except ValidationError as err:
+        raise SpecError(path, _pydantic_problems(err)) from None
+    spec = _absolute_paths(spec)
+    stages, problems = plan_stages(spec)
+    if not problems:
+        problems += column_problems(stages, input_columns(spec) if check_io else set(CORE_COLUMNS) | {METADATA})
+    if check_io:
+        problems += _io_problems(spec)
+    if problems:
+        raise SpecError(path, problems)
+    return Pipeline(spec, stages)
+
+
+def _absolute_paths(spec: PipelineSpec) -> PipelineSpec:
+    """Resolve local paths against the working directory once, before workers see them."""
+    def fix(p: str) -> str:
+        return p if is_s3(p) else os.path.abspath(os.path.expanduser(p))
+
+    output = spec.output.model_copy(update={"path": fix(spec.output.path)}) if spec.output.path else spec.output
+    return spec.model_copy(update={
+        "store": fix(spec.store),
+        "input": spec.input.model_copy(update={"paths": [fix(p) for p in spec.input.paths]}),
+        "output": output,
+    })
+
+
+def _io_problems(spec: PipelineSpec) -> list[str]:
+    problems = []
+    try:
+        spec.make_store().check()
+    except StoreError as err:
+        problems.append(f"store: {err}")
+    try:
+        if not resolve_inputs(spec.input.paths, spec.s3_options()):
+            problems.append(f"input.paths: no file matches {spec.input.paths}")
+    except Exception as err:  # unreachable bucket, bad credentials, ...
+        problems.append(f"input.paths: cannot list {spec.input.paths}: {err}")
+    return problems
