@@ -59,6 +59,7 @@ class PartWriter:
     def __init__(self, out: FileOutput) -> None:
         self.out = out
         self._open: dict[tuple[str, str], pq.ParquetWriter] = {}
+        self._sinks: dict[tuple[str, str], Any] = {}
         self._rows: Counter[tuple[str, str]] = Counter()
         self._reasons: dict[tuple[str, str], Counter[str]] = {}
 
@@ -83,6 +84,7 @@ class PartWriter:
         if slot not in self._open:
             key = f"{self.out.prefix}/{'rejected/' if kind == 'rejected' else ''}{name}"
             sink = self.out.store.open_output(key)
+            self._sinks[slot] = sink  # ParquetWriter does not close a stream it was handed
             self._open[slot] = pq.ParquetWriter(sink, table.schema, compression="zstd")
             self._reasons[slot] = Counter()
         writer = self._open[slot]
@@ -98,11 +100,13 @@ class PartWriter:
         stats = []
         for (kind, name), writer in self._open.items():
             writer.close()
+            self._sinks[(kind, name)].close()  # on S3 this completes the upload
             key = f"{self.out.prefix}/{'rejected/' if kind == 'rejected' else ''}{name}"
             size = self.out.store.fs.get_file_info(self.out.store.fs_path(key)).size
             stats.append({"kind": kind, "key": key, "rows": self._rows[(kind, name)], "bytes": size,
                           "reasons": json.dumps(dict(self._reasons[(kind, name)]))})
         self._open.clear()
+        self._sinks.clear()
         return stats
 
 
@@ -233,9 +237,12 @@ def _read_partitioned(items: pa.Table, *, store: Store, key: tuple[str, ...], pa
             yield batch.append_column(PARTITION, pa.array(parts, pa.int64()))
 
 
-def _apply_group(table: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, out: FileOutput) -> pa.Table:
+def _apply_group(table: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, key: tuple[str, ...],
+                 out: FileOutput) -> pa.Table:
     partition = table[PARTITION][0].as_py()
-    result = operator(config)(table.drop_columns([PARTITION]))
+    # Shuffle order depends on task timing; sorting makes the output identical run to run.
+    table = table.drop_columns([PARTITION]).sort_by([(k, "ascending") for k in dict.fromkeys((*key, "id"))])
+    result = operator(config)(table)
     writer = out.writer()
     writer.write(f"part-{partition:05d}.parquet", result)
     return _stats_table(writer.close())
@@ -249,7 +256,7 @@ def run_group(operator: type[GroupOperator[Any]], config: Any, keys: list[str], 
     ds = ds.map_batches(_read_partitioned, batch_size=1, batch_format="pyarrow",
                         fn_kwargs=dict(store=store, key=key, partitions=partitions, batch_rows=batch_rows))
     ds = ds.groupby(PARTITION).map_groups(_apply_group, batch_format="pyarrow",
-                                          fn_kwargs=dict(operator=operator, config=config, out=out),
+                                          fn_kwargs=dict(operator=operator, config=config, key=key, out=out),
                                           **_cpu_memory(resources, operator.resources))
     return ds.take_all()
 

@@ -179,7 +179,7 @@ class RunScheduler:
     def _run_read(self, index: int, entry: dict[str, Any], files: list[Any]) -> cp.WaveResult:
         ex = self.spec.execution
         indexes = {f.uri: i for i, f in enumerate(files)}
-        waves = cp.plan_waves([(f.uri, f.size) for f in files], ex.wave_mb << 20)
+        waves = cp.plan_waves([(f.uri, f.size) for f in files], int(ex.wave_mb * 2**20))
 
         def run_wave(w: int, inputs: list[str]) -> list[dict[str, Any]]:
             out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w))
@@ -192,7 +192,7 @@ class RunScheduler:
                  upstream: dict[str, Any], artifact: str | None) -> cp.WaveResult:
         ex = self.spec.execution
         refs = {f["key"]: f for f in upstream["files"]}
-        waves = cp.plan_waves([(k, f["bytes"]) for k, f in refs.items()], ex.wave_mb << 20)
+        waves = cp.plan_waves([(k, f["bytes"]) for k, f in refs.items()], int(ex.wave_mb * 2**20))
 
         def run_wave(w: int, inputs: list[str]) -> list[dict[str, Any]]:
             out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w))

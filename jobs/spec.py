@@ -8,6 +8,7 @@ YAML path (``stages[2].config.threshold``), what was given and what is allowed.
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -76,7 +77,7 @@ class OutputSpec(_Strict):
 
 
 class ExecutionSpec(_Strict):
-    wave_mb: int = Field(1024, gt=0, description="Input bytes per wave of a map stage; a crash costs one wave.")
+    wave_mb: float = Field(1024, gt=0, description="Input MB per wave of a map stage; a crash costs one wave.")
     batch_rows: int = Field(1024, gt=0, description="Rows per batch handed to an operator.")
     part_rows: int = Field(100_000, gt=0, description="Most rows per checkpoint file.")
     group_partition_mb: int = Field(256, gt=0, description="Target size of one group-stage partition.")
@@ -85,6 +86,8 @@ class ExecutionSpec(_Strict):
 
 class PipelineSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="Pipeline name; the default run id.")
+    plugins: list[str] = Field(default_factory=list,
+                               description="Python modules imported before planning; they register custom operators.")
     store: str = Field("./runs", description="Local directory or s3://bucket/prefix for checkpoints.")
     store_options: StoreOptionsSpec = Field(default_factory=StoreOptionsSpec)
     input: InputSpec
@@ -174,10 +177,21 @@ def _config_problems(err: ValidationError, prefix: str, model: type[OperatorConf
     return problems
 
 
+def import_plugins(spec: PipelineSpec) -> list[str]:
+    """Import the spec's plugin modules; returns a problem per module that fails."""
+    problems = []
+    for i, module in enumerate(spec.plugins):
+        try:
+            importlib.import_module(module)
+        except Exception as err:  # any import failure is the user's to fix; say which
+            problems.append(f"plugins[{i}]: cannot import {module!r}: {type(err).__name__}: {err}")
+    return problems
+
+
 def plan_stages(spec: PipelineSpec) -> tuple[tuple[PlannedStage, ...], list[str]]:
-    """Expand composites and validate operator configs; returns stages and problems."""
+    """Import plugins, expand composites and validate operator configs."""
     planned: list[PlannedStage] = []
-    problems: list[str] = []
+    problems: list[str] = import_plugins(spec)
     seen: dict[str, int] = {}
     for i, stage in enumerate(spec.stages):
         where = f"stages[{i}]"

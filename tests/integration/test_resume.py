@@ -1,0 +1,99 @@
+"""Kill the driver (SIGKILL) during a later stage, rerun the same command, compare outputs.
+
+Runs `tamis run` as a subprocess, as a user would, with a slow pass-through stage so the kill
+lands mid-stage after some of its waves committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import REPO, demo_config, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def resume_config(store: Path) -> dict[str, Any]:
+    raw = demo_config(store=str(store), plugins=["tests.support.slow_ops"])
+    raw["stages"] = [
+        {"op": "heuristics"},
+        {"op": "slow_copy", "config": {"seconds_per_batch": 0.4}},
+        {"op": "exact_dedup"},
+        raw["stages"][2],  # the demo's filter
+    ]
+    raw["execution"] = {"wave_mb": 0.05, "part_rows": 40, "batch_rows": 40}
+    return raw
+
+
+def tamis(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "jobs.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def run_json(store: Path, run_id: str) -> dict[str, Any] | None:
+    try:
+        return json.loads((store / "runs" / run_id / "run.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = 300) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text
+    return text
+
+
+def output_table(store: Path, run_id: str) -> pa.Table:
+    out = store / "runs" / run_id / "output"
+    return pa.concat_tables([pq.read_table(p) for p in sorted(out.glob("part-*.parquet"))])
+
+
+def test_driver_killed_mid_stage_resumes_without_recomputing(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    config = write_config(tmp_path / "resume.yaml", resume_config(store))
+
+    proc = tamis("run", str(config), "--run-id", "r1")
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        state = run_json(store, "r1")
+        slow = state and next(s for s in state["stages"] if s["name"] == "slow_copy")
+        if slow and slow["status"] == "running" and slow["waves_done"] >= 2:
+            break
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        time.sleep(0.1)
+    else:
+        pytest.fail("the slow stage never got going")
+    os.kill(proc.pid, signal.SIGKILL)  # the driver only: its local Ray shares its fate
+    proc.wait()
+    killed_at = run_json(store, "r1")
+    waves_before = next(s for s in killed_at["stages"] if s["name"] == "slow_copy")["waves_done"]
+    assert 2 <= waves_before < next(s for s in killed_at["stages"] if s["name"] == "slow_copy")["waves_total"]
+
+    log = finish(tamis("run", str(config), "--run-id", "r1"))
+    state = run_json(store, "r1")
+    status = {s["name"]: s["status"] for s in state["stages"]}
+    assert status["read"] == "cached" and status["heuristics"] == "cached", status
+    assert status["slow_copy"] == "committed"
+    skipped = [e["msg"] for e in state["events"] if e["msg"].startswith("slow_copy: wave") and "skipped" in e["msg"]]
+    assert len(skipped) >= waves_before, state["events"]
+    assert "committed earlier" in log  # the user is told what was reused
+
+    # The same pipeline uninterrupted, in a fresh store, without the sleep.
+    reference_store = tmp_path / "reference"
+    reference = write_config(tmp_path / "reference.yaml", resume_config(reference_store))
+    finish(tamis("run", str(reference), "--run-id", "r1", "--set", "stages.1.config.seconds_per_batch=0"))
+    resumed, uninterrupted = output_table(store, "r1"), output_table(reference_store, "r1")
+    assert resumed.num_rows > 0
+    assert resumed.equals(uninterrupted)

@@ -1,0 +1,377 @@
+"""Unit tests of reading raw records into document tables (operators/io/records.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from operators.base import DROP_REASON
+from operators.io.records import (
+    JSONL_SCHEMA,
+    METADATA,
+    REJECTED_SCHEMA,
+    FieldMapping,
+    derived_id,
+    normalize_table,
+    parse_jsonl_lines,
+)
+
+URI = "/data/in/part-0.jsonl"
+FIELDS = FieldMapping()
+
+
+def parse(*lines: bytes | str, first_line: int = 0,
+          fields: FieldMapping = FIELDS) -> tuple[list[dict], list[dict]]:
+    """Documents and rejected rows of ``lines`` as lists of row dicts."""
+    raw = [line.encode() if isinstance(line, str) else line for line in lines]
+    docs, rejected = parse_jsonl_lines(raw, URI, first_line, fields)
+    assert docs.schema == JSONL_SCHEMA
+    assert rejected.schema == REJECTED_SCHEMA
+    return docs.to_pylist(), rejected.to_pylist()
+
+
+def reject_one(line: bytes | str, fields: FieldMapping = FIELDS) -> dict:
+    """The single rejected row of ``line``, asserting no document came out."""
+    docs, rejected = parse(line, fields=fields)
+    assert docs == []
+    assert len(rejected) == 1
+    return rejected[0]
+
+
+# --- drop reasons ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line", [b'{"text": "a"', b"not json at all", b'{"text": "a"} trailing'])
+def test_malformed_json(line: bytes) -> None:
+    row = reject_one(line)
+    assert row[DROP_REASON] == "read:malformed_json"
+    assert row["raw"] == line
+    assert row["input_uri"] == URI
+    assert row["id"] == derived_id(URI, 0)
+    assert row["text"] is None
+
+
+@pytest.mark.parametrize("line", [b'["text", "a"]', b'"just a string"', b"42", b"null"])
+def test_valid_json_that_is_not_an_object_is_malformed(line: bytes) -> None:
+    row = reject_one(line)
+    assert row[DROP_REASON] == "read:malformed_json"
+    assert row["raw"] == line
+
+
+def test_invalid_utf8_bytes() -> None:
+    line = b'{"text": "caf\xe9"}'  # Latin-1 e-acute: not UTF-8
+    row = reject_one(line)
+    assert row[DROP_REASON] == "read:invalid_utf8"
+    assert row["raw"] == line
+    assert row["id"] == derived_id(URI, 0)
+
+
+def test_lone_surrogate_escape_in_text_is_invalid_utf8() -> None:
+    line = b'{"id": "d1", "text": "broken \\ud800 here", "source": "web"}'
+    row = reject_one(line)
+    assert row[DROP_REASON] == "read:invalid_utf8"
+    assert row["id"] == "d1"
+    assert row["source"] == "web"
+    assert row["text"] is None  # the text cannot be stored as UTF-8 ...
+    assert row["raw"] == line  # ... so the raw bytes keep it
+
+
+def test_surrogate_pair_escape_is_valid_text() -> None:
+    docs, rejected = parse(b'{"text": "smile \\ud83d\\ude00"}')
+    assert rejected == []
+    assert docs[0]["text"] == "smile \U0001F600"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: operators/io/records.py parse_jsonl_lines only checks the text field for lone "
+    "surrogates; one in another field (metadata, id or source) makes pa.table raise "
+    "UnicodeEncodeError and fails the whole batch instead of rejecting the row"))
+@pytest.mark.parametrize("line", [
+    b'{"text": "ok", "title": "bad \\udc80"}',
+    b'{"text": "ok", "id": "\\ud800"}',
+    b'{"text": 5, "source": "\\ud800"}',
+])
+def test_lone_surrogate_escape_outside_text_is_invalid_utf8(line: bytes) -> None:
+    docs, rejected = parse(b'{"text": "fine"}', line)
+    assert [d["text"] for d in docs] == ["fine"]
+    assert [(r[DROP_REASON], r["input_line"], r["raw"]) for r in rejected] == [
+        ("read:invalid_utf8", 1, line)]
+
+
+@pytest.mark.parametrize("line", [b'{"id": "x"}', b'{"text": null, "id": "x"}'])
+def test_missing_text(line: bytes) -> None:
+    row = reject_one(line)
+    assert row[DROP_REASON] == "read:missing_text"
+    assert row["id"] == "x"
+    assert row["raw"] == line
+
+
+@pytest.mark.parametrize("value", ["42", "1.5", "true", '["a"]', '{"a": "b"}'])
+def test_non_string_text(value: str) -> None:
+    line = f'{{"text": {value}}}'.encode()
+    row = reject_one(line)
+    assert row[DROP_REASON] == "read:non_string_text"
+    assert row["text"] is None
+    assert row["raw"] == line
+
+
+@pytest.mark.parametrize("text", ["", " ", "  \t\n  ", "\u00a0\u3000"])
+def test_empty_or_whitespace_only_text(text: str) -> None:
+    row = reject_one(json.dumps({"text": text, "source": "s"}))
+    assert row[DROP_REASON] == "read:empty_text"
+    assert row["text"] == text  # text is storable, so it is kept instead of the raw bytes
+    assert row["raw"] is None
+    assert row["source"] == "s"
+
+
+def test_text_too_large_counts_utf8_bytes_at_the_boundary() -> None:
+    fields = FieldMapping(max_text_bytes=6)
+    at_limit = "\u00e9\u00e9\u00e9"  # 3 characters, 6 UTF-8 bytes
+    over = "\u00e9\u00e9\u00e9a"  # 4 characters, 7 UTF-8 bytes
+    docs, rejected = parse(json.dumps({"text": at_limit}), json.dumps({"text": over}),
+                           fields=fields)
+    assert [d["text"] for d in docs] == [at_limit]
+    assert len(rejected) == 1
+    assert rejected[0][DROP_REASON] == "read:text_too_large"
+    assert rejected[0]["text"] == over
+    assert rejected[0]["raw"] is None
+    assert rejected[0]["input_line"] == 1
+
+
+def test_all_rows_dropped_gives_empty_documents_with_schema() -> None:
+    docs, rejected = parse_jsonl_lines([b"{", b'{"text": ""}'], URI, 0, FIELDS)
+    assert docs.num_rows == 0
+    assert docs.schema == JSONL_SCHEMA
+    assert rejected.num_rows == 2
+
+
+def test_no_lines() -> None:
+    docs, rejected = parse_jsonl_lines([], URI, 0, FIELDS)
+    assert (docs.num_rows, rejected.num_rows) == (0, 0)
+
+
+# --- layout, ids, sources, metadata -------------------------------------------------------
+
+
+def test_blank_lines_are_skipped_without_a_record() -> None:
+    docs, rejected = parse(b"\n", b'{"text": "a"}\n', b"   \r\n", b"", b'{"text": "b"}')
+    assert [d["text"] for d in docs] == ["a", "b"]
+    assert rejected == []
+    # positions still count the blank lines
+    assert [d["id"] for d in docs] == [derived_id(URI, 1), derived_id(URI, 4)]
+
+
+def test_trailing_newlines_are_accepted() -> None:
+    docs, _ = parse(b'{"text": "a"}\n', b'{"text": "b"}\r\n')
+    assert [d["text"] for d in docs] == ["a", "b"]
+
+
+def test_derived_ids_are_stable_and_distinct_per_line() -> None:
+    lines = [b'{"text": "same"}'] * 3
+    first, _ = parse(*lines)
+    again, _ = parse(*lines)
+    ids = [d["id"] for d in first]
+    assert ids == [d["id"] for d in again]
+    assert len(set(ids)) == 3
+    assert ids == [derived_id(URI, n) for n in range(3)]
+    other_file, _ = parse_jsonl_lines(lines, URI + ".2", 0, FIELDS)
+    assert set(other_file["id"].to_pylist()).isdisjoint(ids)
+
+
+def test_derived_ids_follow_the_line_number_with_first_line_offset() -> None:
+    docs, _ = parse(b'{"text": "a"}', b'{"text": "b"}', first_line=100)
+    assert [d["id"] for d in docs] == [derived_id(URI, 100), derived_id(URI, 101)]
+    # the same row parsed in a differently split batch gets the same id
+    alone, _ = parse(b'{"text": "b"}', first_line=101)
+    assert alone[0]["id"] == docs[1]["id"]
+
+
+def test_id_field_is_cast_to_string() -> None:
+    docs, _ = parse(b'{"id": 17, "text": "a"}', b'{"id": "x-1", "text": "b"}',
+                    b'{"id": null, "text": "c"}')
+    assert [d["id"] for d in docs] == ["17", "x-1", derived_id(URI, 2)]
+
+
+def test_custom_id_field_and_no_id_field() -> None:
+    docs, _ = parse(b'{"doc": 9, "id": "ignored", "text": "a"}', fields=FieldMapping(id_field="doc"))
+    assert docs[0]["id"] == "9"
+    assert json.loads(docs[0][METADATA]) == {"id": "ignored"}
+    docs, _ = parse(b'{"id": "kept-as-metadata", "text": "a"}', fields=FieldMapping(id_field=None))
+    assert docs[0]["id"] == derived_id(URI, 0)
+    assert json.loads(docs[0][METADATA]) == {"id": "kept-as-metadata"}
+
+
+def test_source_from_field_constant_or_default() -> None:
+    lines = (b'{"text": "a", "source": "wiki"}', b'{"text": "b"}', b'{"text": "c", "source": 3}')
+    docs, _ = parse(*lines)
+    assert [d["source"] for d in docs] == ["wiki", "unknown", "3"]
+    docs, _ = parse(*lines, fields=FieldMapping(source="books"))
+    assert [d["source"] for d in docs] == ["books"] * 3
+    docs, _ = parse(*lines, fields=FieldMapping(default_source="misc"))
+    assert [d["source"] for d in docs] == ["wiki", "misc", "3"]
+
+
+def test_custom_text_field() -> None:
+    docs, _ = parse(b'{"content": "body", "text": "other"}', fields=FieldMapping(text_field="content"))
+    assert docs[0]["text"] == "body"
+    assert json.loads(docs[0][METADATA]) == {"text": "other"}
+
+
+def test_metadata_holds_the_other_fields_losslessly() -> None:
+    record = {
+        "id": "d1", "text": "hello", "source": "web",
+        "url": "https://example.org/\u00e9", "score": 0.25, "n": 12345678901234567,
+        "tags": ["a", "b"], "nested": {"k": [1, None, True]}, "empty": None,
+    }
+    docs, rejected = parse(json.dumps(record))
+    assert rejected == []
+    (doc,) = docs
+    assert (doc["id"], doc["text"], doc["source"]) == ("d1", "hello", "web")
+    meta = json.loads(doc[METADATA])
+    assert meta == {k: v for k, v in record.items() if k not in ("id", "text", "source")}
+    assert "\u00e9" in doc[METADATA]  # kept as UTF-8, not \u-escaped
+
+
+def test_metadata_is_null_without_other_fields() -> None:
+    docs, _ = parse(b'{"id": "a", "text": "x", "source": "s"}', b'{"text": "y"}')
+    assert [d[METADATA] for d in docs] == [None, None]
+
+
+def test_rejected_rows_carry_provenance() -> None:
+    lines = [b'{"text": "ok"}', b"{bad", b"", b'{"text": 1}', b'{"text": "   "}']
+    docs, rejected = parse(*lines, first_line=40)
+    assert [d["text"] for d in docs] == ["ok"]
+    assert [(r[DROP_REASON], r["input_line"]) for r in rejected] == [
+        ("read:malformed_json", 41), ("read:non_string_text", 43), ("read:empty_text", 44)]
+    assert {r["input_uri"] for r in rejected} == {URI}
+    assert rejected[0]["raw"] == b"{bad"
+    assert rejected[1]["raw"] == b'{"text": 1}'
+
+
+# --- normalize_table (columnar input) ---------------------------------------------------------
+
+
+def normalize(table: pa.Table, first_row: int = 0,
+              fields: FieldMapping = FIELDS) -> tuple[pa.Table, pa.Table]:
+    docs, rejected = normalize_table(table, URI, first_row, fields)
+    assert rejected.schema == REJECTED_SCHEMA
+    return docs, rejected
+
+
+def test_normalize_passes_extra_columns_through() -> None:
+    table = pa.table({
+        "id": ["a", "b"], "text": ["x", "y"], "source": ["s1", "s2"],
+        "lang": ["en", "de"], "score": pa.array([0.5, 0.25], pa.float32()),
+    })
+    docs, rejected = normalize(table)
+    assert rejected.num_rows == 0
+    assert docs.column_names == ["id", "text", "source", "lang", "score"]
+    assert docs["score"].type == pa.float32()
+    assert docs.to_pydict() == table.to_pydict()
+
+
+def test_normalize_binary_text_with_invalid_utf8_row() -> None:
+    table = pa.table({
+        "text": pa.array([b"good", b"bad \xff\xfe", None, b" \t "], pa.binary()),
+        "n": [1, 2, 3, 4],
+    })
+    docs, rejected = normalize(table, first_row=10)
+    assert docs["text"].type == pa.string()
+    assert docs.to_pydict() == {"id": [derived_id(URI, 10)], "text": ["good"],
+                                "source": ["unknown"], "n": [1]}
+    assert rejected[DROP_REASON].to_pylist() == [
+        "read:invalid_utf8", "read:missing_text", "read:empty_text"]
+    assert rejected["input_line"].to_pylist() == [11, 12, 13]
+    assert rejected["id"].to_pylist() == [derived_id(URI, n) for n in (11, 12, 13)]
+    assert set(rejected["input_uri"].to_pylist()) == {URI}
+
+
+def test_normalize_large_string_and_large_binary_text() -> None:
+    for type_ in (pa.large_string(), pa.large_binary()):
+        raw = ["a", "b"] if type_ == pa.large_string() else [b"a", b"b"]
+        docs, rejected = normalize(pa.table({"text": pa.array(raw, type_)}))
+        assert docs["text"].to_pylist() == ["a", "b"]
+        assert rejected.num_rows == 0
+
+
+def test_normalize_non_string_text_column() -> None:
+    docs, rejected = normalize(pa.table({"id": [1, 2], "text": pa.array([7, None], pa.int64())}))
+    assert docs.num_rows == 0
+    assert rejected[DROP_REASON].to_pylist() == ["read:non_string_text", "read:missing_text"]
+    assert rejected["id"].to_pylist() == ["1", "2"]
+
+
+def test_normalize_missing_text_column() -> None:
+    docs, rejected = normalize(pa.table({"body": ["x", "y"]}), first_row=5)
+    assert docs.num_rows == 0
+    assert rejected[DROP_REASON].to_pylist() == ["read:missing_text"] * 2
+    assert rejected["input_line"].to_pylist() == [5, 6]
+
+
+def test_normalize_null_empty_and_too_large_text() -> None:
+    table = pa.table({"text": ["ok", None, "", "   ", "\u00e9\u00e9\u00e9", "\u00e9\u00e9\u00e9a"]})
+    docs, rejected = normalize(table, fields=FieldMapping(max_text_bytes=6))
+    assert docs["text"].to_pylist() == ["ok", "\u00e9\u00e9\u00e9"]
+    assert rejected[DROP_REASON].to_pylist() == [
+        "read:missing_text", "read:empty_text", "read:empty_text", "read:text_too_large"]
+    assert rejected["text"].to_pylist() == [None, "", "   ", "\u00e9\u00e9\u00e9a"]
+
+
+def test_normalize_ids_derived_when_column_absent_or_null() -> None:
+    docs, _ = normalize(pa.table({"text": ["a", "b"]}), first_row=3)
+    assert docs["id"].to_pylist() == [derived_id(URI, 3), derived_id(URI, 4)]
+    docs, _ = normalize(pa.table({"id": pa.array([10, None], pa.int64()), "text": ["a", "b"]}),
+                        first_row=3)
+    assert docs["id"].to_pylist() == ["10", derived_id(URI, 4)]
+    assert docs["id"].type == pa.string()
+
+
+def test_normalize_ids_match_jsonl_derivation() -> None:
+    """A row without an id gets the same id whichever reader produced it."""
+    docs, _ = normalize(pa.table({"text": ["a"]}), first_row=7)
+    jsonl, _ = parse(b'{"text": "a"}', first_line=7)
+    assert docs["id"].to_pylist() == [jsonl[0]["id"]]
+
+
+def test_normalize_source_field_constant_and_default() -> None:
+    table = pa.table({"text": ["a", "b"], "source": ["wiki", None]})
+    docs, _ = normalize(table)
+    assert docs["source"].to_pylist() == ["wiki", "unknown"]
+    docs, _ = normalize(table, fields=FieldMapping(source="books"))
+    assert docs["source"].to_pylist() == ["books", "books"]
+    docs, _ = normalize(pa.table({"text": ["a"]}), fields=FieldMapping(default_source="misc"))
+    assert docs["source"].to_pylist() == ["misc"]
+
+
+def test_normalize_custom_field_names() -> None:
+    table = pa.table({"doc_id": [5], "body": ["x"], "origin": ["o"], "extra": [True]})
+    fields = FieldMapping(text_field="body", id_field="doc_id", source_field="origin")
+    docs, rejected = normalize(table, fields=fields)
+    assert rejected.num_rows == 0
+    assert docs.to_pydict() == {"id": ["5"], "text": ["x"], "source": ["o"], "extra": [True]}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: operators/io/records.py _checked_text builds its invalid mask with pa.array(bad) / "
+    "pa.array([False] * len(column)), which is null-typed for a 0-row batch, so pc.case_when "
+    "raises ArrowTypeError on an empty string or binary text column"))
+@pytest.mark.parametrize("type_", [pa.string(), pa.large_string(), pa.binary()])
+def test_normalize_empty_table(type_: pa.DataType) -> None:
+    docs, rejected = normalize(pa.table({"text": pa.array([], type_)}))
+    assert (docs.num_rows, rejected.num_rows) == (0, 0)
+    assert docs.column_names == ["id", "text", "source"]
+
+
+def test_normalize_empty_table_without_text_column() -> None:
+    docs, rejected = normalize(pa.table({"x": pa.array([], pa.int64())}))
+    assert (docs.num_rows, rejected.num_rows) == (0, 0)
+    assert docs.column_names == ["id", "text", "source", "x"]
+
+
+def test_normalize_all_rows_dropped() -> None:
+    docs, rejected = normalize(pa.table({"text": pa.array([None, ""], pa.string()), "k": [1, 2]}))
+    assert docs.num_rows == 0
+    assert docs.column_names == ["id", "text", "source", "k"]
+    assert rejected[DROP_REASON].to_pylist() == ["read:missing_text", "read:empty_text"]
