@@ -112,9 +112,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except RunLockedError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
-    except Exception as err:  # the stage error is in run.json; show where
-        print(f"error: run {run_id} failed: {err}\nsee `tamis status {run_id} --store "
-              f"{pipeline.spec.store}`", file=sys.stderr)
+    except Exception as err:  # the full traceback is in run.json; show its last line and where
+        last = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+        print(f"error: run {run_id} failed: {last}\nthe stage's traceback: `tamis status {run_id} "
+              f"--store {pipeline.spec.store}`", file=sys.stderr)
         return 1
     finally:
         ray.kill(actor)

@@ -37,3 +37,21 @@ class SlowCopy(MapOperator[SlowCopyConfig]):
             open(os.path.join(self.config.pid_dir, str(os.getpid())), "w").close()
         time.sleep(self.config.seconds_per_batch)
         return batch
+
+
+class ExplodeConfig(OperatorConfig):
+    message: str = Field("planted failure", description="The error message to raise.")
+
+
+@register("explode")
+class Explode(MapOperator[ExplodeConfig]):
+    """Raises on every batch (for failure-reporting tests only).
+
+    Reads: nothing. Writes: nothing.
+    """
+
+    version = 1
+    Config = ExplodeConfig
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        raise RuntimeError(self.config.message)
