@@ -103,6 +103,7 @@ def merge(results: list[WaveResult]) -> WaveResult:
         total.dropped.update(r.dropped)
         total.rows_in += r.rows_in
         total.seconds += r.seconds
+        total.artifact = r.artifact or total.artifact
     return total
 
 

@@ -177,6 +177,9 @@ def _config_problems(err: ValidationError, prefix: str, model: type[OperatorConf
     return problems
 
 
+RESERVED_STAGE_NAMES = ("read", "write")
+
+
 def import_plugins(spec: PipelineSpec) -> list[str]:
     """Import the spec's plugin modules; returns a problem per module that fails."""
     problems = []
@@ -206,8 +209,15 @@ def plan_stages(spec: PipelineSpec) -> tuple[tuple[PlannedStage, ...], list[str]
             problems.extend(_config_problems(err, f"{where}.config", cls.Config))
             continue
         base = stage.name or stage.op.replace(".", "_")
-        seen[base] = seen.get(base, 0) + 1
-        name = base if seen[base] == 1 else f"{base}_{seen[base]}"
+        if base in RESERVED_STAGE_NAMES:
+            problems.append(f"{where}.name: {base!r} is reserved for the pipeline's own stages; "
+                            f"give the stage another name")
+            continue
+        name, n = base, 1
+        while name in seen:
+            n += 1
+            name = f"{base}_{n}"
+        seen[name] = i
         if isinstance(cls, type) and issubclass(cls, Composite):
             for part in cls.parts(config):
                 planned.append(PlannedStage(f"{name}.{part.suffix}", part.operator, part.config,
@@ -270,7 +280,8 @@ def load_pipeline(path: str, overrides: list[str] | None = None, *, check_io: bo
     spec = _absolute_paths(spec)
     stages, problems = plan_stages(spec)
     if not problems:
-        problems += column_problems(stages, input_columns(spec) if check_io else set(CORE_COLUMNS) | {METADATA})
+        known = input_columns(spec) if check_io or spec.input.format == "jsonl" else None
+        problems += column_problems(stages, known)
     if check_io:
         problems += _io_problems(spec)
     if problems:

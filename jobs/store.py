@@ -77,6 +77,17 @@ def filesystem_for(uri: str, options: S3Options) -> tuple[pafs.FileSystem, str]:
     return pafs.S3FileSystem(**kwargs), uri[len("s3://"):]
 
 
+def s3_client(options: S3Options, **config: Any) -> Any:
+    """A boto3 S3 client for ``options`` with a botocore ``Config(**config)``."""
+    import boto3
+    from botocore.config import Config
+
+    opts = options.resolved()
+    return boto3.client("s3", endpoint_url=opts.endpoint_url, region_name=opts.region,
+                        aws_access_key_id=opts.access_key_id, aws_secret_access_key=opts.secret_access_key,
+                        aws_session_token=opts.session_token, config=Config(**config))
+
+
 @dataclass
 class Store:
     """The run store rooted at ``uri``: keys are ``/``-separated paths below it."""
@@ -127,16 +138,7 @@ class Store:
     @property
     def _boto(self) -> Any:
         if "boto" not in self._clients:
-            import boto3
-            from botocore.config import Config
-
-            opts = self.options.resolved()
-            self._clients["boto"] = boto3.client(
-                "s3", endpoint_url=opts.endpoint_url, region_name=opts.region,
-                aws_access_key_id=opts.access_key_id, aws_secret_access_key=opts.secret_access_key,
-                aws_session_token=opts.session_token,
-                config=Config(retries={"mode": "standard", "max_attempts": 10}),
-            )
+            self._clients["boto"] = s3_client(self.options, retries={"mode": "standard", "max_attempts": 10})
         return self._clients["boto"]
 
     # -- small JSON objects -----------------------------------------------------------
@@ -224,15 +226,18 @@ class Store:
         """Raise :class:`StoreError` unless the store can be written."""
         if self.s3:
             bucket, _ = split_s3(self.uri)
+            # its own client: fail in seconds, not after the run's patient retry policy
+            probe_client = s3_client(self.options, retries={"mode": "standard", "max_attempts": 2},
+                                     connect_timeout=5, read_timeout=10)
             try:
-                self._boto.head_bucket(Bucket=bucket)
+                probe_client.head_bucket(Bucket=bucket)
             except Exception as err:  # any failure means unreachable; say which
                 raise StoreError(f"store {self.uri} is not reachable: {err}") from err
             return
         probe = self.uri
         while not os.path.exists(probe):
             probe = os.path.dirname(probe)
-        if not os.access(probe, os.W_OK):
+        if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
             raise StoreError(f"store {self.uri} is not writable (checked {probe})")
 
 
@@ -263,11 +268,18 @@ def resolve_inputs(patterns: list[str], options: S3Options) -> list[InputFile]:
         else:
             infos = []
         for i in infos:
-            if i.type != pafs.FileType.File or not fnmatch.fnmatchcase(i.path, path):
+            if i.type != pafs.FileType.File or not _glob_match(i.path, path):
                 continue
             uri = f"s3://{i.path}" if is_s3(pattern) else i.path
             found[uri] = InputFile(uri, int(i.size or 0), _version(fs, i, is_s3(pattern)))
     return [found[k] for k in sorted(found)]
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    """Shell-style match where ``*`` never crosses a ``/`` (fnmatch's does)."""
+    parts, pattern_parts = path.split("/"), pattern.split("/")
+    return len(parts) == len(pattern_parts) and all(
+        fnmatch.fnmatchcase(p, q) for p, q in zip(parts, pattern_parts))
 
 
 def _glob_base(path: str) -> str:

@@ -36,7 +36,8 @@ def normalize_text(text: pa.Array | pa.ChunkedArray) -> pa.Array:
     """NFKC, lowercase, whitespace runs collapsed to one space, ends stripped."""
     text = pc.utf8_normalize(text, form="NFKC")
     text = pc.utf8_lower(text)
-    text = pc.replace_substring_regex(text, pattern=r"\s+", replacement=" ")
+    # RE2's \s is ASCII-only; \p{Z} adds Unicode spaces and separators (U+2028, U+3000, ...).
+    text = pc.replace_substring_regex(text, pattern=r"[\s\x{0b}\x{85}\p{Z}]+", replacement=" ")
     return pc.utf8_trim_whitespace(text)
 
 
@@ -49,7 +50,7 @@ class ExactHash(MapOperator[ExactDedupConfig]):
     so groups never span sources.
     """
 
-    version = 1
+    version = 2  # 2: Unicode whitespace collapsed too
     Config = ExactDedupConfig
     reads = ("text", "source")
     writes = (HASH,)
@@ -72,6 +73,7 @@ class ExactKeep(GroupOperator[ExactDedupConfig]):
 
     Reads: id, dedup_exact_hash. Writes: dedup_exact_keep (bool), dedup_exact_count (int64,
     the group's size). Receives complete groups; vectorized with a sort by (hash, id).
+    Deterministic: the keeper depends only on the ids, never on row order.
     """
 
     version = 1

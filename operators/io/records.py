@@ -100,6 +100,8 @@ def parse_jsonl_lines(lines: Sequence[bytes], uri: str, first_line: int,
         line_no = first_line + offset
         if not raw.strip():
             continue
+        if line_no == 0 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # a UTF-8 byte-order mark starts the file, not the record
         try:
             decoded = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -115,6 +117,9 @@ def parse_jsonl_lines(lines: Sequence[bytes], uri: str, first_line: int,
             continue
         doc_id = _record_id(record, fields, uri, line_no)
         source = _record_source(record, fields)
+        if not _utf8_ok(doc_id, source):  # lone surrogates from \ud800-style escapes
+            rejects.add("invalid_utf8", line_no, id_=derived_id(uri, line_no), raw=bytes(raw))
+            continue
         text = record.get(fields.text_field)
         reason = _text_problem(text, fields)
         if reason is not None:
@@ -124,11 +129,24 @@ def parse_jsonl_lines(lines: Sequence[bytes], uri: str, first_line: int,
             continue
         rest = {k: v for k, v in record.items()
                 if k not in (fields.text_field, fields.id_field, fields.source_field)}
+        meta = json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else None
+        if meta is not None and not _utf8_ok(meta):
+            rejects.add("invalid_utf8", line_no, id_=doc_id, source=source, raw=bytes(raw))
+            continue
         docs["id"].append(doc_id)
         docs["text"].append(text)
         docs["source"].append(source)
-        docs[METADATA].append(json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else None)
+        docs[METADATA].append(meta)
     return pa.table(docs, schema=JSONL_SCHEMA), rejects.table()
+
+
+def _utf8_ok(*values: str) -> bool:
+    try:
+        for value in values:
+            value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _record_id(record: dict, fields: FieldMapping, uri: str, line_no: int) -> str:
@@ -203,9 +221,9 @@ def _checked_text(column: pa.ChunkedArray, fields: FieldMapping) -> tuple[pa.Arr
                 decoded.append(None)
                 bad.append(True)
         text = pa.array(decoded, pa.string())
-        invalid = pa.array(bad)
+        invalid = pa.array(bad, pa.bool_())
     elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        text, invalid = column.cast(pa.string()), pa.array([False] * len(column))
+        text, invalid = column.cast(pa.string()), pa.array([False] * len(column), pa.bool_())
     else:
         n = len(column)
         reason = pa.array(["read:non_string_text"] * n, pa.string())

@@ -76,10 +76,6 @@ def test_normalize_keeps_nulls() -> None:
     assert normalize_text(pa.array([None, "A"], pa.string())).to_pylist() == [None, "a"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: operators/dedup/exact.py normalize_text collapses whitespace with RE2 '\\s', which is "
-    "ASCII [\\t\\n\\f\\r ] only: vertical tab, NEL (U+0085), U+1680, LINE/PARAGRAPH SEPARATOR "
-    "(U+2028/9) survive NFKC and are not collapsed, so copies differing only in them are missed"))
 @pytest.mark.parametrize("space", ["\x0b", "\x85", "\u1680", "\u2028", "\u2029"])
 def test_normalize_collapses_unicode_whitespace(space: str) -> None:
     assert normalized(f"a{space}b") == ["a b"]

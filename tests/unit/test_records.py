@@ -84,10 +84,6 @@ def test_surrogate_pair_escape_is_valid_text() -> None:
     assert docs[0]["text"] == "smile \U0001F600"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: operators/io/records.py parse_jsonl_lines only checks the text field for lone "
-    "surrogates; one in another field (metadata, id or source) makes pa.table raise "
-    "UnicodeEncodeError and fails the whole batch instead of rejecting the row"))
 @pytest.mark.parametrize("line", [
     b'{"text": "ok", "title": "bad \\udc80"}',
     b'{"text": "ok", "id": "\\ud800"}',
@@ -353,10 +349,6 @@ def test_normalize_custom_field_names() -> None:
     assert docs.to_pydict() == {"id": ["5"], "text": ["x"], "source": ["o"], "extra": [True]}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: operators/io/records.py _checked_text builds its invalid mask with pa.array(bad) / "
-    "pa.array([False] * len(column)), which is null-typed for a 0-row batch, so pc.case_when "
-    "raises ArrowTypeError on an empty string or binary text column"))
 @pytest.mark.parametrize("type_", [pa.string(), pa.large_string(), pa.binary()])
 def test_normalize_empty_table(type_: pa.DataType) -> None:
     docs, rejected = normalize(pa.table({"text": pa.array([], type_)}))
@@ -375,3 +367,9 @@ def test_normalize_all_rows_dropped() -> None:
     assert docs.num_rows == 0
     assert docs.column_names == ["id", "text", "source", "k"]
     assert rejected[DROP_REASON].to_pylist() == ["read:missing_text", "read:empty_text"]
+
+
+def test_byte_order_mark_on_the_first_line_is_not_part_of_the_record() -> None:
+    lines = [b'\xef\xbb\xbf{"id": "a", "text": "first"}\n', b'{"id": "b", "text": "second"}\n']
+    docs, rejected = parse_jsonl_lines(lines, "file.jsonl", 0, FIELDS)
+    assert docs["id"].to_pylist() == ["a", "b"] and rejected.num_rows == 0

@@ -91,9 +91,6 @@ def test_duplicate_stage_names_get_suffixes(tmp_path: Path, inputs: str) -> None
     assert names == ["filter", "filter_2", "heuristics", "filter_3", "mine", "mine_2"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: jobs/spec.py plan_stages suffixes repeats with a per-base counter only, so a stage "
-    "explicitly named 'filter_2' and the second unnamed 'filter' both get 'filter_2'"))
 def test_stage_names_are_unique_even_with_an_explicit_suffix_name(tmp_path: Path, inputs: str) -> None:
     rule = {"op": "filter", "config": {"expr": "text != ''"}}
     path = write(tmp_path, config(tmp_path, inputs, [rule, {**rule, "name": "filter_2"}, rule]))
@@ -242,10 +239,6 @@ def test_unwritable_local_store(tmp_path: Path, inputs: str) -> None:
         locked.chmod(0o700)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: jobs/store.py Store.check walks up to the first existing path and only tests "
-    "os.access(W_OK); when that path is a regular file the store passes validation and the "
-    "run fails later in os.makedirs with NotADirectoryError"))
 def test_store_under_a_regular_file_is_reported(tmp_path: Path, inputs: str) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
@@ -254,10 +247,6 @@ def test_store_under_a_regular_file_is_reported(tmp_path: Path, inputs: str) -> 
     assert message.startswith("store:") and str(blocker) in message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: jobs/store.py Store.check probes S3 with the shared boto client (standard retries, "
-    "max_attempts=10, default 60 s connect timeout): a refused endpoint takes ~35 s to report "
-    "and a black-holed one minutes, instead of failing fast at validation"))
 def test_unreachable_s3_store_fails_fast(tmp_path: Path, inputs: str,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -322,10 +311,6 @@ def test_parquet_passthrough_columns_are_available(tmp_path: Path, parquet_input
     assert message.startswith("stages[0]:") and "'country'" in message and "lang" in message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: jobs/spec.py load_pipeline checks columns against the JSONL columns when "
-    "check_io=False, even for parquet input, so a filter on a parquet pass-through column "
-    "is rejected (the schema is unknown without I/O: the check should be skipped)"))
 def test_parquet_passthrough_columns_without_io_checks(tmp_path: Path, parquet_inputs: str) -> None:
     raw = config(tmp_path, parquet_inputs, [{"op": "filter", "config": {"expr": "lang == 'en'"}}])
     raw["input"]["format"] = "parquet"
@@ -381,3 +366,8 @@ def test_overrides_apply_before_validation(tmp_path: Path, inputs: str) -> None:
     assert message.startswith("stages[0].config.scope:") and "'everything'" in message
     with pytest.raises(SpecError, match="not an index"):
         load_pipeline(path, ["stages.3.config.scope=global"], check_io=False)
+
+
+def test_reserved_stage_names_are_refused(tmp_path: Path, inputs: str) -> None:
+    path = write(tmp_path, config(tmp_path, inputs, [{"op": "heuristics", "name": "read"}]))
+    assert "stages[0].name" in only(path) and "reserved" in only(path)

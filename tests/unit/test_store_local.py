@@ -202,10 +202,6 @@ def test_resolve_inputs_relative_pattern(tmp_path: Path, monkeypatch: pytest.Mon
         str(tmp_path / "data" / "a.jsonl")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: jobs/store.py resolve_inputs lists recursively and matches with fnmatch.fnmatchcase, "
-    "whose '*' also matches '/', so 'in/*.jsonl' picks up in/sub/b.jsonl (glob '*' must stay "
-    "within one path component)"))
 def test_resolve_inputs_star_does_not_cross_directories(tmp_path: Path) -> None:
     touch(tmp_path / "in" / "a.jsonl")
     touch(tmp_path / "in" / "sub" / "b.jsonl")
