@@ -1,4 +1,4 @@
-"""Test-only operators, loaded through a pipeline's ``plugins:`` list.
+"""Test-only operators (slow, failing, fit + artifact consumer), loaded through ``plugins:``.
 
 ``slow_copy`` passes rows through unchanged after sleeping, so fault tests have a window in
 which to kill a worker or the driver mid-stage. It also records the pid of the process that
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 
 import pyarrow as pa
 from pydantic import Field
 
-from operators.base import MapOperator, OperatorConfig
+from operators.base import FitOperator, MapOperator, OperatorConfig
 from operators.registry import register
 
 
@@ -55,3 +56,45 @@ class Explode(MapOperator[ExplodeConfig]):
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         raise RuntimeError(self.config.message)
+
+
+class WordTotalsConfig(OperatorConfig):
+    pass
+
+
+@register("test_word_totals")
+class WordTotals(FitOperator[WordTotalsConfig]):
+    """Fits the number of documents and words per source (a test fit operator).
+
+    Reads: source, quality_word_count. Artifact: source, docs, words.
+    """
+
+    version = 1
+    Config = WordTotalsConfig
+    reads = ("source", "quality_word_count")
+
+    def fit(self, batches: Iterator[pa.Table]) -> pa.Table:
+        tables = [b.select(["source", "quality_word_count"]) for b in batches]
+        table = pa.concat_tables(tables)
+        grouped = table.group_by("source").aggregate([("quality_word_count", "sum"), ("source", "count")])
+        return grouped.rename_columns({"quality_word_count_sum": "words", "source_count": "docs"}).select(
+            ["source", "docs", "words"]).sort_by("source")
+
+
+@register("test_word_share")
+class WordShare(MapOperator[WordTotalsConfig]):
+    """Share of its source's words each document holds, from the upstream fit's artifact.
+
+    Reads: source, quality_word_count. Writes: test_word_share.
+    """
+
+    version = 1
+    Config = WordTotalsConfig
+    reads = ("source", "quality_word_count")
+    writes = ("test_word_share",)
+    uses_artifact = True
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        totals = dict(zip(self.artifact["source"].to_pylist(), self.artifact["words"].to_pylist()))
+        shares = [w / totals[s] for s, w in zip(batch["source"].to_pylist(), batch["quality_word_count"].to_pylist())]
+        return batch.append_column("test_word_share", pa.array(shares, pa.float64()))

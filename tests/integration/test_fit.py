@@ -1,0 +1,36 @@
+"""A fit stage: documents pass through, its artifact reaches the operator that uses it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import demo_config
+from tests.integration.conftest import read_output, run_config
+
+pytestmark = pytest.mark.integration
+
+
+def test_fit_artifact_feeds_a_later_map(ray_local: None, tmp_path: Path) -> None:
+    raw = demo_config(store=str(tmp_path / "store"), plugins=["tests.support.slow_ops"])
+    raw["stages"] = [{"op": "heuristics"}, {"op": "test_word_totals"}, {"op": "test_word_share"}]
+    pipeline, state = run_config(tmp_path, raw, run_id="fit")
+    fit = next(s for s in state["stages"] if s["name"] == "test_word_totals")
+    assert fit["rows_in"] == fit["rows_out"] == state["stages"][0]["rows_out"]
+
+    output = read_output(pipeline, state)
+    words: dict[str, int] = defaultdict(int)
+    for source, count in zip(output["source"].to_pylist(), output["quality_word_count"].to_pylist()):
+        words[source] += count
+    for source, count, share in zip(output["source"].to_pylist(), output["quality_word_count"].to_pylist(),
+                                    output["test_word_share"].to_pylist()):
+        assert share == pytest.approx(count / words[source])
+
+    store = pipeline.spec.make_store()
+    artifacts = [k for k in store.list("stages") if k.endswith("artifact.parquet")]
+    assert len(artifacts) == 1
+    artifact = pq.read_table(store.fs_path(artifacts[0]))
+    assert dict(zip(artifact["source"].to_pylist(), artifact["words"].to_pylist())) == dict(words)
