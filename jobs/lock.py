@@ -5,7 +5,9 @@ conditional put, so of two drivers racing for generation ``n`` exactly one wins.
 rewrites its lock every ``ttl/4`` seconds and marks it released when done. A newer driver
 may take over (by creating generation ``n+1``) only when the current lock is released, its
 heartbeat is older than ``ttl``, or its owner process is gone from this very host (a
-SIGKILLed local run can be resumed at once instead of after ``ttl``).
+SIGKILLed local run can be resumed at once instead of after ``ttl``). When the holder's
+driver is gone from this host but its scheduler is still exiting (a local Ray tears down
+a moment after its driver dies), the new driver waits up to ``ttl`` for it to go.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ def _pid_alive(pid: int) -> bool:
 class RunLock:
     """Acquire with :meth:`acquire`; heartbeats run on a daemon thread until :meth:`release`."""
 
-    def __init__(self, store: Store, run_id: str, ttl_s: float) -> None:
+    def __init__(self, store: Store, run_id: str, ttl_s: float,
+                 driver: tuple[str, int] | None = None) -> None:
         self.store, self.run_id, self.ttl_s = store, run_id, ttl_s
+        self.driver = driver or (socket.gethostname(), os.getpid())
         self.owner = uuid.uuid4().hex
         self.key: str | None = None
         self._stop = threading.Event()
@@ -53,6 +57,7 @@ class RunLock:
 
     def _body(self, released: bool = False) -> dict[str, Any]:
         return {"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
+                "driver_host": self.driver[0], "driver_pid": self.driver[1],
                 "heartbeat": time.time(), "released": released}
 
     def _stale(self, lock: dict[str, Any]) -> str | None:
@@ -66,6 +71,13 @@ class RunLock:
             return f"its heartbeat is {age:.0f}s old (ttl {self.ttl_s:.0f}s)"
         return None
 
+    @staticmethod
+    def _orphaned(lock: dict[str, Any]) -> bool:
+        """The holder runs here and the driver that started it is gone from here."""
+        here = socket.gethostname()
+        return (lock.get("host") == here and lock.get("driver_host") == here
+                and not _pid_alive(int(lock.get("driver_pid", -1))))
+
     def acquire(self) -> None:
         """Take the lock or raise :class:`RunLockedError` naming the holder."""
         keys = [k for k in self.store.list(self.prefix) if k.endswith(".json")]
@@ -75,6 +87,13 @@ class RunLock:
             generation = int(current.rsplit("/", 1)[-1].split(".")[0])
             lock = self.store.read_json(current) or {}
             why = self._stale(lock)
+            if why is None and self._orphaned(lock):
+                log.info("run %s: waiting for the scheduler of a dead driver (pid %s) to exit",
+                         self.run_id, lock.get("pid"))
+                deadline = time.time() + self.ttl_s
+                while why is None and time.time() < deadline:
+                    time.sleep(0.5)
+                    why = self._stale(self.store.read_json(current) or {})
             if why is None:
                 age = time.time() - float(lock.get("heartbeat", 0))
                 raise RunLockedError(

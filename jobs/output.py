@@ -38,8 +38,12 @@ def write_output(sched: "RunScheduler", last: dict[str, Any], started: float) ->
     if existing is not None and existing.get("fingerprint") == fp:
         sched._event(f"output: {uri} is up to date (fingerprint {fp}), skipped")
         return _summary(uri, existing)
-    for key in out_store.list(""):  # stale shards of an earlier config, and the old manifest
-        out_store.delete_prefix(key)
+    # Remove only what tamis wrote there (old shards, the old manifest, manifest first so no
+    # reader trusts half-deleted shards); output.path may hold other files of the user's.
+    out_store.delete_prefix(MANIFEST)
+    for key in out_store.list(""):
+        if "/" not in key and key.startswith("part-"):
+            out_store.delete_prefix(key)
     t0 = time.time()
     sizes = [(f["key"], f["bytes"]) for f in last["files"]]
     shards = cp.plan_waves(sizes, spec.output.target_shard_mb << 20)

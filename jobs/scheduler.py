@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
+import socket
 import threading
 import time
 import traceback
@@ -40,8 +42,8 @@ def run_json_key(run_id: str) -> str:
 class RunScheduler:
     """Runs one pipeline under one run id, writing its state to ``runs/<id>/run.json``."""
 
-    def __init__(self, spec: PipelineSpec, run_id: str) -> None:
-        self.spec, self.run_id = spec, run_id
+    def __init__(self, spec: PipelineSpec, run_id: str, driver: tuple[str, int] | None = None) -> None:
+        self.spec, self.run_id, self.driver = spec, run_id, driver
         self.store: Store = spec.make_store()
         self.stages, problems = plan_stages(spec)
         if problems:  # the CLI validated already; this guards programmatic use
@@ -73,7 +75,7 @@ class RunScheduler:
     # -- the run ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Run or resume the pipeline; returns the final state. Raises on failure."""
-        lock = RunLock(self.store, self.run_id, self.spec.execution.lock_ttl_s)
+        lock = RunLock(self.store, self.run_id, self.spec.execution.lock_ttl_s, self.driver)
         lock.acquire()
         started = time.time()
         previous = self.store.read_json(run_json_key(self.run_id)) or {}
@@ -238,4 +240,4 @@ def start_actor(spec: PipelineSpec, run_id: str) -> Any:
 
     actor_cls = ray.remote(num_cpus=0, max_concurrency=4, max_restarts=0)(RunScheduler)
     return actor_cls.options(name=actor_name(run_id), namespace=ACTOR_NAMESPACE, lifetime="detached",
-                             get_if_exists=False).remote(spec, run_id)
+                             get_if_exists=False).remote(spec, run_id, (socket.gethostname(), os.getpid()))

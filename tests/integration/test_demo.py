@@ -83,3 +83,17 @@ def test_downstream_change_recomputes_only_downstream(demo_run: dict[str, Any]) 
                       "heuristics": "cached", "filter": "committed"}
     assert state["output"]["rows"] < demo_run["state"]["output"]["rows"]
     assert min(read_output(pipeline, state)["quality_word_count"].to_pylist()) >= 1000
+
+
+def test_output_path_rewrite_keeps_foreign_files(demo_run: dict[str, Any]) -> None:
+    tmp = demo_run["tmp"]
+    out = tmp / "curated"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    raw = demo_config(store=str(tmp / "store"), output={"path": str(out), "target_shard_mb": 1})
+    run_config(tmp, raw, run_id="demo")
+    raw["output"]["format"] = "jsonl"  # a new output fingerprint: shards are rewritten
+    _, state = run_config(tmp, raw, run_id="demo")
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == ["_MANIFEST.json", "notes.txt", "part-00000.jsonl.gz"]
+    assert state["output"]["rows"] == demo_run["state"]["output"]["rows"]

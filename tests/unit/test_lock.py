@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,3 +161,26 @@ def test_losing_the_race_for_a_generation_is_refused(store: Store, locks: list[R
         lock.acquire()
     assert lock.key is None
     assert store.read_json(lock_key(1))["owner"] == "someone-else"
+
+
+def test_orphaned_scheduler_is_waited_for_then_taken_over(store: Store, locks: list[RunLock]) -> None:
+    """A SIGKILLed local driver: its scheduler outlives it by a moment; the rerun waits, not fails."""
+    scheduler = subprocess.Popen(["sleep", "1.5"])
+    reaper = threading.Thread(target=scheduler.wait)  # a zombie would still look alive
+    reaper.start()
+    plant(store, pid=scheduler.pid, driver_host=socket.gethostname(), driver_pid=dead_pid())
+    started = time.time()
+    try:
+        new_lock(store, locks, ttl_s=30).acquire()
+    finally:
+        reaper.join()
+    assert time.time() - started >= 1.0
+    assert store.exists(lock_key(2))
+
+
+def test_live_scheduler_with_live_driver_is_refused_at_once(store: Store, locks: list[RunLock]) -> None:
+    plant(store, driver_host=socket.gethostname(), driver_pid=os.getpid())
+    started = time.time()
+    with pytest.raises(RunLockedError):
+        new_lock(store, locks, ttl_s=30).acquire()
+    assert time.time() - started < 5
