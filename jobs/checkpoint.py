@@ -60,7 +60,8 @@ class WaveResult:
     dropped: Counter[str] = field(default_factory=Counter)
     rows_in: int = 0
     seconds: float = 0.0
-    artifact: str | None = None  # a fit stage's artifact key
+    artifact: list[FileRef] = field(default_factory=list)  # a stage's side table, if any
+    artifact_by_file: bool = False  # split per document file (see operators.base.FILE_COLUMN)
 
     @classmethod
     def from_stats(cls, inputs: list[str], stats: list[dict[str, Any]], rows_in: int | None,
@@ -71,6 +72,9 @@ class WaveResult:
             if row["kind"] == "rejected":
                 result.rejected.append(ref)
                 result.dropped.update(json.loads(row["reasons"]))
+            elif row["kind"].startswith("artifact"):
+                result.artifact.append(ref)
+                result.artifact_by_file = row["kind"] == "artifact_by_file"
             else:
                 result.files.append(ref)
         out = sum(f.rows for f in result.files)
@@ -85,14 +89,16 @@ class WaveResult:
         return {"inputs": self.inputs, "files": [f.__dict__ for f in self.files],
                 "rejected": [f.__dict__ for f in self.rejected], "dropped": dict(self.dropped),
                 "rows_in": self.rows_in, "rows_out": self.rows_out, "seconds": round(self.seconds, 3),
-                "artifact": self.artifact}
+                "artifact": {"files": [f.__dict__ for f in self.artifact], "by_file": self.artifact_by_file}
+                if self.artifact else None}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> "WaveResult":
         return cls(inputs=list(obj["inputs"]), files=[FileRef(**f) for f in obj["files"]],
                    rejected=[FileRef(**f) for f in obj["rejected"]], dropped=Counter(obj["dropped"]),
                    rows_in=int(obj["rows_in"]), seconds=float(obj.get("seconds", 0)),
-                   artifact=obj.get("artifact"))
+                   artifact=[FileRef(**f) for f in (obj.get("artifact") or {}).get("files", [])],
+                   artifact_by_file=bool((obj.get("artifact") or {}).get("by_file")))
 
 
 def merge(results: list[WaveResult]) -> WaveResult:
@@ -103,8 +109,15 @@ def merge(results: list[WaveResult]) -> WaveResult:
         total.dropped.update(r.dropped)
         total.rows_in += r.rows_in
         total.seconds += r.seconds
-        total.artifact = r.artifact or total.artifact
+        total.artifact += r.artifact
+        total.artifact_by_file = total.artifact_by_file or r.artifact_by_file
     return total
+
+
+def passthrough_stats(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stats rows that re-list upstream document files as a stage's own (documents unchanged)."""
+    return [{"kind": "kept", "key": f["key"], "rows": f["rows"], "bytes": f["bytes"], "reasons": "{}"}
+            for f in files]
 
 
 def read_fingerprint(files: list[InputFile], input_config: dict[str, Any]) -> str:

@@ -8,8 +8,11 @@ row per file written; the scheduler turns those rows into commits.
 
 * read:  one task per input file -> ``part-<file>-<chunk>.parquet`` (+ ``rejected/``)
 * map:   one task (or actor call, for stateful/GPU operators) per upstream file, same name
-* group: files -> hash-partition column -> ``groupby().map_groups`` -> ``part-<p>``
-* fit:   one Ray task streams the whole input into ``fit`` and writes ``artifact.parquet``
+* group: files -> (projected rows) -> hash-partition column -> ``groupby().map_groups``
+         -> ``part-<p>`` documents, or ``artifact/part-<p>`` when the operator emits an artifact;
+         rows with a null key may bypass the shuffle (``single-<file>``)
+* fit:   one Ray task streams the documents (or the upstream artifact) into ``fit`` and
+         writes ``artifact/``, split per document file when the artifact names files
 * write: upstream files packed into shards of about ``target_shard_mb``
 """
 
@@ -20,9 +23,7 @@ import hashlib
 import io
 import json
 import logging
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -30,102 +31,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
+from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, PARTITION, FileOutput, basename, conform,
+                        iter_file_batches, read_files, stats_table)
 from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store, filesystem_for
-from operators.base import DROP_REASON, FitOperator, GroupOperator, Operator
+from operators.base import FitOperator, GroupOperator, Operator
 from operators.io.records import FieldMapping, normalize_table, parse_jsonl_lines
 
 log = logging.getLogger(__name__)
 
-PARTITION = "_tamis_partition"
-STATS_SCHEMA = pa.schema([("kind", pa.string()), ("key", pa.string()), ("rows", pa.int64()),
-                          ("bytes", pa.int64()), ("reasons", pa.string())])
-
-
-@dataclass(frozen=True)
-class FileOutput:
-    """Where one task writes: kept rows at ``<prefix>/<name>``, rejected at ``<prefix>/rejected/<name>``."""
-
-    store: Store
-    prefix: str
-
-    def writer(self) -> "PartWriter":
-        return PartWriter(self)
-
-
-class PartWriter:
-    """Streams batches of one output file (and its rejected twin) and reports stats rows."""
-
-    def __init__(self, out: FileOutput) -> None:
-        self.out = out
-        self._open: dict[tuple[str, str], pq.ParquetWriter] = {}
-        self._sinks: dict[tuple[str, str], Any] = {}
-        self._rows: Counter[tuple[str, str]] = Counter()
-        self._reasons: dict[tuple[str, str], Counter[str]] = {}
-
-    def write(self, name: str, table: pa.Table) -> None:
-        """Split ``table`` on its drop reason and append each side to its file."""
-        if DROP_REASON in table.column_names:
-            dropped = pc.is_valid(table[DROP_REASON])
-            rejected = table.filter(dropped)
-            kept = table.filter(pc.invert(dropped)).drop_columns([DROP_REASON])
-            self._append("rejected", name, rejected)
-        else:
-            kept = table
-        self._append("kept", name, kept)
-
-    def write_rejected(self, name: str, table: pa.Table) -> None:
-        self._append("rejected", name, table)
-
-    def _append(self, kind: str, name: str, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        slot = (kind, name)
-        if slot not in self._open:
-            key = f"{self.out.prefix}/{'rejected/' if kind == 'rejected' else ''}{name}"
-            sink = self.out.store.open_output(key)
-            self._sinks[slot] = sink  # ParquetWriter does not close a stream it was handed
-            self._open[slot] = pq.ParquetWriter(sink, table.schema, compression="zstd")
-            self._reasons[slot] = Counter()
-        writer = self._open[slot]
-        if table.schema != writer.schema:
-            table = _conform(table, writer.schema)
-        writer.write_table(table)
-        self._rows[slot] += table.num_rows
-        if kind == "rejected":
-            counts = pc.value_counts(table[DROP_REASON]).to_pylist()
-            self._reasons[slot].update({c["values"]: c["counts"] for c in counts})
-
-    def close(self) -> list[dict[str, Any]]:
-        stats = []
-        for (kind, name), writer in self._open.items():
-            writer.close()
-            self._sinks[(kind, name)].close()  # on S3 this completes the upload
-            key = f"{self.out.prefix}/{'rejected/' if kind == 'rejected' else ''}{name}"
-            size = self.out.store.fs.get_file_info(self.out.store.fs_path(key)).size
-            stats.append({"kind": kind, "key": key, "rows": self._rows[(kind, name)], "bytes": size,
-                          "reasons": json.dumps(dict(self._reasons[(kind, name)]))})
-        self._open.clear()
-        self._sinks.clear()
-        return stats
-
-
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Cast a batch to the file's schema (e.g. an all-null column typed null in one batch)."""
-    columns = [table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
-               for f in schema]
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _stats_table(rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=STATS_SCHEMA)
-
-
-def iter_file_batches(store: Store, key: str, batch_rows: int) -> Iterator[pa.Table]:
-    """Stream a committed Parquet file in batches of at most ``batch_rows`` rows."""
-    with store.fs.open_input_file(store.fs_path(key)) as f:
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
-            yield pa.Table.from_batches([batch])
+Artifact = dict[str, Any]
+"""An upstream artifact as the scheduler passes it: ``{"files": [keys], "by_file": bool}``."""
 
 
 # -- read ---------------------------------------------------------------------------------
@@ -139,9 +55,9 @@ def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, 
                                                     part_rows, batch_rows):
             name = f"part-{index:05d}-{chunk:04d}.parquet"
             writer.write(name, docs)
-            writer.write_rejected(name, rejected)
+            writer.append("rejected", name, rejected)
         stats += writer.close()
-    return _stats_table(stats)
+    return stats_table(stats)
 
 
 def _parse_input(uri: str, index: int, fmt: str, fields: FieldMapping, s3: S3Options,
@@ -183,23 +99,32 @@ def run_read(files: list[tuple[int, str]], input_spec: InputSpec, s3: S3Options,
 
 # -- map ------------------------------------------------------------------------------------
 class FileMapper:
-    """Applies a map operator to whole upstream files; an actor keeps the operator loaded."""
+    """Applies a map operator to whole upstream files; an actor keeps the operator loaded.
+
+    An artifact split per file is sliced here: the operator is built for each file with
+    only that file's rows of the artifact.
+    """
 
     def __init__(self, operator: type[Operator[Any]], config: Any, store: Store, out: FileOutput,
-                 batch_rows: int, artifact_key: str | None) -> None:
-        artifact = pq.read_table(store.fs_path(artifact_key), filesystem=store.fs) if artifact_key else None
-        self.op = operator(config, artifact=artifact)
-        self.store, self.out, self.batch_rows = store, out, batch_rows
+                 batch_rows: int, artifact: Artifact | None) -> None:
+        self.operator, self.config, self.store, self.out, self.batch_rows = operator, config, store, out, batch_rows
+        self.slices = {basename(k): k for k in artifact["files"]} if artifact and artifact["by_file"] else None
+        whole = read_files(store, artifact["files"]) if artifact and not artifact["by_file"] else None
+        self.op = None if self.slices is not None else operator(config, artifact=whole)
 
     def __call__(self, items: pa.Table) -> pa.Table:
         stats: list[dict[str, Any]] = []
         for key in items["key"].to_pylist():
+            name = basename(key)
+            op = self.op
+            if op is None:
+                part = self.slices.get(name)
+                op = self.operator(self.config, artifact=read_files(self.store, [part]) if part else None)
             writer = self.out.writer()
-            name = key.rsplit("/", 1)[-1]
             for batch in iter_file_batches(self.store, key, self.batch_rows):
-                writer.write(name, self.op(batch))
+                writer.write(name, op(batch))
             stats += writer.close()
-        return _stats_table(stats)
+        return stats_table(stats)
 
 
 def _map_files(items: pa.Table, **kwargs: Any) -> pa.Table:
@@ -207,11 +132,11 @@ def _map_files(items: pa.Table, **kwargs: Any) -> pa.Table:
 
 
 def run_map(operator: type[Operator[Any]], config: Any, keys: list[str], store: Store, out: FileOutput,
-            batch_rows: int, resources: ResourcesSpec, artifact_key: str | None) -> list[dict[str, Any]]:
+            batch_rows: int, resources: ResourcesSpec, artifact: Artifact | None) -> list[dict[str, Any]]:
     """Run a map operator over upstream files; actors when it is stateful or uses a GPU."""
     ds = ray.data.from_items([{"key": k} for k in keys], override_num_blocks=len(keys))
     kwargs = dict(operator=operator, config=config, store=store, out=out, batch_rows=batch_rows,
-                  artifact_key=artifact_key)
+                  artifact=artifact)
     hint = operator.resources
     num_gpus = resources.num_gpus if resources.num_gpus is not None else hint.num_gpus
     if hint.stateful or num_gpus:
@@ -226,66 +151,113 @@ def run_map(operator: type[Operator[Any]], config: Any, keys: list[str], store: 
 
 
 # -- group ----------------------------------------------------------------------------------
-def _read_partitioned(items: pa.Table, *, store: Store, key: tuple[str, ...], partitions: int,
-                      batch_rows: int) -> Iterator[pa.Table]:
-    """Stream files in batches, tagging each row with the hash partition of its group key."""
+def _projected(op: GroupOperator[Any], batch: pa.Table, name: str) -> pa.Table:
+    return op.project(batch.append_column(FILE_COLUMN, pa.array([name] * batch.num_rows, pa.string())))
+
+
+def _null_key(table: pa.Table, key: tuple[str, ...]) -> pa.Array:
+    mask = pc.is_null(table[key[0]])
+    for k in key[1:]:
+        mask = pc.or_(mask, pc.is_null(table[k]))
+    return mask
+
+
+def _read_partitioned(items: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, store: Store,
+                      partitions: int, batch_rows: int) -> Iterator[pa.Table]:
+    """Stream files in batches, tagging each projected row with its key's hash partition."""
+    op = operator(config)
+    key = op.group_key()
     for file_key in items["key"].to_pylist():
         for batch in iter_file_batches(store, file_key, batch_rows):
-            values = zip(*(batch[k].cast(pa.string()).to_pylist() for k in key))
+            rows = _projected(op, batch, basename(file_key))
+            if op.bypass_null_keys:
+                rows = rows.filter(pc.invert(_null_key(rows, key)))
+            values = zip(*(rows[k].cast(pa.string()).to_pylist() for k in key))
             parts = [int.from_bytes(hashlib.blake2b("\x1f".join(map(str, v)).encode(), digest_size=8).digest(),
                                     "little") % partitions for v in values]
-            yield batch.append_column(PARTITION, pa.array(parts, pa.int64()))
+            yield rows.append_column(PARTITION, pa.array(parts, pa.int64()))
 
 
-def _apply_group(table: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, key: tuple[str, ...],
-                 out: FileOutput) -> pa.Table:
+def _bypass_files(items: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, store: Store,
+                  out: FileOutput, batch_rows: int) -> pa.Table:
+    """Rows with a null key are groups of one: apply the operator where they are read."""
+    op = operator(config)
+    stats: list[dict[str, Any]] = []
+    for file_key in items["key"].to_pylist():
+        writer = out.writer()
+        name = basename(file_key)
+        for batch in iter_file_batches(store, file_key, batch_rows):
+            rows = _projected(op, batch, name)
+            writer.write(f"single-{name}", op(rows.filter(_null_key(rows, op.group_key()))))
+        stats += writer.close()
+    return stats_table(stats)
+
+
+def _apply_group(table: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, out: FileOutput) -> pa.Table:
+    op = operator(config)
     partition = table[PARTITION][0].as_py()
     # Shuffle order depends on task timing; sorting makes the output identical run to run.
-    table = table.drop_columns([PARTITION]).sort_by([(k, "ascending") for k in dict.fromkeys((*key, "id"))])
-    result = operator(config)(table)
+    order = dict.fromkeys((*op.group_key(), "id" if "id" in table.column_names else op.group_key()[0]))
+    table = table.drop_columns([PARTITION]).sort_by([(k, "ascending") for k in order])
+    result = op(table)
     writer = out.writer()
-    writer.write(f"part-{partition:05d}.parquet", result)
-    return _stats_table(writer.close())
+    name = f"part-{partition:05d}.parquet"
+    if op.emits == "artifact":
+        writer.append("artifact", name, result)
+    else:
+        writer.write(name, result)
+    return stats_table(writer.close())
 
 
 def run_group(operator: type[GroupOperator[Any]], config: Any, keys: list[str], store: Store,
               out: FileOutput, partitions: int, batch_rows: int, resources: ResourcesSpec) -> list[dict[str, Any]]:
-    """Hash-partition the input on the operator's key; each partition arrives whole."""
-    key = operator(config).group_key()
+    """Hash-partition the (projected) input on the operator's key; each partition arrives whole."""
+    common = dict(operator=operator, config=config, store=store, batch_rows=batch_rows)
+    stats: list[dict[str, Any]] = []
+    if operator.bypass_null_keys and operator.emits == "documents":
+        ds = ray.data.from_items([{"key": k} for k in keys], override_num_blocks=len(keys))
+        stats += ds.map_batches(_bypass_files, batch_size=1, batch_format="pyarrow",
+                                fn_kwargs=dict(out=out, **common)).take_all()
     ds = ray.data.from_items([{"key": k} for k in keys], override_num_blocks=len(keys))
     ds = ds.map_batches(_read_partitioned, batch_size=1, batch_format="pyarrow",
-                        fn_kwargs=dict(store=store, key=key, partitions=partitions, batch_rows=batch_rows))
+                        fn_kwargs=dict(partitions=partitions, **common))
     ds = ds.groupby(PARTITION).map_groups(_apply_group, batch_format="pyarrow",
-                                          fn_kwargs=dict(operator=operator, config=config, key=key, out=out),
+                                          fn_kwargs=dict(operator=operator, config=config, out=out),
                                           **_cpu_memory(resources, operator.resources))
-    return ds.take_all()
+    return stats + ds.take_all()
 
 
 # -- fit ------------------------------------------------------------------------------------
 def _fit(operator: type[FitOperator[Any]], config: Any, store: Store, keys: list[str], batch_rows: int,
-         artifact_key: str) -> int:
+         out: FileOutput) -> list[dict[str, Any]]:
     batches = (b for k in keys for b in iter_file_batches(store, k, batch_rows))
     artifact = operator(config).fit(batches)
-    with store.open_output(artifact_key) as sink:
-        pq.write_table(artifact, sink)
-    return artifact.num_rows
+    writer = out.writer()
+    if FILE_COLUMN not in artifact.column_names:
+        writer.append("artifact", "part-00000.parquet", artifact)
+        return writer.close()
+    # split per document file, so each map task later reads only its own slice
+    artifact = artifact.sort_by(FILE_COLUMN)
+    files = artifact[FILE_COLUMN].to_numpy(zero_copy_only=False)
+    starts = [0] + [i for i in range(1, len(files)) if files[i] != files[i - 1]] + [len(files)]
+    for begin, end in zip(starts, starts[1:]):
+        if end > begin:
+            writer.append("artifact_by_file", str(files[begin]), artifact.slice(begin, end - begin))
+    return writer.close()
 
 
 def run_fit(operator: type[FitOperator[Any]], config: Any, keys: list[str], store: Store, batch_rows: int,
-            artifact_key: str, resources: ResourcesSpec) -> int:
-    """Stream every input file into one ``fit`` call on one worker; returns artifact rows."""
+            out: FileOutput, resources: ResourcesSpec) -> list[dict[str, Any]]:
+    """Stream the input files into one ``fit`` call on one worker; returns artifact stats rows."""
     hint = operator.resources
     task = ray.remote(_fit).options(
         num_cpus=resources.num_cpus if resources.num_cpus is not None else hint.num_cpus,
         num_gpus=resources.num_gpus if resources.num_gpus is not None else hint.num_gpus,
         max_retries=3)
-    return ray.get(task.remote(operator, config, store, keys, batch_rows, artifact_key))
+    return ray.get(task.remote(operator, config, store, keys, batch_rows, out))
 
 
 # -- write ----------------------------------------------------------------------------------
-INTERNAL_COLUMNS = (DROP_REASON, PARTITION)
-
-
 def _write_shards(items: pa.Table, *, store: Store, out_uri: str, s3: S3Options, fmt: str,
                   batch_rows: int) -> pa.Table:
     out = Store(out_uri, s3)
@@ -303,7 +275,7 @@ def _write_shards(items: pa.Table, *, store: Store, out_uri: str, s3: S3Options,
                 else:
                     if writer is None:
                         writer = pq.ParquetWriter(sink, batch.schema, compression="zstd")
-                    writer.write_table(_conform(batch, writer.schema) if batch.schema != writer.schema else batch)
+                    writer.write_table(conform(batch, writer.schema) if batch.schema != writer.schema else batch)
                 rows += batch.num_rows
         if writer is not None:
             writer.close()
@@ -312,7 +284,7 @@ def _write_shards(items: pa.Table, *, store: Store, out_uri: str, s3: S3Options,
         sink.close()
         stats.append({"kind": "output", "key": name, "rows": rows,
                       "bytes": out.fs.get_file_info(out.fs_path(name)).size, "reasons": "{}"})
-    return _stats_table(stats)
+    return stats_table(stats)
 
 
 def run_write(shards: list[list[str]], store: Store, out_uri: str, s3: S3Options, fmt: str,

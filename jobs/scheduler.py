@@ -91,10 +91,13 @@ class RunScheduler:
                         f"attempt {self.state['attempt']}")
             self._update()
             upstream: dict[str, Any] | None = None
-            artifact: str | None = None
+            artifact: dict[str, Any] | None = None
             for index, entry in enumerate(plan):
                 upstream = self._run_stage(index, entry, files, upstream, artifact)
-                artifact = upstream.get("artifact") or artifact
+                if index and _emits_artifact(self.stages[index - 1]):
+                    # an artifact with no rows (no duplicates, say) is still this stage's artifact
+                    made = upstream.get("artifact") or {"files": [], "by_file": False}
+                    artifact = {"files": [f["key"] for f in made["files"]], "by_file": made["by_file"]}
             output = write_output(self, upstream, started)
             self._update(status="succeeded", output=output, wall_seconds=round(time.time() - started, 3))
             self._event(f"run {self.run_id} succeeded in {time.time() - started:.1f}s")
@@ -124,7 +127,7 @@ class RunScheduler:
         return plan
 
     def _run_stage(self, index: int, entry: dict[str, Any], files: list[Any],
-                   upstream: dict[str, Any] | None, artifact: str | None) -> dict[str, Any]:
+                   upstream: dict[str, Any] | None, artifact: dict[str, Any] | None) -> dict[str, Any]:
         name, fp = entry["name"], entry["fingerprint"]
         prefix = cp.stage_prefix(name, fp)
         done = self.store.read_json(f"{prefix}/{cp.COMMIT}")
@@ -144,7 +147,7 @@ class RunScheduler:
         elif stage.operator.kind == "group":
             result = self._run_whole(index, entry, stage, upstream)
         else:
-            result = self._run_fit(index, entry, stage, upstream)
+            result = self._run_fit(index, entry, stage, upstream, artifact)
         body = {"stage": name, "op": entry["op"], "kind": entry["kind"], "fingerprint": fp,
                 "config": None if stage is None else stage.config.model_dump(mode="json"),
                 **result.to_json(), "waves": entry.get("waves_total") or 1,
@@ -191,7 +194,7 @@ class RunScheduler:
         return self._run_waves(index, entry, waves, run_wave, lambda inputs: None)
 
     def _run_map(self, index: int, entry: dict[str, Any], stage: PlannedStage,
-                 upstream: dict[str, Any], artifact: str | None) -> cp.WaveResult:
+                 upstream: dict[str, Any], artifact: dict[str, Any] | None) -> cp.WaveResult:
         ex = self.spec.execution
         refs = {f["key"]: f for f in upstream["files"]}
         waves = cp.plan_waves([(k, f["bytes"]) for k, f in refs.items()], int(ex.wave_mb * 2**20))
@@ -214,24 +217,35 @@ class RunScheduler:
             if not inputs:
                 return []
             out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w))
-            return execute.run_group(stage.operator, stage.config, inputs, self.store, out, partitions,
-                                     self.spec.execution.batch_rows, stage.resources)
+            stats = execute.run_group(stage.operator, stage.config, inputs, self.store, out, partitions,
+                                      self.spec.execution.batch_rows, stage.resources)
+            if stage.operator.emits == "artifact":  # the documents pass through unchanged
+                stats += cp.passthrough_stats(upstream["files"])
+            return stats
 
         return self._run_waves(index, entry, [keys], run_wave, lambda inputs: upstream["rows_out"])
 
-    def _run_fit(self, index: int, entry: dict[str, Any], stage: PlannedStage,
-                 upstream: dict[str, Any]) -> cp.WaveResult:
-        artifact_key = f"{cp.stage_prefix(entry['name'], entry['fingerprint'])}/artifact.parquet"
-        keys = [f["key"] for f in upstream["files"]]
+    def _run_fit(self, index: int, entry: dict[str, Any], stage: PlannedStage, upstream: dict[str, Any],
+                 artifact: dict[str, Any] | None) -> cp.WaveResult:
+        on_artifact = stage.operator.fit_on == "artifact"
+        if on_artifact and artifact is None:
+            raise RuntimeError(f"{entry['name']} fits on an upstream artifact, but no earlier stage made one")
+        keys = artifact["files"] if on_artifact else [f["key"] for f in upstream["files"]]
         self._update(index, waves_total=1)
         t0 = time.time()
-        rows = execute.run_fit(stage.operator, stage.config, keys, self.store, self.spec.execution.batch_rows,
-                               artifact_key, stage.resources)
+        out = execute.FileOutput(self.store, cp.stage_prefix(entry["name"], entry["fingerprint"]))
+        stats = execute.run_fit(stage.operator, stage.config, keys, self.store, self.spec.execution.batch_rows,
+                                out, stage.resources)
         # Documents pass through a fit stage untouched: its output is its input's files.
-        result = cp.WaveResult(inputs=keys, files=[cp.FileRef(**f) for f in upstream["files"]],
-                               rows_in=upstream["rows_out"], seconds=time.time() - t0, artifact=artifact_key)
-        self._event(f"{entry['name']}: artifact of {rows:,} rows")
+        result = cp.WaveResult.from_stats(keys, stats + cp.passthrough_stats(upstream["files"]),
+                                          upstream["rows_out"], time.time() - t0)
+        self._event(f"{entry['name']}: artifact of {sum(f.rows for f in result.artifact):,} rows "
+                    f"in {len(result.artifact)} file(s)")
         return result
+
+
+def _emits_artifact(stage: PlannedStage) -> bool:
+    return stage.operator.kind == "fit" or getattr(stage.operator, "emits", "documents") == "artifact"
 
 
 def start_actor(spec: PipelineSpec, run_id: str) -> Any:

@@ -33,6 +33,11 @@ DROP_REASON = "drop_reason"
 CORE_COLUMNS = ("id", "text", "source")
 """Columns every document table has from the read stage on."""
 
+FILE_COLUMN = "_tamis_file"
+"""Set by jobs/ on rows a group operator projects: the checkpoint file a document lives in.
+An artifact that keeps it is split per file, so a later map stage reads only its own file's
+slice (a co-partitioned lookup: no shuffle of documents, no broadcast)."""
+
 
 class OperatorConfig(BaseModel):
     """Base of every operator's config: frozen, unknown fields rejected."""
@@ -72,8 +77,8 @@ class Operator(Generic[ConfigT]):
     uses_artifact: ClassVar[bool] = False
 
     def __init__(self, config: ConfigT, artifact: pa.Table | None = None) -> None:
-        if self.uses_artifact and artifact is None:
-            raise TypeError(f"operator {self.name!r} needs the artifact of an upstream fit stage")
+        # With ``uses_artifact``, ``artifact`` is the nearest upstream artifact (or, when it is
+        # split per file, the slice for the file being processed); None when it has no rows.
         self.config = config
         self.artifact = artifact
 
@@ -102,22 +107,39 @@ class MapOperator(Operator[ConfigT]):
 
 
 class GroupOperator(Operator[ConfigT]):
-    """Transform over complete groups of rows sharing ``key`` (see :meth:`group_key`)."""
+    """Transform over complete groups of rows sharing ``key`` (see :meth:`group_key`).
+
+    By default the documents themselves are grouped and the output replaces them. With
+    ``emits = "artifact"``, :meth:`project` turns each document batch into the rows to group
+    (e.g. one row per LSH band), the output becomes the stage's artifact, and the documents
+    pass through unchanged. With ``bypass_null_keys``, rows whose key is null are handed to
+    the operator where they are read, as groups of one, without being shuffled.
+    """
 
     kind = "group"
+    emits: ClassVar[str] = "documents"
+    bypass_null_keys: ClassVar[bool] = False
 
     def group_key(self) -> tuple[str, ...]:
         """Columns whose values define a group; every group arrives whole in one call."""
         raise NotImplementedError
+
+    def project(self, batch: pa.Table) -> pa.Table:
+        """The rows to group for a batch of documents (identity unless overridden)."""
+        return batch
 
     def __call__(self, table: pa.Table) -> pa.Table:
         raise NotImplementedError
 
 
 class FitOperator(Operator[ConfigT]):
-    """Global computation over the whole input, producing an artifact table."""
+    """Global computation over the whole input, producing an artifact table.
+
+    ``fit_on = "artifact"`` fits on the nearest upstream artifact instead of the documents.
+    """
 
     kind = "fit"
+    fit_on: ClassVar[str] = "documents"
 
     def fit(self, batches: Iterator[pa.Table]) -> pa.Table:
         raise NotImplementedError

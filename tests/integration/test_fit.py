@@ -30,7 +30,7 @@ def test_fit_artifact_feeds_a_later_map(ray_local: None, tmp_path: Path) -> None
         assert share == pytest.approx(count / words[source])
 
     store = pipeline.spec.make_store()
-    artifacts = [k for k in store.list("stages") if k.endswith("artifact.parquet")]
+    artifacts = [k for k in store.list("stages") if "/artifact/" in k]
     assert len(artifacts) == 1
     artifact = pq.read_table(store.fs_path(artifacts[0]))
     assert dict(zip(artifact["source"].to_pylist(), artifact["words"].to_pylist())) == dict(words)

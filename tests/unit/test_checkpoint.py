@@ -127,12 +127,21 @@ def test_from_stats_empty() -> None:
 
 def test_json_roundtrip() -> None:
     result = WaveResult.from_stats(["in/a", "in/b"], STATS, rows_in=17, seconds=2.25)
-    result.artifact = "stages/fit-1/artifact.parquet"
+    result.artifact = [FileRef("stages/fit-1/artifact/a.parquet", 3, 100)]
+    result.artifact_by_file = True
     obj = json.loads(json.dumps(result.to_json()))
     assert obj["rows_out"] == 12
     back = WaveResult.from_json(obj)
     assert back == result
     assert back.to_json() == result.to_json()
+
+
+def test_artifact_stats_rows_become_the_artifact() -> None:
+    stats = STATS + [{"kind": "artifact_by_file", "key": "s/artifact/part-1.parquet", "rows": 4, "bytes": 9,
+                      "reasons": "{}"}]
+    result = WaveResult.from_stats(["in/a"], stats, rows_in=None, seconds=0)
+    assert result.artifact == [FileRef("s/artifact/part-1.parquet", 4, 9)] and result.artifact_by_file
+    assert result.rows_out == WaveResult.from_stats(["in/a"], STATS, rows_in=None, seconds=0).rows_out
 
 
 def test_to_json_rounds_seconds() -> None:
