@@ -62,6 +62,7 @@ class WaveResult:
     seconds: float = 0.0
     artifact: list[FileRef] = field(default_factory=list)  # a stage's side table, if any
     artifact_by_file: bool = False  # split per document file (see operators.base.FILE_COLUMN)
+    metrics: Counter[str] = field(default_factory=Counter)  # operators' counters, summed
 
     @classmethod
     def from_stats(cls, inputs: list[str], stats: list[dict[str, Any]], rows_in: int | None,
@@ -69,7 +70,9 @@ class WaveResult:
         result = cls(inputs=inputs, seconds=seconds)
         for row in sorted(stats, key=lambda r: r["key"]):
             ref = FileRef(row["key"], int(row["rows"]), int(row["bytes"]))
-            if row["kind"] == "rejected":
+            if row["kind"] == "metrics":
+                result.metrics.update(json.loads(row["reasons"]))
+            elif row["kind"] == "rejected":
                 result.rejected.append(ref)
                 result.dropped.update(json.loads(row["reasons"]))
             elif row["kind"].startswith("artifact"):
@@ -90,7 +93,7 @@ class WaveResult:
                 "rejected": [f.__dict__ for f in self.rejected], "dropped": dict(self.dropped),
                 "rows_in": self.rows_in, "rows_out": self.rows_out, "seconds": round(self.seconds, 3),
                 "artifact": {"files": [f.__dict__ for f in self.artifact], "by_file": self.artifact_by_file}
-                if self.artifact else None}
+                if self.artifact else None, "metrics": dict(self.metrics)}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> "WaveResult":
@@ -98,7 +101,8 @@ class WaveResult:
                    rejected=[FileRef(**f) for f in obj["rejected"]], dropped=Counter(obj["dropped"]),
                    rows_in=int(obj["rows_in"]), seconds=float(obj.get("seconds", 0)),
                    artifact=[FileRef(**f) for f in (obj.get("artifact") or {}).get("files", [])],
-                   artifact_by_file=bool((obj.get("artifact") or {}).get("by_file")))
+                   artifact_by_file=bool((obj.get("artifact") or {}).get("by_file")),
+                   metrics=Counter(obj.get("metrics") or {}))
 
 
 def merge(results: list[WaveResult]) -> WaveResult:
@@ -111,6 +115,7 @@ def merge(results: list[WaveResult]) -> WaveResult:
         total.seconds += r.seconds
         total.artifact += r.artifact
         total.artifact_by_file = total.artifact_by_file or r.artifact_by_file
+        total.metrics.update(r.metrics)
     return total
 
 

@@ -26,13 +26,14 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
 from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, PARTITION, FileOutput, basename, conform,
-                        iter_file_batches, read_files, stats_table)
+                        iter_file_batches, metrics_row, read_files, stats_table)
 from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store, filesystem_for
 from operators.base import FitOperator, GroupOperator, Operator
@@ -111,6 +112,7 @@ class FileMapper:
         self.slices = {basename(k): k for k in artifact["files"]} if artifact and artifact["by_file"] else None
         whole = read_files(store, artifact["files"]) if artifact and not artifact["by_file"] else None
         self.op = None if self.slices is not None else operator(config, artifact=whole)
+        self._reported: dict[str, float] = {}
 
     def __call__(self, items: pa.Table) -> pa.Table:
         stats: list[dict[str, Any]] = []
@@ -124,6 +126,13 @@ class FileMapper:
             for batch in iter_file_batches(self.store, key, self.batch_rows):
                 writer.write(name, op(batch))
             stats += writer.close()
+            if op is not self.op:
+                stats += metrics_row(op)
+        if self.op is not None:  # an actor's operator lives on: report what is new since last call
+            now = self.op.metrics()
+            delta = {k: v - self._reported.get(k, 0) for k, v in now.items() if v != self._reported.get(k, 0)}
+            self._reported = dict(now)
+            stats += [{"kind": "metrics", "key": "", "rows": 0, "bytes": 0, "reasons": json.dumps(delta)}] if delta else []
         return stats_table(stats)
 
 
@@ -162,6 +171,34 @@ def _null_key(table: pa.Table, key: tuple[str, ...]) -> pa.Array:
     return mask
 
 
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: spreads every input bit over the output (uint64 wraps)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def partition_of(rows: pa.Table, key: tuple[str, ...], partitions: int) -> np.ndarray:
+    """Hash partition of each row's key, the same in every task for the same key values.
+
+    Integer keys are mixed directly; other keys are hashed once per distinct value (BLAKE2b
+    of the value's string form), so the cost is per distinct value, not per row.
+    """
+    h = np.zeros(rows.num_rows, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in key:
+            column = rows[k].combine_chunks()
+            if pa.types.is_integer(column.type):
+                values = pc.fill_null(column, 0).cast(pa.uint64(), safe=False).to_numpy()
+            else:
+                encoded = pc.dictionary_encode(column.cast(pa.string()))
+                distinct = np.array([int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
+                                     for v in encoded.dictionary.to_pylist()] or [0], dtype=np.uint64)
+                values = distinct[pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)]
+            h = _mix64(h ^ _mix64(values + np.uint64(0x9E3779B97F4A7C15)))
+    return (h % np.uint64(partitions)).astype(np.int64)
+
+
 def _read_partitioned(items: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, store: Store,
                       partitions: int, batch_rows: int) -> Iterator[pa.Table]:
     """Stream files in batches, tagging each projected row with its key's hash partition."""
@@ -172,10 +209,7 @@ def _read_partitioned(items: pa.Table, *, operator: type[GroupOperator[Any]], co
             rows = _projected(op, batch, basename(file_key))
             if op.bypass_null_keys:
                 rows = rows.filter(pc.invert(_null_key(rows, key)))
-            values = zip(*(rows[k].cast(pa.string()).to_pylist() for k in key))
-            parts = [int.from_bytes(hashlib.blake2b("\x1f".join(map(str, v)).encode(), digest_size=8).digest(),
-                                    "little") % partitions for v in values]
-            yield rows.append_column(PARTITION, pa.array(parts, pa.int64()))
+            yield rows.append_column(PARTITION, pa.array(partition_of(rows, key, partitions)))
 
 
 def _bypass_files(items: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, store: Store,
@@ -190,7 +224,7 @@ def _bypass_files(items: pa.Table, *, operator: type[GroupOperator[Any]], config
             rows = _projected(op, batch, name)
             writer.write(f"single-{name}", op(rows.filter(_null_key(rows, op.group_key()))))
         stats += writer.close()
-    return stats_table(stats)
+    return stats_table(stats + metrics_row(op))
 
 
 def _apply_group(table: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, out: FileOutput) -> pa.Table:
@@ -206,7 +240,7 @@ def _apply_group(table: pa.Table, *, operator: type[GroupOperator[Any]], config:
         writer.append("artifact", name, result)
     else:
         writer.write(name, result)
-    return stats_table(writer.close())
+    return stats_table(writer.close() + metrics_row(op))
 
 
 def run_group(operator: type[GroupOperator[Any]], config: Any, keys: list[str], store: Store,
@@ -231,11 +265,12 @@ def run_group(operator: type[GroupOperator[Any]], config: Any, keys: list[str], 
 def _fit(operator: type[FitOperator[Any]], config: Any, store: Store, keys: list[str], batch_rows: int,
          out: FileOutput) -> list[dict[str, Any]]:
     batches = (b for k in keys for b in iter_file_batches(store, k, batch_rows))
-    artifact = operator(config).fit(batches)
+    op = operator(config)
+    artifact = op.fit(batches)
     writer = out.writer()
     if FILE_COLUMN not in artifact.column_names:
         writer.append("artifact", "part-00000.parquet", artifact)
-        return writer.close()
+        return writer.close() + metrics_row(op)
     # split per document file, so each map task later reads only its own slice
     artifact = artifact.sort_by(FILE_COLUMN)
     files = artifact[FILE_COLUMN].to_numpy(zero_copy_only=False)
@@ -243,7 +278,7 @@ def _fit(operator: type[FitOperator[Any]], config: Any, store: Store, keys: list
     for begin, end in zip(starts, starts[1:]):
         if end > begin:
             writer.append("artifact_by_file", str(files[begin]), artifact.slice(begin, end - begin))
-    return writer.close()
+    return writer.close() + metrics_row(op)
 
 
 def run_fit(operator: type[FitOperator[Any]], config: Any, keys: list[str], store: Store, batch_rows: int,

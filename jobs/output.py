@@ -74,7 +74,8 @@ def write_output(sched: "RunScheduler", last: dict[str, Any], started: float) ->
 
 def _funnel(stage: dict[str, Any], store: Store) -> dict[str, Any]:
     return {"stage": stage["name"], "op": stage["op"], "rows_in": stage["rows_in"],
-            "rows_out": stage["rows_out"], "dropped": stage["dropped"],
+            "rows_out": stage["rows_out"], "dropped": stage["dropped"], "info": stage.get("info") or {},
+            "metrics": stage.get("metrics") or {},
             "rejected": store.url(f"{cp.stage_prefix(stage['name'], stage['fingerprint'])}/*/rejected/")
             if stage["dropped"] else None}
 

@@ -107,6 +107,12 @@ def stats_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=STATS_SCHEMA)
 
 
+def metrics_row(op: Any) -> list[dict[str, Any]]:
+    """A stats row carrying an operator's counters, or none when it has none."""
+    metrics = op.metrics()
+    return [{"kind": "metrics", "key": "", "rows": 0, "bytes": 0, "reasons": json.dumps(metrics)}] if metrics else []
+
+
 def iter_file_batches(store: Store, key: str, batch_rows: int) -> Iterator[pa.Table]:
     """Stream a committed Parquet file in batches of at most ``batch_rows`` rows."""
     with store.fs.open_input_file(store.fs_path(key)) as f:

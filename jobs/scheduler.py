@@ -120,10 +120,10 @@ class RunScheduler:
             upstream = cp.operator_fingerprint(stage.operator.name, stage.operator.version,
                                                stage.config.model_dump(mode="json"), upstream)
             plan.append({"name": stage.name, "op": stage.operator.name, "kind": stage.operator.kind,
-                         "fingerprint": upstream})
+                         "fingerprint": upstream, "info": stage.operator.describe(stage.config)})
         for entry in plan:
             entry.update(status="pending", waves_total=None, waves_done=0, rows_in=None, rows_out=None,
-                         dropped={}, seconds=None, error=None)
+                         dropped={}, metrics={}, seconds=None, error=None)
         return plan
 
     def _run_stage(self, index: int, entry: dict[str, Any], files: list[Any],
@@ -134,7 +134,7 @@ class RunScheduler:
         if done is not None:
             self._update(index, status="cached", waves_total=done["waves"], waves_done=done["waves"],
                          rows_in=done["rows_in"], rows_out=done["rows_out"], dropped=done["dropped"],
-                         seconds=0.0)
+                         metrics=done.get("metrics") or {}, seconds=0.0)
             self._event(f"{name}: committed earlier (fingerprint {fp}), skipped")
             return done
         self._update(index, status="running")
@@ -154,7 +154,7 @@ class RunScheduler:
                 "seconds": round(time.time() - started, 3)}
         body = cp.commit(self.store, f"{prefix}/{cp.COMMIT}", body)
         self._update(index, status="committed", rows_in=body["rows_in"], rows_out=body["rows_out"],
-                     dropped=body["dropped"], seconds=body["seconds"])
+                     dropped=body["dropped"], metrics=body.get("metrics") or {}, seconds=body["seconds"])
         self._event(f"{name}: committed {body['rows_out']:,} of {body['rows_in']:,} rows "
                     f"in {body['seconds']:.1f}s")
         return body

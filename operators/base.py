@@ -92,8 +92,13 @@ class Operator(Generic[ConfigT]):
         """Columns this operator adds or replaces for ``config``."""
         return cls.writes
 
+    @classmethod
+    def describe(cls, config: OperatorConfig) -> dict[str, Any]:
+        """Facts derived from the config worth recording in run.json and the manifest."""
+        return {}
+
     def metrics(self) -> dict[str, float]:
-        """Optional counters since construction, collected by the scheduler."""
+        """Counters since construction (summed over workers into the stage's commit)."""
         return {}
 
 

@@ -18,6 +18,9 @@ _REGISTRY: dict[str, Registered] = {}
 
 _BUILTIN_MODULES = (
     "operators.dedup.exact",
+    "operators.dedup.minhash",
+    "operators.dedup.lsh",
+    "operators.dedup.near_keep",
     "operators.quality.heuristics",
     "operators.filtering.filter",
 )

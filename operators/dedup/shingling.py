@@ -28,10 +28,9 @@ import xxhash
 Scheme = Literal["fast", "datasketch"]
 """Hashing scheme of shingles and permutations (see the module docstring)."""
 
-# The same Unicode-aware whitespace pattern as exact.normalize_text: RE2's \s is
-# ASCII-only, so \p{Z} adds Unicode spaces and separators (U+00A0, U+2028, U+3000, ...).
-WHITESPACE_RUN = r"[\s\x{0b}\x{85}\p{Z}]+"
-PUNCTUATION_OR_SYMBOL = r"[\p{P}\p{S}]"
+# Whitespace as in exact.normalize_text (RE2's \s is ASCII-only, so \p{Z} adds Unicode
+# spaces and separators: U+00A0, U+2028, U+3000, ...), plus punctuation and symbols.
+SEPARATOR_RUN = r"[\s\x{0b}\x{85}\p{Z}\p{P}\p{S}]+"
 DECIMAL_DIGIT = r"\p{Nd}"
 
 _U64 = np.uint64
@@ -99,10 +98,11 @@ def normalize_for_near_dup(text: pa.Array | pa.ChunkedArray, *, map_digits: bool
         text = text.combine_chunks() if text.num_chunks else pa.array([], text.type)
     text = pc.utf8_normalize(text, form="NFKC")
     text = pc.utf8_lower(text)
-    text = pc.replace_substring_regex(text, pattern=PUNCTUATION_OR_SYMBOL, replacement=" ")
     if map_digits:
         text = pc.replace_substring_regex(text, pattern=DECIMAL_DIGIT, replacement="0")
-    text = pc.replace_substring_regex(text, pattern=WHITESPACE_RUN, replacement=" ")
+    # One pass for both rules: punctuation and symbols become spaces, and every run of
+    # spaces, punctuation and symbols becomes a single space (same result as two passes).
+    text = pc.replace_substring_regex(text, pattern=SEPARATOR_RUN, replacement=" ")
     return pc.utf8_trim_whitespace(text)
 
 
@@ -175,7 +175,7 @@ def char_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
     if scheme == "fast":
         # One UTF-32 decode of the whole batch; documents are recovered from ``counts``.
         code_points = np.frombuffer("".join(strings).encode("utf-32-le"), dtype="<u4")
-        token_hashes = _splitmix64(code_points.astype(np.uint64) ^ _CODE_POINT_SALT)
+        token_hashes = splitmix64(code_points.astype(np.uint64) ^ _CODE_POINT_SALT)
         values = _combine_windows(token_hashes, counts, ngram)
     elif scheme == "datasketch":
         values = _sha1_shingles(
@@ -207,12 +207,12 @@ def _window_counts(token_counts: np.ndarray, ngram: int) -> np.ndarray:
                     np.minimum(token_counts, 1)).astype(np.int64)
 
 
-def _rotl(x: np.ndarray, bits: int) -> np.ndarray:
-    return (x << _U64(bits)) | (x >> _U64(64 - bits))
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """One splitmix64 step on ``uint64`` values: a bijective 64-bit avalanche mix.
 
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's output function (Steele et al. 2014): a bijective 64-bit avalanche."""
+    Steele, Lea and Flood 2014, "Fast splittable pseudorandom number generators" (OOPSLA).
+    Arithmetic wraps modulo ``2**64``, as intended.
+    """
     x = x + _GOLDEN
     x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
@@ -235,18 +235,25 @@ def _combine_windows(token_hashes: np.ndarray, token_counts: np.ndarray, ngram: 
     window_starts = np.cumsum(windows) - windows
     first = np.arange(total, dtype=np.int64) + np.repeat(token_starts - window_starts, windows)
     lengths = np.repeat(np.minimum(token_counts, ngram), windows)
-    short = lengths < ngram  # windows of documents shorter than ngram: fewer tokens
+    # Only windows of documents shorter than ngram stop early; their extra reads are clipped
+    # to a valid index and their state is left unchanged past their length.
+    any_short = bool((lengths < ngram).any())
     last_token = len(token_hashes) - 1
     h = np.full(total, _WINDOW_SEED, dtype=np.uint64)
-    any_short = bool(short.any())
+    rotated = np.empty_like(h)
     for t in range(ngram):
+        index = first + t
         if any_short:
-            w = token_hashes[np.minimum(first + t, last_token)]
-            mixed = (_rotl(h, 17) ^ w) * _COMBINE_MULTIPLIER
-            h = np.where(t < lengths, mixed, h)
-        else:
-            h = (_rotl(h, 17) ^ token_hashes[first + t]) * _COMBINE_MULTIPLIER
-    return _splitmix64(h ^ lengths.astype(np.uint64))
+            np.minimum(index, last_token, out=index)
+            previous = h.copy()
+        np.left_shift(h, _U64(17), out=rotated)  # h = rotl(h, 17) ^ w, in place
+        np.right_shift(h, _U64(47), out=h)
+        np.bitwise_or(h, rotated, out=h)
+        np.bitwise_xor(h, token_hashes[index], out=h)
+        np.multiply(h, _COMBINE_MULTIPLIER, out=h)
+        if any_short:
+            np.copyto(h, previous, where=t >= lengths)
+    return splitmix64(h ^ lengths.astype(np.uint64))
 
 
 def _sha1_shingles(shingles, count: int) -> np.ndarray:
@@ -259,13 +266,24 @@ def _sha1_shingles(shingles, count: int) -> np.ndarray:
 
 
 def _as_sets(values: np.ndarray, windows: np.ndarray) -> ShingleSets:
-    """Sort each document's shingle hashes and drop repeats, vectorized over the batch."""
-    doc = np.repeat(np.arange(len(windows), dtype=np.int64), windows)
-    order = np.lexsort((values, doc))  # by document, then value
-    values, doc = values[order], doc[order]
-    keep = np.ones(len(values), dtype=bool)
+    """Sort each document's shingle hashes and drop repeats, vectorized over the batch.
+
+    Equivalent to ``np.lexsort((values, doc))`` then masking repeats, but about four times
+    faster: each value is replaced by its rank in one global argsort, so that
+    ``doc * n + rank`` is a single ``int64`` key whose plain sort orders by document, then
+    value. Equal values of a document get consecutive ranks, so they end up adjacent.
+    """
+    n, num_docs = len(values), len(windows)
+    order = np.argsort(values)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n, dtype=np.int64)
+    doc = np.repeat(np.arange(num_docs, dtype=np.int64), windows)
+    key = np.sort(doc * n + rank)  # < num_docs * n: far below 2**63 for any real batch
+    doc, rank = np.divmod(key, n) if n else (key, key)
+    values = values[order[rank]]
+    keep = np.ones(n, dtype=bool)
     keep[1:] = (values[1:] != values[:-1]) | (doc[1:] != doc[:-1])
-    sizes = np.bincount(doc[keep], minlength=len(windows))
-    offsets = np.zeros(len(windows) + 1, dtype=np.int64)
+    sizes = np.bincount(doc[keep], minlength=num_docs)
+    offsets = np.zeros(num_docs + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
     return ShingleSets(values=np.ascontiguousarray(values[keep]), offsets=offsets)

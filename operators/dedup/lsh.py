@@ -1,0 +1,149 @@
+"""LSH candidates -> star edges -> connected components -> each document's component.
+
+The three middle primitives of ``minhash_dedup`` (see :mod:`operators.dedup.minhash`).
+Candidates are documents sharing any band hash (Indyk and Motwani 1998; banding as in
+Leskovec, Rajaraman and Ullman, ch. 3). A bucket of k members contributes k-1 star edges to
+its smallest id rather than k(k-1)/2 pairs; connectivity is the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from operators.base import FILE_COLUMN, FitOperator, GroupOperator, MapOperator, set_column
+from operators.dedup.minhash import BANDS, MinhashDedupConfig, fixed_list_values
+from operators.registry import register
+
+SCOPE, BAND, HASH = "_lsh_scope", "_lsh_band", "_lsh_hash"
+COMPONENT = "dedup_minhash_component"
+CANDIDATES = "dedup_minhash_candidates"
+EDGE_SCHEMA = pa.schema([("src", pa.string()), ("dst", pa.string()), ("src_file", pa.string()),
+                         ("dst_file", pa.string())])
+
+
+@register("minhash_dedup.buckets")
+class LshBuckets(GroupOperator[MinhashDedupConfig]):
+    """Star edges of LSH buckets: every member to the bucket's smallest id.
+
+    Projects each document into one row per band (scope, band, band hash, id, file); groups
+    by (scope, band, band hash). Reads: id, source, dedup_minhash_bands. Emits the edge
+    artifact (src, dst, src_file, dst_file), de-duplicated within each partition.
+    Deterministic: rows arrive sorted by key and id.
+    """
+
+    version = 1
+    Config = MinhashDedupConfig
+    reads = ("id", "source", BANDS)
+    emits = "artifact"
+
+    def group_key(self) -> tuple[str, ...]:
+        return (SCOPE, BAND, HASH)
+
+    def project(self, batch: pa.Table) -> pa.Table:
+        bands, rows = self.config.banding()
+        values, valid = fixed_list_values(batch[BANDS], bands)
+        docs = np.flatnonzero(valid)
+        take = pa.array(np.repeat(docs, bands))
+        scope = batch["source"] if self.config.scope == "source" else pa.array([""] * batch.num_rows, pa.string())
+        return pa.table({
+            SCOPE: scope.take(take), BAND: pa.array(np.tile(np.arange(bands, dtype=np.int32), len(docs))),
+            HASH: pa.array(values[docs].reshape(-1), pa.uint64()),
+            "id": batch["id"].take(take), FILE_COLUMN: batch[FILE_COLUMN].take(take)})
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        n = table.num_rows
+        if n == 0:
+            return EDGE_SCHEMA.empty_table()
+        starts = np.ones(n, dtype=bool)
+        for column in (SCOPE, BAND, HASH):
+            values = table[column].to_numpy(zero_copy_only=False)
+            starts[1:] &= values[1:] == values[:-1]
+        starts = ~starts
+        starts[0] = True
+        # rows are sorted by key then id: each bucket's first row holds its smallest id
+        first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+        members = np.flatnonzero(~starts)
+        edges = pa.table({"src": table["id"].take(members), "dst": table["id"].take(first[members]),
+                          "src_file": table[FILE_COLUMN].take(members),
+                          "dst_file": table[FILE_COLUMN].take(first[members])}, schema=EDGE_SCHEMA)
+        # the same pair often shares several bands
+        return edges.group_by(EDGE_SCHEMA.names, use_threads=False).aggregate([]).select(EDGE_SCHEMA.names)
+
+
+@register("minhash_dedup.components")
+class LshComponents(FitOperator[MinhashDedupConfig]):
+    """Connected components of the candidate graph, on one worker (scipy.sparse.csgraph).
+
+    Fits on the edge artifact. Artifact: one row per document in a component of two or more:
+    id, its file, dedup_minhash_component (the component's smallest id) and
+    dedup_minhash_candidates (its size); split per document file by jobs/. Memory is about
+    100 bytes per edge endpoint: ~1 GB holds ten million candidate edges.
+    """
+
+    version = 1
+    Config = MinhashDedupConfig
+    fit_on = "artifact"
+
+    def __init__(self, config: MinhashDedupConfig, artifact: pa.Table | None = None) -> None:
+        super().__init__(config, artifact)
+        self._metrics: dict[str, float] = {}
+
+    def fit(self, batches: Iterator[pa.Table]) -> pa.Table:
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        edges = pa.concat_tables([b.select(EDGE_SCHEMA.names) for b in batches] or [EDGE_SCHEMA.empty_table()])
+        ids = pa.concat_arrays([edges["src"].combine_chunks(), edges["dst"].combine_chunks()])
+        files = pa.concat_arrays([edges["src_file"].combine_chunks(), edges["dst_file"].combine_chunks()])
+        encoded = pc.dictionary_encode(ids)
+        nodes = encoded.dictionary
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        m = len(edges)
+        n = len(nodes)
+        graph = coo_matrix((np.ones(m, dtype=np.int8), (codes[:m], codes[m:])), shape=(n, n))
+        count, labels = connected_components(graph, directed=False)
+        # a node's file: the file of any of its edge endpoints (an id lives in one file)
+        node_file = pa.array(files).take(pa.array(np.unique(codes, return_index=True)[1]))
+        table = pa.table({"id": nodes, FILE_COLUMN: node_file, "_label": pa.array(labels)})
+        table = table.sort_by([("_label", "ascending"), ("id", "ascending")])
+        sorted_labels = table["_label"].to_numpy()
+        starts = np.ones(n, dtype=bool)
+        starts[1:] = sorted_labels[1:] != sorted_labels[:-1]
+        first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+        sizes = np.bincount(sorted_labels, minlength=count)[sorted_labels]
+        self._metrics = {"candidate_edges": m, "candidate_documents": n, "candidate_components": count}
+        return pa.table({"id": table["id"], FILE_COLUMN: table[FILE_COLUMN],
+                         COMPONENT: table["id"].take(pa.array(first)),
+                         CANDIDATES: pa.array(sizes.astype(np.int64))})
+
+    def metrics(self) -> dict[str, float]:
+        return self._metrics
+
+
+@register("minhash_dedup.assign")
+class AssignComponent(MapOperator[MinhashDedupConfig]):
+    """Each document's candidate component from its file's slice of the component table.
+
+    Reads: id. Writes: dedup_minhash_component (null outside any component) and
+    dedup_minhash_candidates (1 outside any component). Deterministic.
+    """
+
+    version = 1
+    Config = MinhashDedupConfig
+    reads = ("id",)
+    writes = (COMPONENT, CANDIDATES)
+    uses_artifact = True
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        if self.artifact is None or self.artifact.num_rows == 0:
+            component = pa.nulls(batch.num_rows, pa.string())
+            size = pa.array(np.ones(batch.num_rows, dtype=np.int64))
+        else:
+            index = pc.index_in(batch["id"], value_set=self.artifact["id"])
+            component = self.artifact[COMPONENT].take(index)
+            size = pc.fill_null(self.artifact[CANDIDATES].take(index), 1)
+        return set_column(set_column(batch, COMPONENT, component), CANDIDATES, size)

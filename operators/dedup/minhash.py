@@ -1,0 +1,149 @@
+"""Near-duplicate removal with MinHash LSH: config, signatures, and the composite.
+
+``minhash_dedup`` runs as five primitives that hand over through committed outputs:
+
+1. ``signature`` (map): word (or character) n-gram shingles of normalized text, MinHash
+   signatures (Broder 1997), and one 64-bit hash per LSH band (Leskovec, Rajaraman and
+   Ullman, *Mining of Massive Datasets*, ch. 3) in ``dedup_minhash_bands``.
+2. ``buckets`` (group by scope, band, band hash; emits an artifact): star edges from each
+   bucket's members to its smallest id, never all pairs.
+3. ``components`` (fit on the edges): connected components of the candidate graph.
+4. ``assign`` (map): each document's candidate component, looked up in its own file's
+   slice of the component table (no broadcast, no shuffle of documents).
+5. ``keep`` (group by component; documents outside any component bypass the shuffle):
+   with ``verify``, candidates are checked by exact Jaccard of their shingle sets and
+   clustered greedily around kept documents; one keeper per cluster by the keep policy.
+
+Removal is a later ``filter`` on ``dedup_minhash_keep`` (reason ``dedup:minhash``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field, model_validator
+
+from operators.base import Composite, MapOperator, OperatorConfig, Part, set_column
+from operators.dedup import minhash_math as mm
+from operators.dedup.shingling import ShingleSets, char_shingles, word_shingles
+from operators.registry import register
+
+BANDS = "dedup_minhash_bands"
+
+
+class LshConfig(OperatorConfig):
+    bands: int | None = Field(None, gt=0, description="LSH bands; chosen from threshold and num_perm when unset.")
+    rows: int | None = Field(None, gt=0, description="Rows per band; set together with bands.")
+    false_negative_weight: float | None = Field(
+        None, gt=0, lt=1, description="Weight of missed pairs vs false candidates when choosing bands "
+        "(default 0.95 with verify, since verification removes false candidates; 0.5 without).")
+    seed: int = Field(1, description="Seed of the hash-function draw.")
+    scheme: Literal["fast", "datasketch"] = Field(
+        "fast", description="fast: xxh64 shingles + multiply-shift; datasketch: its exact hashes (slow).")
+
+
+class MinhashDedupConfig(OperatorConfig):
+    threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity of shingle sets that makes a duplicate.")
+    ngram: int = Field(5, gt=0, description="Words per shingle.")
+    char_ngram: int | None = Field(None, gt=0, description="Use character n-grams of this size instead of words.")
+    num_perm: int = Field(112, gt=0, le=1024, description="MinHash permutations (signature length).")
+    scope: Literal["source", "global"] = Field("source", description="Deduplicate within each source, or globally.")
+    verify: bool = Field(True, description="Check candidates' exact Jaccard before treating them as duplicates.")
+    keep: str = Field("min_id", pattern=r"^(min_id|max:[A-Za-z0-9_]+)$",
+                      description="Keeper of a cluster: min_id, or max:<column> (ties: smallest id).")
+    map_digits: bool = Field(False, description="Map every digit to 0 before shingling.")
+    lsh: LshConfig = Field(default_factory=LshConfig, description="Banding and hashing details.")
+
+    @model_validator(mode="after")
+    def _bands_fit(self) -> "MinhashDedupConfig":
+        if (self.lsh.bands is None) != (self.lsh.rows is None):
+            raise ValueError("lsh.bands and lsh.rows go together: give both or neither")
+        if self.lsh.bands is not None and self.lsh.bands * self.lsh.rows > self.num_perm:
+            raise ValueError(f"lsh.bands x lsh.rows = {self.lsh.bands * self.lsh.rows} exceeds "
+                             f"num_perm = {self.num_perm}")
+        return self
+
+    def banding(self) -> tuple[int, int]:
+        if self.lsh.bands is not None and self.lsh.rows is not None:
+            return self.lsh.bands, self.lsh.rows
+        fn = self.lsh.false_negative_weight or (0.95 if self.verify else 0.5)
+        return mm.optimal_bands(self.threshold, self.num_perm, fp_weight=1 - fn, fn_weight=fn)
+
+    def keep_column(self) -> str | None:
+        return self.keep.split(":", 1)[1] if self.keep.startswith("max:") else None
+
+
+def shingle_sets(texts: pa.Array | pa.ChunkedArray, config: MinhashDedupConfig) -> ShingleSets:
+    """The shingle sets ``config`` describes (shared by signatures and verification)."""
+    if config.char_ngram:
+        return char_shingles(texts, config.char_ngram, config.lsh.scheme, map_digits=config.map_digits)
+    return word_shingles(texts, config.ngram, config.lsh.scheme, map_digits=config.map_digits)
+
+
+@register("minhash_dedup.signature")
+class MinhashSignature(MapOperator[MinhashDedupConfig]):
+    """MinHash signature per document, reduced to one 64-bit hash per LSH band.
+
+    Reads: text. Writes: dedup_minhash_bands (fixed-size list of uint64, one per band; null
+    for a document with no shingles, which is then never a candidate). Vectorized over the
+    batch; deterministic for the same config (seeded hash functions).
+    """
+
+    version = 1
+    Config = MinhashDedupConfig
+    reads = ("text",)
+    writes = (BANDS,)
+
+    def __init__(self, config: MinhashDedupConfig, artifact: pa.Table | None = None) -> None:
+        super().__init__(config, artifact)
+        self.perms = mm.Permutations(config.num_perm, config.lsh.seed, config.lsh.scheme)
+        self.bands, self.rows = config.banding()
+
+    @classmethod
+    def describe(cls, config: MinhashDedupConfig) -> dict[str, Any]:  # type: ignore[override]
+        bands, rows = config.banding()
+        return {"bands": bands, "rows": rows, "num_perm": config.num_perm,
+                "candidate_probability_at_threshold": round(mm.candidate_probability(config.threshold, bands, rows), 4),
+                "shingles": f"char {config.char_ngram}-grams" if config.char_ngram else f"word {config.ngram}-grams"}
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        shingles = shingle_sets(batch["text"], self.config)
+        hashes = mm.band_hashes(mm.signatures(shingles, self.perms), self.bands, self.rows)
+        values = pa.array(hashes.reshape(-1), pa.uint64())
+        empty = pa.array(shingles.sizes == 0)
+        bands = pa.FixedSizeListArray.from_arrays(values, self.bands, mask=empty)
+        return set_column(batch, BANDS, bands)
+
+
+@register("minhash_dedup")
+class MinhashDedup(Composite[MinhashDedupConfig]):
+    """Near-duplicates by MinHash LSH, verified by exact Jaccard, one keeper per cluster.
+
+    Writes dedup_minhash_bands, dedup_minhash_component, dedup_minhash_candidates,
+    dedup_minhash_cluster_id, dedup_minhash_cluster_size, dedup_minhash_keep; a later
+    ``filter`` on ``dedup_minhash_keep`` removes the copies (reason ``dedup:minhash``).
+    """
+
+    Config = MinhashDedupConfig
+
+    @classmethod
+    def parts(cls, config: MinhashDedupConfig) -> Sequence[Part]:
+        from operators.dedup.lsh import AssignComponent, LshBuckets, LshComponents
+        from operators.dedup.near_keep import VerifyKeep
+
+        return (Part("signature", MinhashSignature, config), Part("buckets", LshBuckets, config),
+                Part("components", LshComponents, config), Part("assign", AssignComponent, config),
+                Part("keep", VerifyKeep, config))
+
+
+def fixed_list_values(column: pa.ChunkedArray | pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows x width) values of a fixed-size list column and the mask of its valid rows."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    valid = array.is_valid().to_numpy(zero_copy_only=False)
+    flat = array.flatten().to_numpy()  # skips null rows' slots
+    values = np.zeros((len(array), width), dtype=np.uint64)
+    values[valid] = flat.reshape(-1, width)
+    return values, valid

@@ -1,0 +1,157 @@
+"""The minhash_dedup primitives on literal tables: config, signature, star edges, components,
+assignment and verified keeping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from pydantic import ValidationError
+
+from operators.base import FILE_COLUMN
+from operators.dedup.lsh import CANDIDATES, COMPONENT, EDGE_SCHEMA, AssignComponent, LshBuckets, LshComponents
+from operators.dedup.minhash import BANDS, MinhashDedup, MinhashDedupConfig, MinhashSignature
+from operators.dedup.near_keep import CLUSTER_ID, CLUSTER_SIZE, KEEP, VerifyKeep
+
+WORDS = ("the quick brown fox jumps over the lazy dog while seven wizards quietly hex "
+         "every jolly pilot and the band plays on through the night").split()
+
+
+def doc(n: int, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    return " ".join(rng.choice(WORDS, size=n))
+
+
+def test_config_bands_and_rows_go_together() -> None:
+    with pytest.raises(ValidationError, match="go together"):
+        MinhashDedupConfig(lsh={"bands": 4})
+    with pytest.raises(ValidationError, match="exceeds num_perm"):
+        MinhashDedupConfig(num_perm=64, lsh={"bands": 9, "rows": 8})
+    assert MinhashDedupConfig(lsh={"bands": 14, "rows": 8}).banding() == (14, 8)
+
+
+def test_verify_favors_recall_in_the_banding() -> None:
+    verified, unverified = MinhashDedupConfig(verify=True), MinhashDedupConfig(verify=False)
+    assert verified.banding() == (14, 8)  # FineWeb's banding at 0.8 with 112 permutations
+    assert MinhashSignature.describe(verified)["candidate_probability_at_threshold"] > \
+        MinhashSignature.describe(unverified)["candidate_probability_at_threshold"]
+
+
+def test_composite_parts_in_order() -> None:
+    parts = MinhashDedup.parts(MinhashDedupConfig())
+    assert [p.suffix for p in parts] == ["signature", "buckets", "components", "assign", "keep"]
+    assert [p.operator.kind for p in parts] == ["map", "group", "fit", "map", "group"]
+
+
+def test_signature_copies_share_bands_and_empty_docs_are_null() -> None:
+    text = doc(60)
+    batch = pa.table({"id": ["a", "b", "c", "d"], "text": [text, text.upper() + " !!", doc(60, 1), "  ...  "]})
+    out = MinhashSignature(MinhashDedupConfig())(batch)[BANDS].to_pylist()
+    assert out[0] == out[1]  # case and punctuation are normalized away
+    assert out[0] != out[2]
+    assert out[3] is None
+    assert len(out[0]) == 14
+
+
+def buckets_input(rows: list[tuple[str, str, list[int] | None, str]]) -> pa.Table:
+    ids, sources, bands, files = zip(*[(i, s, b, f) for i, s, b, f in rows])
+    band_type = pa.list_(pa.uint64(), 2)
+    return pa.table({"id": list(ids), "source": list(sources), BANDS: pa.array(list(bands), band_type),
+                     FILE_COLUMN: list(files)})
+
+
+def sorted_groups(op: LshBuckets, projected: pa.Table) -> pa.Table:
+    return projected.sort_by([(k, "ascending") for k in (*op.group_key(), "id")])
+
+
+def test_buckets_project_and_star_edges() -> None:
+    config = MinhashDedupConfig(lsh={"bands": 2, "rows": 4}, num_perm=8)
+    op = LshBuckets(config)
+    batch = buckets_input([("d", "web", [1, 2], "f1"), ("b", "web", [1, 3], "f2"), ("a", "web", [1, 2], "f1"),
+                           ("c", "web", [9, 2], "f2"), ("e", "books", [1, 2], "f3"), ("z", "web", None, "f1")])
+    projected = op.project(batch)
+    assert projected.num_rows == 10  # 5 documents with bands x 2 bands; z has none
+    edges = op(sorted_groups(op, projected)).sort_by([("src", "ascending"), ("dst", "ascending")])
+    # band 0 hash 1 in web: a, b, d -> star to a; band 1 hash 2 in web: a, c, d -> star to a
+    assert edges.select(["src", "dst"]).to_pylist() == [
+        {"src": "b", "dst": "a"}, {"src": "c", "dst": "a"}, {"src": "d", "dst": "a"}]
+    assert {e["src"]: e["src_file"] for e in edges.to_pylist()} == {"b": "f2", "c": "f2", "d": "f1"}
+
+
+def test_global_scope_joins_sources() -> None:
+    op = LshBuckets(MinhashDedupConfig(lsh={"bands": 2, "rows": 4}, num_perm=8, scope="global"))
+    batch = buckets_input([("a", "web", [1, 2], "f1"), ("e", "books", [1, 5], "f3")])
+    assert op(sorted_groups(op, op.project(batch))).select(["src", "dst"]).to_pylist() == [{"src": "e", "dst": "a"}]
+
+
+def test_buckets_empty() -> None:
+    op = LshBuckets(MinhashDedupConfig())
+    assert op(EDGE_SCHEMA.empty_table()).num_rows == 0
+
+
+def edges(pairs: list[tuple[str, str]]) -> pa.Table:
+    return pa.table({"src": [a for a, _ in pairs], "dst": [b for _, b in pairs],
+                     "src_file": [f"f-{a}" for a, _ in pairs], "dst_file": [f"f-{b}" for _, b in pairs]})
+
+
+def test_components_union_transitively_with_min_id_and_size() -> None:
+    op = LshComponents(MinhashDedupConfig())
+    table = op.fit(iter([edges([("b", "a"), ("c", "b")]), edges([("y", "x"), ("c", "a")])]))
+    rows = {r["id"]: (r[COMPONENT], r[CANDIDATES], r[FILE_COLUMN]) for r in table.to_pylist()}
+    assert rows == {"a": ("a", 3, "f-a"), "b": ("a", 3, "f-b"), "c": ("a", 3, "f-c"),
+                    "x": ("x", 2, "f-x"), "y": ("x", 2, "f-y")}
+    assert op.metrics() == {"candidate_edges": 4, "candidate_documents": 5, "candidate_components": 2}
+
+
+def test_components_of_no_edges() -> None:
+    assert LshComponents(MinhashDedupConfig()).fit(iter([])).num_rows == 0
+
+
+def test_assign_looks_up_the_file_slice() -> None:
+    slice_ = pa.table({"id": ["b", "c"], FILE_COLUMN: ["f", "f"], COMPONENT: ["a", "a"], CANDIDATES: [3, 3]})
+    out = AssignComponent(MinhashDedupConfig(), artifact=slice_)(pa.table({"id": ["c", "q", "b"]}))
+    assert out[COMPONENT].to_pylist() == ["a", None, "a"]
+    assert out[CANDIDATES].to_pylist() == [3, 1, 3]
+    none = AssignComponent(MinhashDedupConfig(), artifact=None)(pa.table({"id": ["q"]}))
+    assert none[COMPONENT].to_pylist() == [None] and none[CANDIDATES].to_pylist() == [1]
+
+
+def keep_input(rows: list[tuple[str, str, str | None]], **extra: list) -> pa.Table:
+    return pa.table({"id": [r[0] for r in rows], "text": [r[1] for r in rows],
+                     COMPONENT: pa.array([r[2] for r in rows], pa.string()), **extra})
+
+
+def test_verify_keeps_dissimilar_candidates_and_removes_true_copies() -> None:
+    base, other = doc(80, 1), doc(80, 2)
+    near = base.split()
+    near[40] = "zebra"  # one word changed of 80: Jaccard of 5-grams well above 0.8
+    table = keep_input([("a", base, "a"), ("b", " ".join(near), "a"), ("c", other, "a"), ("s", doc(50, 3), None)])
+    op = VerifyKeep(MinhashDedupConfig())
+    out = {r["id"]: r for r in op(table).to_pylist()}
+    assert [out[i][KEEP] for i in "abcs"] == [True, False, True, True]  # c: an LSH false positive, kept
+    assert out["b"][CLUSTER_ID] == "a" and out["a"][CLUSTER_SIZE] == 2 and out["c"][CLUSTER_SIZE] == 1
+    assert out["s"][CLUSTER_ID] == "s" and out["s"][CLUSTER_SIZE] == 1
+    assert op.metrics()["verified_pairs"] == 2 and op.metrics()["confirmed_pairs"] == 1  # b~a; c vs a
+
+
+def test_unverified_component_is_one_cluster() -> None:
+    table = keep_input([("b", doc(80, 1), "a"), ("a", doc(80, 2), "a")])
+    out = VerifyKeep(MinhashDedupConfig(verify=False))(table)
+    assert dict(zip(out["id"].to_pylist(), out[KEEP].to_pylist())) == {"a": True, "b": False}
+
+
+def test_keep_max_column_with_ties_to_smallest_id() -> None:
+    text = doc(80, 4)
+    table = keep_input([("a", text, "a"), ("b", text, "a"), ("c", text, "a")], score=[0.1, 0.9, 0.9])
+    op = VerifyKeep(MinhashDedupConfig(keep="max:score"))
+    assert op(table)[KEEP].to_pylist() == [False, True, False]
+    assert VerifyKeep.columns_read(MinhashDedupConfig(keep="max:score"))[-1] == "score"
+
+
+def test_keep_is_independent_of_row_order() -> None:
+    text = doc(80, 5)
+    rows = [("c", text, "a"), ("a", text, "a"), ("b", doc(80, 6), "a")]
+    first = VerifyKeep(MinhashDedupConfig())(keep_input(rows))
+    second = VerifyKeep(MinhashDedupConfig())(keep_input(rows[::-1]))
+    assert sorted(zip(first["id"].to_pylist(), first[KEEP].to_pylist())) == \
+        sorted(zip(second["id"].to_pylist(), second[KEEP].to_pylist()))
