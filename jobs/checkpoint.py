@@ -2,9 +2,9 @@
 
 ::
 
-    stages/<stage>-<fingerprint>/wave-00017/part-*.parquet      kept rows
-    stages/<stage>-<fingerprint>/wave-00017/rejected/part-*.parquet
-    stages/<stage>-<fingerprint>/wave-00017/_COMMIT.json        the wave is done
+    stages/<stage>-<fingerprint>/wave-00017-<inputs>/part-*.parquet   kept rows
+    stages/<stage>-<fingerprint>/wave-00017-<inputs>/rejected/part-*.parquet
+    stages/<stage>-<fingerprint>/wave-00017-<inputs>/_COMMIT.json     the wave is done
     stages/<stage>-<fingerprint>/_COMMIT.json                   the stage is done
     runs/<run-id>/run.json                                      the run's state
 
@@ -37,8 +37,10 @@ def stage_prefix(name: str, fp: str) -> str:
     return f"stages/{name}-{fp}"
 
 
-def wave_prefix(name: str, fp: str, wave: int) -> str:
-    return f"{stage_prefix(name, fp)}/wave-{wave:05d}"
+def wave_prefix(name: str, fp: str, wave: int, inputs: list[str]) -> str:
+    """A wave's directory, named by its number and a digest of its inputs: a wave planned
+    differently (say after ``wave_mb`` changed) never reuses another plan's commit."""
+    return f"{stage_prefix(name, fp)}/wave-{wave:05d}-{fingerprint(inputs)[:8]}"
 
 
 @dataclass(frozen=True)

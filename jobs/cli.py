@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 from typing import Any
@@ -13,6 +14,7 @@ from jobs import report
 from jobs.spec import SpecError, load_pipeline
 
 log = logging.getLogger("tamis")
+RUN_ID = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     ops.add_argument("name", nargs="?")
 
     args = parser.parse_args(argv)
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # plugins next to the config import as with `python -m`
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         return {"run": cmd_run, "validate": cmd_validate, "status": cmd_status, "operators": cmd_operators}[
@@ -87,10 +91,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     import ray
 
     from jobs.lock import RunLockedError
-    from jobs.scheduler import ACTOR_NAMESPACE, actor_name, start_actor
+    from jobs.scheduler import start_actor
 
     pipeline = load_pipeline(args.config, args.set)
     run_id = args.run_id or pipeline.spec.name
+    if not RUN_ID.fullmatch(run_id):
+        print(f"error: --run-id {run_id!r}: use letters, digits, '.', '_' and '-' only", file=sys.stderr)
+        return 2
     address = args.address or os.environ.get("RAY_ADDRESS") or "local"
     if not args.verbose:
         os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
@@ -98,11 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ray.init(address=address, num_cpus=args.num_cpus if address == "local" else None,
              log_to_driver=args.verbose, include_dashboard=False, logging_level=logging.WARNING,
              configure_logging=True)
-    try:
-        ray.get_actor(actor_name(run_id), namespace=ACTOR_NAMESPACE)
-    except ValueError:
-        pass
-    else:
+    if not _previous_scheduler_gone(run_id):
         print(f"error: run {run_id!r} is already running on this cluster; follow it with "
               f"`tamis status {run_id} --store {pipeline.spec.store}`", file=sys.stderr)
         return 3
@@ -112,15 +115,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     except RunLockedError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
-    except Exception as err:  # the full traceback is in run.json; show its last line and where
-        last = (str(err).strip().splitlines() or [type(err).__name__])[-1]
-        print(f"error: run {run_id} failed: {last}\nthe stage's traceback: `tamis status {run_id} "
+    except Exception as err:  # the full traceback is in run.json; show the cause and where
+        print(f"error: run {run_id} failed: {root_cause(err)}\nthe stage's traceback: `tamis status {run_id} "
               f"--store {pipeline.spec.store}`", file=sys.stderr)
         return 1
     finally:
         ray.kill(actor)
     print(report.render_summary(state))
     return 0
+
+
+def _previous_scheduler_gone(run_id: str) -> bool:
+    """True unless a scheduler for ``run_id`` is alive and still running on this cluster.
+
+    A detached scheduler whose driver died finishes its run and then lingers; it is
+    removed here so the run id can be used again.
+    """
+    import ray
+
+    from jobs.scheduler import ACTOR_NAMESPACE, actor_name
+
+    try:
+        old = ray.get_actor(actor_name(run_id), namespace=ACTOR_NAMESPACE)
+    except ValueError:
+        return True
+    try:
+        status = ray.get(old.status.remote(), timeout=30)["status"]
+    except Exception:  # dead or unresponsive: nothing to follow
+        status = "unreachable"
+    if status in ("running", "starting"):
+        return False
+    ray.kill(old)
+    return True
 
 
 def _follow(actor: Any, ref: Any) -> dict[str, Any]:
@@ -141,8 +167,22 @@ def _follow(actor: Any, ref: Any) -> dict[str, Any]:
             try:
                 return ray.get(ref)
             except ray.exceptions.RayTaskError as err:
-                raise err.as_instanceof_cause() from None
+                raise (err.cause if isinstance(err.cause, BaseException) else err) from None
         time.sleep(0.5)
+
+
+def root_cause(err: BaseException) -> str:
+    """The innermost error of a chain (Ray wraps a stage's error in its own), on one line."""
+    seen: set[int] = set()
+    while id(err) not in seen:
+        seen.add(id(err))
+        inner = getattr(err, "cause", None)
+        inner = inner if isinstance(inner, BaseException) else err.__cause__
+        if inner is None:
+            break
+        err = inner
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"
 
 
 if __name__ == "__main__":

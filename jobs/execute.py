@@ -36,7 +36,7 @@ from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, PARTITION, FileOutput, ba
                         iter_file_batches, metrics_row, read_files, stats_table)
 from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store, filesystem_for
-from operators.base import FitOperator, GroupOperator, Operator
+from operators.base import FitOperator, GroupOperator, Operator, ResourceHint
 from operators.io.records import FieldMapping, normalize_table, parse_jsonl_lines
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def run_read(files: list[tuple[int, str]], input_spec: InputSpec, s3: S3Options,
     ds = ds.map_batches(_read_input_files, batch_size=1, batch_format="pyarrow",
                         fn_kwargs=dict(input_spec=input_spec, s3=s3, out=out, part_rows=part_rows,
                                        batch_rows=batch_rows),
-                        **_task_options(resources, concurrency_default=None))
+                        **_task_options(resources, ResourceHint()))
     return ds.take_all()
 
 
@@ -155,7 +155,7 @@ def run_map(operator: type[Operator[Any]], config: Any, keys: list[str], store: 
                             num_gpus=num_gpus, **_cpu_memory(resources, hint))
     else:
         ds = ds.map_batches(_map_files, fn_kwargs=kwargs, batch_size=1, batch_format="pyarrow",
-                            **_task_options(resources, concurrency_default=None))
+                            **_task_options(resources, hint))
     return ds.take_all()
 
 
@@ -341,13 +341,10 @@ def _cpu_memory(resources: ResourcesSpec, hint: Any) -> dict[str, Any]:
     return opts
 
 
-def _task_options(resources: ResourcesSpec, concurrency_default: int | None) -> dict[str, Any]:
-    from operators.base import ResourceHint
-
-    opts = _cpu_memory(resources, ResourceHint())
-    size = resources.concurrency or concurrency_default
-    if size:
-        opts["compute"] = ray.data.TaskPoolStrategy(size=size)
+def _task_options(resources: ResourcesSpec, hint: ResourceHint) -> dict[str, Any]:
+    opts = _cpu_memory(resources, hint)
+    if resources.concurrency:
+        opts["compute"] = ray.data.TaskPoolStrategy(size=resources.concurrency)
     return opts
 
 

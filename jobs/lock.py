@@ -99,7 +99,7 @@ class RunLock:
                 raise RunLockedError(
                     f"run {self.run_id!r} is already being run by process {lock.get('pid')} on "
                     f"{lock.get('host')} (heartbeat {age:.0f}s ago). Follow it with `tamis status "
-                    f"{self.run_id}`, or pick another --run-id. If that process is really gone, the "
+                    f"{self.run_id} --store {self.store.uri}`, or pick another --run-id. If that process is really gone, the "
                     f"lock expires {self.ttl_s:.0f}s after its last heartbeat.")
             log.info("taking over run %s lock (%s)", self.run_id, why)
         key = f"{self.prefix}/{generation + 1:08d}.json"

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from jobs import checkpoint as cp
 from jobs import execute
+from jobs.spec import redacted_config
 from jobs.store import Store
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def write_output(sched: "RunScheduler", last: dict[str, Any], started: float) ->
         "schema": _schema(sched.store, last["files"]),
         "format": spec.output.format,
         "files": files,
-        "config": spec.model_dump(mode="json"),
+        "config": redacted_config(spec),
         "write_seconds": round(time.time() - t0, 3),
         "wall_seconds": round(time.time() - started, 3),
     }

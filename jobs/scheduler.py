@@ -22,7 +22,7 @@ from jobs import checkpoint as cp
 from jobs import execute
 from jobs.lock import RunLock
 from jobs.output import write_output
-from jobs.spec import PipelineSpec, PlannedStage, ResourcesSpec, plan_stages
+from jobs.spec import PipelineSpec, PlannedStage, ResourcesSpec, plan_stages, redacted_config
 from jobs.store import Store, resolve_inputs
 
 log = logging.getLogger(__name__)
@@ -80,13 +80,13 @@ class RunScheduler:
         started = time.time()
         previous = self.store.read_json(run_json_key(self.run_id)) or {}
         try:
-            files = resolve_inputs(self.spec.input.paths, self.spec.s3_options())
+            files = resolve_inputs(self.spec.input.paths, self.spec.s3_options(), self.spec.input.format)
             if not files:
                 raise FileNotFoundError(f"no input file matches {self.spec.input.paths}")
             plan = self._plan(files)
             with self._lock:
                 self.state.update(status="running", started_at=started, attempt=previous.get("attempt", 0) + 1,
-                                  stages=plan, store=self.store.uri, config=self.spec.model_dump(mode="json"))
+                                  stages=plan, store=self.store.uri, config=redacted_config(self.spec))
             self._event(f"run {self.run_id}: {len(files)} input file(s), {len(plan)} stage(s), "
                         f"attempt {self.state['attempt']}")
             self._update()
@@ -167,9 +167,9 @@ class RunScheduler:
         self._update(index, waves_total=len(waves))
         entry["waves_total"] = len(waves)
         for w, inputs in enumerate(waves):
-            key = f"{cp.wave_prefix(name, fp, w)}/{cp.COMMIT}"
+            key = f"{cp.wave_prefix(name, fp, w, inputs)}/{cp.COMMIT}"
             existing = self.store.read_json(key)
-            if existing is not None and existing["inputs"] == inputs:
+            if existing is not None:
                 results.append(cp.WaveResult.from_json(existing))
                 self._event(f"{name}: wave {w + 1}/{len(waves)} committed earlier, skipped")
             else:
@@ -187,7 +187,7 @@ class RunScheduler:
         waves = cp.plan_waves([(f.uri, f.size) for f in files], int(ex.wave_mb * 2**20))
 
         def run_wave(w: int, inputs: list[str]) -> list[dict[str, Any]]:
-            out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w))
+            out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w, inputs))
             return execute.run_read([(indexes[u], u) for u in inputs], self.spec.input, self.spec.s3_options(),
                                     out, ex.part_rows, ex.batch_rows, ResourcesSpec())
 
@@ -200,7 +200,7 @@ class RunScheduler:
         waves = cp.plan_waves([(k, f["bytes"]) for k, f in refs.items()], int(ex.wave_mb * 2**20))
 
         def run_wave(w: int, inputs: list[str]) -> list[dict[str, Any]]:
-            out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w))
+            out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w, inputs))
             return execute.run_map(stage.operator, stage.config, inputs, self.store, out, ex.batch_rows,
                                    stage.resources, artifact if stage.operator.uses_artifact else None)
 
@@ -216,7 +216,7 @@ class RunScheduler:
         def run_wave(w: int, inputs: list[str]) -> list[dict[str, Any]]:
             if not inputs:
                 return []
-            out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w))
+            out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w, inputs))
             stats = execute.run_group(stage.operator, stage.config, inputs, self.store, out, partitions,
                                       self.spec.execution.batch_rows, stage.resources)
             if stage.operator.emits == "artifact":  # the documents pass through unchanged

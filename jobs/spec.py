@@ -79,7 +79,8 @@ class OutputSpec(_Strict):
 class ExecutionSpec(_Strict):
     wave_mb: float = Field(1024, gt=0, description="Input MB per wave of a map stage; a crash costs one wave.")
     batch_rows: int = Field(1024, gt=0, description="Rows per batch handed to an operator.")
-    part_rows: int = Field(100_000, gt=0, description="Most rows per checkpoint file.")
+    part_rows: int = Field(100_000, gt=0, description="Input rows per read-stage checkpoint file (rounded "
+                           "up to a whole batch for Parquet input).")
     group_partition_mb: int = Field(256, gt=0, description="Target size of one group-stage partition.")
     lock_ttl_s: float = Field(120.0, gt=0, description="A run lock whose heartbeat is older is stale.")
 
@@ -100,6 +101,15 @@ class PipelineSpec(_Strict):
 
     def make_store(self) -> Store:
         return Store(self.store, self.s3_options())
+
+
+def redacted_config(spec: PipelineSpec) -> dict[str, Any]:
+    """The config as recorded in run.json and manifests: credentials replaced by a marker."""
+    config = spec.model_dump(mode="json")
+    for key in ("access_key_id", "secret_access_key"):
+        if config["store_options"].get(key):
+            config["store_options"][key] = "<redacted>"
+    return config
 
 
 @dataclass(frozen=True)
@@ -236,7 +246,7 @@ def input_columns(spec: PipelineSpec) -> set[str] | None:
 
         from jobs.store import filesystem_for
 
-        files = resolve_inputs(spec.input.paths, spec.s3_options())
+        files = resolve_inputs(spec.input.paths, spec.s3_options(), spec.input.format)
         fs, path = filesystem_for(files[0].uri, spec.s3_options())
         names = set(pq.read_schema(path, filesystem=fs).names)
     except Exception:  # unknown schema: column checks for input fields are skipped
@@ -309,7 +319,7 @@ def _io_problems(spec: PipelineSpec) -> list[str]:
     except StoreError as err:
         problems.append(f"store: {err}")
     try:
-        if not resolve_inputs(spec.input.paths, spec.s3_options()):
+        if not resolve_inputs(spec.input.paths, spec.s3_options(), spec.input.format):
             problems.append(f"input.paths: no file matches {spec.input.paths}")
     except Exception as err:  # unreachable bucket, bad credentials, ...
         problems.append(f"input.paths: cannot list {spec.input.paths}: {err}")

@@ -251,11 +251,22 @@ class InputFile:
 
     uri: str
     size: int
-    version: str  # S3 ETag, or mtime in nanoseconds locally
+    version: str  # size and mtime on S3 (the listing has no ETag), mtime in nanoseconds locally
 
 
-def resolve_inputs(patterns: list[str], options: S3Options) -> list[InputFile]:
-    """Expand local or s3:// globs into a sorted, de-duplicated list of files."""
+DATA_SUFFIXES = {
+    "jsonl": (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".ndjson.gz", ".jsonl.zst", ".jsonl.bz2"),
+    "parquet": (".parquet", ".pq"),
+}
+
+
+def resolve_inputs(patterns: list[str], options: S3Options, fmt: str | None = None) -> list[InputFile]:
+    """Expand local or s3:// globs into a sorted, de-duplicated list of files.
+
+    ``*``, ``?`` and ``[...]`` match within one path segment, ``**`` any number of
+    segments. A pattern naming a directory means the files below it with ``fmt``'s
+    extensions (e.g. .jsonl.gz for jsonl).
+    """
     found: dict[str, InputFile] = {}
     for pattern in patterns:
         fs, path = filesystem_for(pattern, options)
@@ -267,8 +278,15 @@ def resolve_inputs(patterns: list[str], options: S3Options) -> list[InputFile]:
             infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
         else:
             infos = []
+        whole_dir = base == path.rstrip("/") and info.type == pafs.FileType.Directory
+        suffixes = DATA_SUFFIXES.get(fmt or "", ())
         for i in infos:
-            if i.type != pafs.FileType.File or not _glob_match(i.path, path):
+            if i.type != pafs.FileType.File:
+                continue
+            if whole_dir:
+                if suffixes and not i.path.endswith(suffixes):
+                    continue
+            elif not _glob_match(i.path, path):
                 continue
             uri = f"s3://{i.path}" if is_s3(pattern) else i.path
             found[uri] = InputFile(uri, int(i.size or 0), _version(fs, i, is_s3(pattern)))
@@ -276,10 +294,16 @@ def resolve_inputs(patterns: list[str], options: S3Options) -> list[InputFile]:
 
 
 def _glob_match(path: str, pattern: str) -> bool:
-    """Shell-style match where ``*`` never crosses a ``/`` (fnmatch's does)."""
-    parts, pattern_parts = path.split("/"), pattern.split("/")
-    return len(parts) == len(pattern_parts) and all(
-        fnmatch.fnmatchcase(p, q) for p, q in zip(parts, pattern_parts))
+    """Shell-style match where ``*`` stays within a segment and ``**`` spans segments."""
+    return _match_parts(path.split("/"), pattern.split("/"))
+
+
+def _match_parts(parts: list[str], pattern: list[str]) -> bool:
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(_match_parts(parts[k:], pattern[1:]) for k in range(len(parts) + 1))
+    return bool(parts) and fnmatch.fnmatchcase(parts[0], pattern[0]) and _match_parts(parts[1:], pattern[1:])
 
 
 def _glob_base(path: str) -> str:

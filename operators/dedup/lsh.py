@@ -30,8 +30,9 @@ class LshBuckets(GroupOperator[MinhashDedupConfig]):
     """Star edges of LSH buckets: every member to the bucket's smallest id.
 
     Projects each document into one row per band (scope, band, band hash, id, file); groups
-    by (scope, band, band hash). Reads: id, source, dedup_minhash_bands. Emits the edge
-    artifact (src, dst, src_file, dst_file), de-duplicated within each partition.
+    by (scope, band, band hash). Reads: id, source, dedup_minhash_bands. Writes no document
+    column: emits the edge artifact (src, dst, src_file, dst_file), de-duplicated within
+    each partition.
     Deterministic: rows arrive sorted by key and id.
     """
 
@@ -78,7 +79,8 @@ class LshBuckets(GroupOperator[MinhashDedupConfig]):
 class LshComponents(FitOperator[MinhashDedupConfig]):
     """Connected components of the candidate graph, on one worker (scipy.sparse.csgraph).
 
-    Fits on the edge artifact. Artifact: one row per document in a component of two or more:
+    Reads: the edge artifact (not the documents). Writes the component artifact: one row
+    per document in a component of two or more:
     id, its file, dedup_minhash_component (the component's smallest id) and
     dedup_minhash_candidates (its size); split per document file by jobs/. Memory is about
     100 bytes per edge endpoint: ~1 GB holds ten million candidate edges.

@@ -46,7 +46,8 @@ class LshConfig(OperatorConfig):
 
 
 class MinhashDedupConfig(OperatorConfig):
-    threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity of shingle sets that makes a duplicate.")
+    threshold: float = Field(0.8, gt=0, lt=1, description="Jaccard similarity of shingle sets that makes a "
+                             "duplicate (below 1: identical texts are exact_dedup's job).")
     ngram: int = Field(5, gt=0, description="Words per shingle.")
     char_ngram: int | None = Field(None, gt=0, description="Use character n-grams of this size instead of words.")
     num_perm: int = Field(112, gt=0, le=1024, description="MinHash permutations (signature length).")

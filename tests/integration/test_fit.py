@@ -34,3 +34,20 @@ def test_fit_artifact_feeds_a_later_map(ray_local: None, tmp_path: Path) -> None
     assert len(artifacts) == 1
     artifact = pq.read_table(store.fs_path(artifacts[0]))
     assert dict(zip(artifact["source"].to_pylist(), artifact["words"].to_pylist())) == dict(words)
+
+
+def test_stateful_operator_runs_in_long_lived_actors(ray_local: None, tmp_path: Path) -> None:
+    raw = demo_config(store=str(tmp_path / "store"), plugins=["tests.support.slow_ops"])
+    raw["stages"] = [{"op": "test_actor_tag"}]
+    raw["execution"] = {"part_rows": 50, "batch_rows": 25}
+    pipeline, state = run_config(tmp_path, raw, run_id="actors")
+    output = read_output(pipeline, state)
+    assert output.num_rows == state["stages"][0]["rows_out"]
+    pids = set(output["test_actor_pid"].to_pylist())
+    assert 1 <= len(pids) <= 4  # a pool of actors, not a process per task
+    # an actor's state outlives one call: some actor saw more batches than one file holds
+    assert max(output["test_actor_batches"].to_pylist()) > 2
+    # each batch carries a unique (actor, counter) pair; the summed metric counts them all once
+    tag = next(s for s in state["stages"] if s["name"] == "test_actor_tag")
+    batches = set(zip(output["test_actor_pid"].to_pylist(), output["test_actor_batches"].to_pylist()))
+    assert tag["metrics"]["batches"] == len(batches)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 from pydantic import Field
 
-from operators.base import FitOperator, MapOperator, OperatorConfig
+from operators.base import FitOperator, MapOperator, OperatorConfig, ResourceHint
 from operators.registry import register
 
 
@@ -98,3 +98,29 @@ class WordShare(MapOperator[WordTotalsConfig]):
         totals = dict(zip(self.artifact["source"].to_pylist(), self.artifact["words"].to_pylist()))
         shares = [w / totals[s] for s, w in zip(batch["source"].to_pylist(), batch["quality_word_count"].to_pylist())]
         return batch.append_column("test_word_share", pa.array(shares, pa.float64()))
+
+
+@register("test_actor_tag")
+class ActorTag(MapOperator[WordTotalsConfig]):
+    """Tags rows with the pid of the actor holding it (exercises the actor-pool path).
+
+    Reads: nothing. Writes: test_actor_pid, test_actor_batches (batches seen by the actor).
+    """
+
+    version = 1
+    Config = WordTotalsConfig
+    writes = ("test_actor_pid", "test_actor_batches")
+    resources = ResourceHint(num_cpus=0.5, stateful=True)
+
+    def __init__(self, config: WordTotalsConfig, artifact: pa.Table | None = None) -> None:
+        super().__init__(config, artifact)
+        self.batches = 0  # state that lives as long as the actor
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        self.batches += 1
+        n = batch.num_rows
+        return batch.append_column("test_actor_pid", pa.array([os.getpid()] * n)).append_column(
+            "test_actor_batches", pa.array([self.batches] * n))
+
+    def metrics(self) -> dict[str, float]:
+        return {"batches": self.batches}

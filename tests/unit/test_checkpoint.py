@@ -58,7 +58,10 @@ def test_read_fingerprint_follows_files_and_input_config() -> None:
 
 def test_prefixes() -> None:
     assert cp.stage_prefix("filter", "abc") == "stages/filter-abc"
-    assert cp.wave_prefix("filter", "abc", 17) == "stages/filter-abc/wave-00017"
+    prefix = cp.wave_prefix("filter", "abc", 17, ["a", "b"])
+    assert prefix.startswith("stages/filter-abc/wave-00017-")
+    assert prefix == cp.wave_prefix("filter", "abc", 17, ["a", "b"])
+    assert prefix != cp.wave_prefix("filter", "abc", 17, ["a"])  # re-planned waves never share
 
 
 # --- wave planning ----------------------------------------------------------------------------
@@ -179,7 +182,7 @@ def test_commit_creates_then_adopts_the_first(tmp_path: Path) -> None:
 
 def test_concurrent_commits_agree(tmp_path: Path) -> None:
     store = Store(str(tmp_path))
-    key = f"{cp.wave_prefix('s', 'f', 0)}/{cp.COMMIT}"
+    key = f"{cp.wave_prefix('s', 'f', 0, ['in'])}/{cp.COMMIT}"
     results: list[dict] = []
     barrier = threading.Barrier(8)
 

@@ -371,3 +371,15 @@ def test_overrides_apply_before_validation(tmp_path: Path, inputs: str) -> None:
 def test_reserved_stage_names_are_refused(tmp_path: Path, inputs: str) -> None:
     path = write(tmp_path, config(tmp_path, inputs, [{"op": "heuristics", "name": "read"}]))
     assert "stages[0].name" in only(path) and "reserved" in only(path)
+
+
+def test_recorded_config_has_no_credentials(tmp_path: Path, inputs: str) -> None:
+    from jobs.spec import redacted_config
+
+    raw = config(tmp_path, inputs, [{"op": "heuristics"}],
+                 store_options={"access_key_id": "AKIA-SECRET", "secret_access_key": "s3cr3t", "region": "eu-west-1"})
+    spec = load_pipeline(write(tmp_path, raw), check_io=False).spec
+    recorded = redacted_config(spec)
+    assert "AKIA-SECRET" not in str(recorded) and "s3cr3t" not in str(recorded)
+    assert recorded["store_options"]["region"] == "eu-west-1"
+    assert spec.store_options.secret_access_key == "s3cr3t"  # the run itself still has them

@@ -221,3 +221,20 @@ def test_input_version_changes_when_a_file_is_rewritten(tmp_path: Path) -> None:
     assert after.uri == before.uri and after.size == before.size
     assert after.version != before.version
     assert after.version == str(1_700_000_001_000_000_000)
+
+
+def test_directory_input_means_its_data_files(tmp_path: Path) -> None:
+    for name in ("a.jsonl.gz", "sub/b.jsonl", "README.md", "sub/c.parquet"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    got = [Path(f.uri).relative_to(tmp_path).as_posix() for f in resolve_inputs([str(tmp_path)], S3Options(), "jsonl")]
+    assert got == ["a.jsonl.gz", "sub/b.jsonl"]
+
+
+def test_double_star_spans_directories(tmp_path: Path) -> None:
+    for name in ("a.jsonl", "x/b.jsonl", "x/y/c.jsonl", "x/y/c.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    got = [Path(f.uri).relative_to(tmp_path).as_posix()
+           for f in resolve_inputs([str(tmp_path / "**" / "*.jsonl")], S3Options())]
+    assert got == ["a.jsonl", "x/b.jsonl", "x/y/c.jsonl"]
