@@ -126,7 +126,7 @@ def word_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
     Returns:
         The de-duplicated, per-document sorted shingle hashes.
     """
-    _check_ngram(ngram)
+    _check_arguments(ngram, scheme)
     normalized = _normalized_non_empty(texts, map_digits)
     words = pc.split_pattern(normalized, pattern=" ")  # empty docs are null: no tokens
     counts = pc.list_value_length(words).fill_null(0).to_numpy().astype(np.int64)
@@ -135,17 +135,15 @@ def word_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
     if scheme == "fast":
         encoded = flat.dictionary_encode()
         # One C call per distinct word of the batch, not per occurrence.
-        unique_hashes = np.fromiter(
-            (xxhash.xxh64_intdigest(w.encode("utf-8")) for w in encoded.dictionary.to_pylist()),
-            dtype=np.uint64, count=len(encoded.dictionary))
+        utf8_words = encoded.dictionary.cast(pa.large_binary()).to_pylist()  # zero-copy cast
+        unique_hashes = np.fromiter((xxhash.xxh64_intdigest(w) for w in utf8_words),
+                                    dtype=np.uint64, count=len(utf8_words))
         token_hashes = unique_hashes[encoded.indices.to_numpy()]
         values = _combine_windows(token_hashes, counts, ngram)
-    elif scheme == "datasketch":
+    else:  # "datasketch", checked above
         values = _sha1_shingles(
             (" ".join(doc[i:i + ngram]) for doc in words.to_pylist() if doc
              for i in range(max(len(doc) - ngram + 1, 1))), int(windows.sum()))
-    else:
-        raise ValueError(f"scheme must be 'fast' or 'datasketch', got {scheme!r}")
     return _as_sets(values, windows)
 
 
@@ -167,7 +165,7 @@ def char_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
     Returns:
         The de-duplicated, per-document sorted shingle hashes.
     """
-    _check_ngram(ngram)
+    _check_arguments(ngram, scheme)
     normalized = _normalized_non_empty(texts, map_digits)
     counts = pc.utf8_length(normalized).fill_null(0).to_numpy().astype(np.int64)
     windows = _window_counts(counts, ngram)
@@ -177,18 +175,18 @@ def char_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
         code_points = np.frombuffer("".join(strings).encode("utf-32-le"), dtype="<u4")
         token_hashes = splitmix64(code_points.astype(np.uint64) ^ _CODE_POINT_SALT)
         values = _combine_windows(token_hashes, counts, ngram)
-    elif scheme == "datasketch":
+    else:  # "datasketch", checked above
         values = _sha1_shingles(
             (s[i:i + ngram] for s in strings if s
              for i in range(max(len(s) - ngram + 1, 1))), int(windows.sum()))
-    else:
-        raise ValueError(f"scheme must be 'fast' or 'datasketch', got {scheme!r}")
     return _as_sets(values, windows)
 
 
-def _check_ngram(ngram: int) -> None:
+def _check_arguments(ngram: int, scheme: str) -> None:
     if not isinstance(ngram, (int, np.integer)) or ngram < 1:
         raise ValueError(f"ngram must be a positive integer, got {ngram!r}")
+    if scheme not in ("fast", "datasketch"):
+        raise ValueError(f"scheme must be 'fast' or 'datasketch', got {scheme!r}")
 
 
 def _normalized_non_empty(texts: pa.Array | pa.ChunkedArray, map_digits: bool) -> pa.Array:

@@ -1,0 +1,184 @@
+"""MinHash signature throughput: tamis's vectorized path against datasketch per document.
+
+Builds ~2,000 documents of ~4.5 KB (prefixes of ../shared/data/devdocs.jsonl.gz when it
+exists, else synthetic text), computes word 5-gram MinHash signatures, and prints a table:
+
+* tamis "fast": ``word_shingles(..., "fast")`` + ``signatures`` from raw text, and the
+  ``signatures`` step alone;
+* tamis "datasketch" scheme (bit-identical to datasketch's legacy MinHash), from raw text;
+* datasketch ``MinHash.update_batch`` once per document over the same word 5-gram shingles,
+  already built and UTF-8 encoded (shingle building is *not* charged to datasketch), with
+  its legacy scheme and with its default scheme (affine32 since datasketch 2.0);
+* the plain way end to end: the same normalization, shingle strings built in Python, then
+  datasketch's default ``update_batch`` per document (the fair match of the first row).
+
+Each figure is the best of ``--repeat`` runs. Peak memory is measured in a separate run
+under tracemalloc (numpy and Python allocations; Arrow buffers are not traced), over the
+memory already held before the run (the input texts and, for the second row, the shingles).
+
+Usage: ``.venv/bin/python bench/minhash_signatures.py [--docs 2000] [--num-perm 128]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import random
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+import datasketch
+from datasketch import MinHash
+from operators.dedup.minhash_math import Permutations, signatures
+from operators.dedup.shingling import normalize_for_near_dup, word_shingles
+
+DEVDOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "devdocs.jsonl.gz"
+DOC_CHARS = 4500
+NGRAM = 5
+
+
+def load_documents(count: int) -> tuple[list[str], str]:
+    """``count`` texts of ``DOC_CHARS`` characters, and where they came from."""
+    if DEVDOCS.exists():
+        texts = []
+        with gzip.open(DEVDOCS, "rt", encoding="utf-8") as f:
+            for line in f:
+                text = json.loads(line).get("text") or ""
+                if len(text) >= DOC_CHARS:
+                    texts.append(text[:DOC_CHARS])
+                    if len(texts) == count:
+                        return texts, f"{DEVDOCS.name} (first {count} docs >= {DOC_CHARS} chars, cut)"
+        if texts:
+            return texts, f"{DEVDOCS.name} ({len(texts)} docs >= {DOC_CHARS} chars, cut)"
+    rng = random.Random(0)
+    vocab = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 10)))
+             for _ in range(20000)]
+    texts = []
+    for _ in range(count):
+        words: list[str] = []
+        while sum(len(w) + 1 for w in words) < DOC_CHARS:
+            words.append(rng.choice(vocab))
+        texts.append(" ".join(words)[:DOC_CHARS])
+    return texts, "synthetic (random words from a 20k vocabulary)"
+
+
+def shingle_bytes(texts: pa.Array) -> list[list[bytes]]:
+    """Word 5-gram shingles of each document as UTF-8 bytes, as datasketch users feed them."""
+    out = []
+    for text in normalize_for_near_dup(texts, map_digits=False).to_pylist():
+        words = text.split(" ") if text else []
+        windows = range(max(len(words) - NGRAM + 1, 1)) if words else range(0)
+        out.append([" ".join(words[i:i + NGRAM]).encode("utf-8") for i in windows])
+    return out
+
+
+def best_of(repeat: int, func: Callable[[], object]) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def peak_mb(func: Callable[[], object]) -> float:
+    """Peak MB traced by tracemalloc while running ``func`` once."""
+    tracemalloc.start()
+    func()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument("--num-perm", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    texts, origin = load_documents(args.docs)
+    batch = pa.array(texts, pa.string())
+    n = len(texts)
+    fast = Permutations(args.num_perm, args.seed, "fast")
+    compat = Permutations(args.num_perm, args.seed, "datasketch")
+    shingles = word_shingles(batch, NGRAM, "fast")
+    encoded = shingle_bytes(batch)
+    num_shingles = sum(len(s) for s in encoded)
+
+    def datasketch_run(scheme: str) -> Callable[[], object]:
+        def run() -> list[np.ndarray]:
+            out = []
+            for doc in encoded:
+                m = MinHash(num_perm=args.num_perm, seed=args.seed, scheme=scheme)
+                m.update_batch(doc)
+                out.append(m.hashvalues)
+            return out
+        return run
+
+    def plain_end_to_end() -> list[np.ndarray]:
+        out = []
+        for doc in shingle_bytes(batch):
+            m = MinHash(num_perm=args.num_perm, seed=args.seed, scheme="affine32")
+            m.update_batch(doc)
+            out.append(m.hashvalues)
+        return out
+
+    rows: list[tuple[str, Callable[[], object]]] = [
+        ("tamis fast: text -> shingles -> signatures",
+         lambda: signatures(word_shingles(batch, NGRAM, "fast"), fast)),
+        ("tamis fast: signatures only (given shingles)", lambda: signatures(shingles, fast)),
+        ("tamis datasketch scheme: text -> signatures",
+         lambda: signatures(word_shingles(batch, NGRAM, "datasketch"), compat)),
+        ("datasketch legacy: update_batch per doc", datasketch_run("legacy")),
+        ("datasketch affine32 (default): update_batch per doc", datasketch_run("affine32")),
+        ("plain way: text -> shingle bytes -> datasketch default", plain_end_to_end),
+    ]
+    seconds = {name: best_of(args.repeat, func) for name, func in rows}
+    memory = {name: peak_mb(func) for name, func in rows}
+
+    print(f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs "
+          f"({len(os.sched_getaffinity(0))} usable), GPU: not used")
+    print(f"python {platform.python_version()}, numpy {np.__version__}, pyarrow {pa.__version__}, "
+          f"datasketch {datasketch.__version__}")
+    print(f"input: {n} docs, {sum(len(t.encode()) for t in texts) / n / 1000:.2f} KB mean UTF-8, "
+          f"{origin}; word {NGRAM}-grams, {num_shingles / n:.0f} shingles/doc, "
+          f"num_perm {args.num_perm}, best of {args.repeat}")
+    print()
+    reference = seconds["datasketch affine32 (default): update_batch per doc"]
+    width = max(len(name) for name, _ in rows)
+    print(f"| {'method':<{width}} | seconds |  docs/s | vs datasketch default | peak MB |")
+    print(f"|{'-' * (width + 2)}|--------:|--------:|----------------------:|--------:|")
+    for name, _ in rows:
+        t = seconds[name]
+        print(f"| {name:<{width}} | {t:7.3f} | {n / t:7.0f} | {reference / t:20.1f}x "
+              f"| {memory[name]:7.0f} |")
+    legacy = seconds["datasketch legacy: update_batch per doc"]
+    plain = seconds["plain way: text -> shingle bytes -> datasketch default"]
+    end_to_end = seconds["tamis fast: text -> shingles -> signatures"]
+    print()
+    print(f"fast, text -> signatures: {n / end_to_end:.0f} docs/s; {plain / end_to_end:.1f}x the "
+          f"plain way end to end ({n / plain:.0f} docs/s); {reference / end_to_end:.1f}x and "
+          f"{legacy / end_to_end:.1f}x datasketch default and legacy given pre-built shingles")
+
+if __name__ == "__main__":
+    main()
