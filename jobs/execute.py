@@ -204,8 +204,10 @@ def _read_partitioned(items: pa.Table, *, operator: type[GroupOperator[Any]], co
     """Stream files in batches, tagging each projected row with its key's hash partition."""
     op = operator(config)
     key = op.group_key()
+    # A projection reads only its declared columns: LSH buckets never touch the text.
+    columns = list(operator.columns_read(config)) if op.emits == "artifact" else None
     for file_key in items["key"].to_pylist():
-        for batch in iter_file_batches(store, file_key, batch_rows):
+        for batch in iter_file_batches(store, file_key, batch_rows, columns):
             rows = _projected(op, batch, basename(file_key))
             if op.bypass_null_keys:
                 rows = rows.filter(pc.invert(_null_key(rows, key)))
@@ -346,6 +348,11 @@ def _task_options(resources: ResourcesSpec, hint: ResourceHint) -> dict[str, Any
     if resources.concurrency:
         opts["compute"] = ray.data.TaskPoolStrategy(size=resources.concurrency)
     return opts
+
+
+def cluster_cpus() -> int:
+    """CPUs in the Ray cluster (at least 1)."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
 def _cluster_slots(resources: ResourcesSpec, hint: Any) -> int:

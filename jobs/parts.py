@@ -113,10 +113,12 @@ def metrics_row(op: Any) -> list[dict[str, Any]]:
     return [{"kind": "metrics", "key": "", "rows": 0, "bytes": 0, "reasons": json.dumps(metrics)}] if metrics else []
 
 
-def iter_file_batches(store: Store, key: str, batch_rows: int) -> Iterator[pa.Table]:
-    """Stream a committed Parquet file in batches of at most ``batch_rows`` rows."""
+def iter_file_batches(store: Store, key: str, batch_rows: int,
+                      columns: list[str] | None = None) -> Iterator[pa.Table]:
+    """Stream a committed Parquet file in batches of at most ``batch_rows`` rows
+    (only ``columns`` when given: the others are never read or decompressed)."""
     with store.fs.open_input_file(store.fs_path(key)) as f:
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns):
             yield pa.Table.from_batches([batch])
 
 

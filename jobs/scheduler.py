@@ -211,7 +211,8 @@ class RunScheduler:
         keys = [f["key"] for f in upstream["files"]]
         # Parquet on disk is ~4x smaller than in memory; size partitions by the latter.
         memory_bytes = 4 * sum(f["bytes"] for f in upstream["files"])
-        partitions = max(1, math.ceil(memory_bytes / (self.spec.execution.group_partition_mb << 20)))
+        # at least one partition per CPU, or the group step runs on one core
+        partitions = max(execute.cluster_cpus(), math.ceil(memory_bytes / (self.spec.execution.group_partition_mb << 20)))
 
         def run_wave(w: int, inputs: list[str]) -> list[dict[str, Any]]:
             if not inputs:

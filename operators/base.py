@@ -130,7 +130,10 @@ class GroupOperator(Operator[ConfigT]):
         raise NotImplementedError
 
     def project(self, batch: pa.Table) -> pa.Table:
-        """The rows to group for a batch of documents (identity unless overridden)."""
+        """The rows to group for a batch of documents (identity unless overridden).
+
+        With ``emits = "artifact"`` the batch holds only :meth:`columns_read`'s columns.
+        """
         return batch
 
     def __call__(self, table: pa.Table) -> pa.Table:

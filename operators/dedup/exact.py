@@ -34,7 +34,9 @@ class ExactDedupConfig(OperatorConfig):
 
 def normalize_text(text: pa.Array | pa.ChunkedArray) -> pa.Array:
     """NFKC, lowercase, whitespace runs collapsed to one space, ends stripped."""
-    text = pc.utf8_normalize(text, form="NFKC")
+    from operators.dedup.shingling import nfkc
+
+    text = nfkc(text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text)
     text = pc.utf8_lower(text)
     # RE2's \s is ASCII-only; \p{Z} adds Unicode spaces and separators (U+2028, U+3000, ...).
     text = pc.replace_substring_regex(text, pattern=r"[\s\x{0b}\x{85}\p{Z}]+", replacement=" ")

@@ -77,11 +77,13 @@ class MinhashDedupConfig(OperatorConfig):
         return self.keep.split(":", 1)[1] if self.keep.startswith("max:") else None
 
 
-def shingle_sets(texts: pa.Array | pa.ChunkedArray, config: MinhashDedupConfig) -> ShingleSets:
-    """The shingle sets ``config`` describes (shared by signatures and verification)."""
+def shingle_sets(texts: pa.Array | pa.ChunkedArray, config: MinhashDedupConfig,
+                 as_sets: bool = True) -> ShingleSets:
+    """The shingles ``config`` describes (shared by signatures and verification); sets
+    unless ``as_sets`` is False (word shingles only: repeats do not change a minimum)."""
     if config.char_ngram:
         return char_shingles(texts, config.char_ngram, config.lsh.scheme, map_digits=config.map_digits)
-    return word_shingles(texts, config.ngram, config.lsh.scheme, map_digits=config.map_digits)
+    return word_shingles(texts, config.ngram, config.lsh.scheme, map_digits=config.map_digits, as_sets=as_sets)
 
 
 @register("minhash_dedup.signature")
@@ -111,7 +113,7 @@ class MinhashSignature(MapOperator[MinhashDedupConfig]):
                 "shingles": f"char {config.char_ngram}-grams" if config.char_ngram else f"word {config.ngram}-grams"}
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        shingles = shingle_sets(batch["text"], self.config)
+        shingles = shingle_sets(batch["text"], self.config, as_sets=False)
         hashes = mm.band_hashes(mm.signatures(shingles, self.perms), self.bands, self.rows)
         values = pa.array(hashes.reshape(-1), pa.uint64())
         empty = pa.array(shingles.sizes == 0)

@@ -17,6 +17,8 @@ Pure functions of their input: no I/O, no randomness, no state.
 
 from __future__ import annotations
 
+import unicodedata
+
 from dataclasses import dataclass
 from typing import Literal
 
@@ -68,6 +70,19 @@ class ShingleSets:
         return self.values[self.offsets[i]:self.offsets[i + 1]]
 
 
+def nfkc(text: pa.Array) -> pa.Array:
+    """NFKC, applied only to the rows that are not already in NFKC.
+
+    ``unicodedata.is_normalized`` is a quick check in C (about 5 us for 4.5 KB); most web
+    text passes it (79% of the benchmark corpus), and normalizing costs about 12 times more.
+    """
+    needs = pa.array([s is not None and not unicodedata.is_normalized("NFKC", s) for s in text.to_pylist()],
+                     pa.bool_())
+    if not pc.any(needs).as_py():
+        return text
+    return pc.replace_with_mask(text, needs, pc.utf8_normalize(text.filter(needs), form="NFKC"))
+
+
 def normalize_for_near_dup(text: pa.Array | pa.ChunkedArray, *, map_digits: bool) -> pa.Array:
     """Normalize text so that trivially different copies compare equal.
 
@@ -96,7 +111,7 @@ def normalize_for_near_dup(text: pa.Array | pa.ChunkedArray, *, map_digits: bool
     """
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks() if text.num_chunks else pa.array([], text.type)
-    text = pc.utf8_normalize(text, form="NFKC")
+    text = nfkc(text)
     text = pc.utf8_lower(text)
     if map_digits:
         text = pc.replace_substring_regex(text, pattern=DECIMAL_DIGIT, replacement="0")
@@ -107,7 +122,7 @@ def normalize_for_near_dup(text: pa.Array | pa.ChunkedArray, *, map_digits: bool
 
 
 def word_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
-                  *, map_digits: bool = False) -> ShingleSets:
+                  *, map_digits: bool = False, as_sets: bool = True) -> ShingleSets:
     """Word n-gram shingle sets of each document.
 
     Words are the space-separated tokens of :func:`normalize_for_near_dup`'s output; a
@@ -122,9 +137,13 @@ def word_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
             ``"datasketch"`` (``sha1_hash32`` of the space-joined words, bit-compatible with
             ``datasketch.MinHash``).
         map_digits: passed to :func:`normalize_for_near_dup`.
+        as_sets: de-duplicate and sort each document's shingles. MinHash signatures do not
+            need it (a minimum over repeats is the same), and skipping it saves about a fifth
+            of the time; exact Jaccard does.
 
     Returns:
-        The de-duplicated, per-document sorted shingle hashes.
+        The per-document shingle hashes: sorted and unique with ``as_sets``, else in
+        document order with repeats.
     """
     _check_arguments(ngram, scheme)
     normalized = _normalized_non_empty(texts, map_digits)
@@ -144,6 +163,10 @@ def word_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
         values = _sha1_shingles(
             (" ".join(doc[i:i + ngram]) for doc in words.to_pylist() if doc
              for i in range(max(len(doc) - ngram + 1, 1))), int(windows.sum()))
+    if not as_sets:
+        offsets = np.zeros(len(windows) + 1, dtype=np.int64)
+        np.cumsum(windows, out=offsets[1:])
+        return ShingleSets(values=values, offsets=offsets)
     return _as_sets(values, windows)
 
 

@@ -155,3 +155,14 @@ def test_keep_is_independent_of_row_order() -> None:
     second = VerifyKeep(MinhashDedupConfig())(keep_input(rows[::-1]))
     assert sorted(zip(first["id"].to_pylist(), first[KEEP].to_pylist())) == \
         sorted(zip(second["id"].to_pylist(), second[KEEP].to_pylist()))
+
+
+def test_signatures_do_not_depend_on_shingle_dedup() -> None:
+    from operators.dedup import minhash_math as mm
+    from operators.dedup.shingling import word_shingles
+
+    texts = pa.array([doc(200, 7) + " " + doc(200, 7), "a a a a a a a a", "", doc(3, 8)])
+    perms = mm.Permutations(64, 1, "fast")
+    as_sets = mm.signatures(word_shingles(texts, 5, "fast"), perms)
+    raw = mm.signatures(word_shingles(texts, 5, "fast", as_sets=False), perms)
+    assert np.array_equal(as_sets, raw)
