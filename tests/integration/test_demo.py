@@ -95,5 +95,8 @@ def test_output_path_rewrite_keeps_foreign_files(demo_run: dict[str, Any]) -> No
     raw["output"]["format"] = "jsonl"  # a new output fingerprint: shards are rewritten
     _, state = run_config(tmp, raw, run_id="demo")
     assert (out / "notes.txt").read_text() == "mine"
-    assert sorted(p.name for p in out.iterdir()) == ["_MANIFEST.json", "notes.txt", "part-00000.jsonl.gz"]
+    manifest = json.loads((out / "_MANIFEST.json").read_text())
+    shards = sorted(f["path"] for f in manifest["files"])
+    assert shards and all(name.endswith(".jsonl.gz") for name in shards)  # no stale .parquet shards
+    assert sorted(p.name for p in out.iterdir()) == sorted(["_MANIFEST.json", "notes.txt", *shards])
     assert state["output"]["rows"] == demo_run["state"]["output"]["rows"]
