@@ -104,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("starting Ray (%s)", "local" if address == "local" else address)
     ray.init(address=address, num_cpus=args.num_cpus if address == "local" else None,
              log_to_driver=args.verbose, include_dashboard=False, logging_level=logging.WARNING,
-             configure_logging=True)
+             configure_logging=True, runtime_env=None if address == "local" else _code_for_workers(pipeline))
     if not _previous_scheduler_gone(run_id):
         print(f"error: run {run_id!r} is already running on this cluster; follow it with "
               f"`tamis status {run_id} --store {pipeline.spec.store}`", file=sys.stderr)
@@ -123,6 +123,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         ray.kill(actor)
     print(report.render_summary(state))
     return 0
+
+
+def _code_for_workers(pipeline: Any) -> dict[str, Any]:
+    """A runtime env shipping tamis's packages and the pipeline's plugins to the cluster's
+    workers, so a cluster needs only the third-party dependencies installed."""
+    import importlib
+
+    import jobs
+    import operators
+
+    modules = [jobs, operators]
+    for name in pipeline.spec.plugins:
+        top = importlib.import_module(name.split(".")[0])
+        if top not in modules:
+            modules.append(top)
+    return {"py_modules": modules}
 
 
 def _previous_scheduler_gone(run_id: str) -> bool:
