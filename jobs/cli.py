@@ -183,22 +183,38 @@ def _follow(actor: Any, ref: Any) -> dict[str, Any]:
             try:
                 return ray.get(ref)
             except ray.exceptions.RayTaskError as err:
-                raise (err.cause if isinstance(err.cause, BaseException) else err) from None
+                from jobs.lock import RunLockedError
+
+                if isinstance(err.cause, RunLockedError):
+                    raise err.cause from None
+                raise  # Ray's wrapper keeps the remote traceback text root_cause() reads
         time.sleep(0.5)
 
 
+EXCEPTION_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)): (.*)$")
+
+
 def root_cause(err: BaseException) -> str:
-    """The innermost error of a chain (Ray wraps a stage's error in its own), on one line."""
-    seen: set[int] = set()
-    while id(err) not in seen:
-        seen.add(id(err))
+    """The innermost error of a chain (Ray wraps a stage's error in its own), on one line.
+
+    Ray Data keeps an operator's own exception only as text in its wrapper's message, so
+    when the chain ends in that wrapper, the first exception line of Ray's text that is
+    not one of Ray's own is the cause.
+    """
+    chain: list[BaseException] = []
+    while err is not None and all(err is not e for e in chain):
+        chain.append(err)
         inner = getattr(err, "cause", None)
-        inner = inner if isinstance(inner, BaseException) else err.__cause__
-        if inner is None:
-            break
-        err = inner
-    lines = [line for line in str(err).strip().splitlines() if line.strip()]
-    return f"{type(err).__name__}: {lines[0] if lines else ''}"
+        err = inner if isinstance(inner, BaseException) else err.__cause__
+    innermost = chain[-1]
+    if type(innermost).__name__ == "UserCodeException":
+        for wrapper in chain:
+            for line in str(wrapper).splitlines():
+                match = EXCEPTION_LINE.match(line)
+                if match and not match.group(1).startswith("ray.") and "UserCodeException" not in line:
+                    return f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2).strip()}"
+    lines = [line for line in str(innermost).strip().splitlines() if line.strip()]
+    return f"{type(innermost).__name__}: {lines[0] if lines else ''}"
 
 
 if __name__ == "__main__":

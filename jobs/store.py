@@ -255,7 +255,8 @@ class InputFile:
 
 
 DATA_SUFFIXES = {
-    "jsonl": (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".ndjson.gz", ".jsonl.zst", ".jsonl.bz2"),
+    # not .json: a directory's .json files are usually single documents (metadata, manifests)
+    "jsonl": (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".jsonl.zst", ".jsonl.bz2"),
     "parquet": (".parquet", ".pq"),
 }
 
@@ -270,6 +271,7 @@ def resolve_inputs(patterns: list[str], options: S3Options, fmt: str | None = No
     found: dict[str, InputFile] = {}
     for pattern in patterns:
         fs, path = filesystem_for(pattern, options)
+        path = path.rstrip("/") or "/"  # "s3://bucket/raw/" means the directory raw
         base = _glob_base(path)
         info = fs.get_file_info(base)
         if info.type == pafs.FileType.File:

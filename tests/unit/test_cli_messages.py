@@ -25,3 +25,15 @@ def test_root_cause_walks_ray_style_and_python_chains() -> None:
 
 def test_root_cause_of_a_plain_error() -> None:
     assert root_cause(FileNotFoundError("no such file: x")) == "FileNotFoundError: no such file: x"
+
+
+def test_root_cause_reads_the_operator_error_out_of_ray_datas_wrapper() -> None:
+    class UserCodeException(Exception):
+        pass
+
+    udf = UserCodeException("UDF failed to process a data block.\nFailed to apply UDF transform")
+    text = ("ray::MapBatches(_map_files)() (pid=1)\n  File \"op.py\", line 9, in __call__\n"
+            "    raise RuntimeError(self.config.message)\nRuntimeError: planted failure 42\n\n"
+            "The above exception was the direct cause of the following exception:\n"
+            "ray.exceptions.UserCodeException: UDF failed to process a data block.")
+    assert root_cause(Wrapper(text, udf)) == "RuntimeError: planted failure 42"
