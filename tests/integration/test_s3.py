@@ -76,3 +76,13 @@ def test_run_lock_on_s3_refuses_a_second_driver(bucket: str) -> None:
     second = RunLock(store, "nightly", ttl_s=30)
     second.acquire()  # released locks may be taken over
     second.release()
+
+
+def test_s3_directory_input_with_or_without_trailing_slash(bucket: str) -> None:
+    from jobs.store import resolve_inputs
+
+    options = S3Options(**s3_options(bucket))
+    plain = resolve_inputs([f"s3://{BUCKET}/input"], options, "jsonl")
+    slashed = resolve_inputs([f"s3://{BUCKET}/input/"], options, "jsonl")
+    assert [f.uri for f in plain] == [f.uri for f in slashed] == sorted(
+        f"s3://{BUCKET}/input/{p.name}" for p in SAMPLE.glob("*.jsonl.gz"))
