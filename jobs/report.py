@@ -29,7 +29,7 @@ def _fmt(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:,.1f}"
+        return f"{value:,.1f}" if abs(value) >= 10 or value == 0 else f"{value:.3g}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -45,6 +45,11 @@ def render_status(state: dict[str, Any]) -> str:
     out = [f"run {state.get('run_id')} ({state.get('pipeline')}): {state.get('status')}"
            f" - updated {_ago(state.get('updated_at'))}",
            table(["stage", "kind", "status", "waves", "rows in", "rows out", "dropped", "seconds"], rows)]
+    details = [f"  {s['name']}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in {**(s.get("info") or {}),
+                                                                          **(s.get("metrics") or {})}.items())
+               for s in state.get("stages", []) if s.get("info") or s.get("metrics")]
+    if details:
+        out.append("\n" + "\n".join(details))
     for s in state.get("stages", []):
         if s.get("error"):
             out.append(f"\n{s['name']} failed:\n{s['error'].rstrip()}")
