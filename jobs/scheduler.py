@@ -164,8 +164,7 @@ class RunScheduler:
         """Run each wave unless its commit exists for exactly the same inputs."""
         name, fp = entry["name"], entry["fingerprint"]
         results = []
-        self._update(index, waves_total=len(waves))
-        entry["waves_total"] = len(waves)
+        self._update(index, waves_total=len(waves))  # entry is this stage's state dict
         for w, inputs in enumerate(waves):
             key = f"{cp.wave_prefix(name, fp, w, inputs)}/{cp.COMMIT}"
             existing = self.store.read_json(key)
