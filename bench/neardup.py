@@ -29,17 +29,14 @@ import argparse
 import glob
 import json
 import logging
-import multiprocessing as mp
 import os
 import platform
-import resource
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -48,25 +45,28 @@ for _p in (str(HERE), str(ROOT)):
         sys.path.insert(0, _p)
 
 import neardup_corpus as nc  # noqa: E402
+from neardup_text import NGRAM, shingle_strings, words  # noqa: E402
+from neardup_truth import THRESHOLD, GroundTruth, score  # noqa: E402
+from process_usage import measured  # noqa: E402
 
 DROP_REASON = "dedup:minhash"
 
 
 # -- the methods ---------------------------------------------------------------------------
-def ceiling(corpus_dir: str | Path, ngram: int = nc.NGRAM) -> tuple[float, dict[str, Any]]:
+def ceiling(corpus_dir: str | Path, ngram: int = NGRAM) -> tuple[float, dict[str, Any]]:
     """Seconds to read, normalize and shingle every document (no hashing)."""
     t0 = time.perf_counter()
     docs = nc.read_corpus(corpus_dir)
     t1 = time.perf_counter()
     n = 0
     for d in docs:
-        n += len(nc.shingle_strings(nc.words(d["text"]), ngram))
+        n += len(shingle_strings(words(d["text"]), ngram))
     t2 = time.perf_counter()
     return t2 - t0, {"read_s": round(t1 - t0, 3), "normalize_shingle_s": round(t2 - t1, 3), "shingles": n}
 
 
-def datasketch_baseline(corpus_dir: str | Path, threshold: float = nc.THRESHOLD, num_perm: int = 128,
-                        ngram: int = nc.NGRAM) -> tuple[set[str], float, dict[str, Any]]:
+def datasketch_baseline(corpus_dir: str | Path, threshold: float = THRESHOLD, num_perm: int = 128,
+                        ngram: int = NGRAM) -> tuple[set[str], float, dict[str, Any]]:
     """Plain datasketch, greedy keep-first in id order, per source; (removed ids, seconds, stats)."""
     from datasketch import MinHash, MinHashLSH
 
@@ -78,7 +78,7 @@ def datasketch_baseline(corpus_dir: str | Path, threshold: float = nc.THRESHOLD,
     removed: set[str] = set()
     for d in docs:
         a = time.perf_counter()
-        shingles = nc.shingle_strings(nc.words(d["text"]), ngram)
+        shingles = shingle_strings(words(d["text"]), ngram)
         b = time.perf_counter()
         m = MinHash(num_perm=num_perm)
         m.update_batch([s.encode("utf-8") for s in shingles])
@@ -110,8 +110,8 @@ def tamis_available() -> str | None:
     return None
 
 
-def run_tamis(corpus_dir: str | Path, store_dir: str | Path, threshold: float = nc.THRESHOLD,
-              ngram: int = nc.NGRAM, num_perm: int | None = None, verify: bool = True, *,
+def run_tamis(corpus_dir: str | Path, store_dir: str | Path, threshold: float = THRESHOLD,
+              ngram: int = NGRAM, num_perm: int | None = None, verify: bool = True, *,
               cores: int | None = None, run_id: str = "neardup") -> tuple[set[str], float, dict[str, Any]]:
     """Run ``minhash_dedup`` + ``filter`` over the corpus shards; (removed ids, seconds, stats).
 
@@ -170,90 +170,6 @@ def run_tamis(corpus_dir: str | Path, store_dir: str | Path, threshold: float = 
                               "other_drop_reasons": other, "stages": stages, "config": str(config)}
 
 
-# -- measuring a child process tree -------------------------------------------------------
-def _children() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(entry))
-    return kids
-
-
-def _tree(root: int) -> list[int]:
-    kids, out, todo = _children(), [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(kids.get(pid, []))
-    return out
-
-
-class TreeSampler(threading.Thread):
-    """Samples the PSS sum and CPU time of this process and its descendants."""
-
-    def __init__(self, interval: float = 0.2) -> None:
-        super().__init__(daemon=True)
-        self.interval, self.peak_kb, self.cpu = interval, 0, {}
-        self._halt = threading.Event()
-        self._tick = os.sysconf("SC_CLK_TCK")
-
-    def sample(self) -> None:
-        total = 0
-        for pid in _tree(os.getpid()):
-            try:
-                with open(f"/proc/{pid}/smaps_rollup") as f:
-                    total += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                self.cpu[pid] = (int(fields[11]) + int(fields[12])) / self._tick
-            except (OSError, StopIteration, IndexError, ValueError):
-                continue
-        self.peak_kb = max(self.peak_kb, total)
-
-    def run(self) -> None:
-        while not self._halt.wait(self.interval):
-            self.sample()
-
-    def stop(self) -> dict[str, float]:
-        self.sample()
-        self._halt.set()
-        self.join()
-        me = os.times()
-        self.cpu[os.getpid()] = me.user + me.system
-        return {"peak_mb": round(self.peak_kb / 1024, 1), "cpu_s": round(sum(self.cpu.values()), 2),
-                "peak_rss_self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-
-
-def _child(queue: Any, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
-    sampler = TreeSampler()
-    sampler.start()
-    try:
-        result = fn(*args, **kwargs)
-        queue.put(("ok", result, sampler.stop()))
-    except BaseException as err:  # report, the parent decides
-        import traceback
-
-        queue.put(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}", sampler.stop()))
-
-
-def measured(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, dict[str, float]]:
-    """Run ``fn`` in a fresh interpreter; its result and the tree's peak memory and CPU time."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(queue, fn, args, kwargs))
-    proc.start()
-    status, result, usage = queue.get()
-    proc.join()
-    if status != "ok":
-        raise RuntimeError(f"{fn.__name__} failed in its child process:\n{result}")
-    return result, usage
-
-
 # -- report --------------------------------------------------------------------------------
 def machine() -> dict[str, Any]:
     model = "unknown"
@@ -303,12 +219,12 @@ def render(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _corpus(args: argparse.Namespace) -> tuple[Path, nc.GroundTruth, bool]:
+def _corpus(args: argparse.Namespace) -> tuple[Path, GroundTruth, bool]:
     if args.corpus:
         out = Path(args.corpus)
         truth_path = out / "truth.json"
         if truth_path.exists():
-            truth = nc.GroundTruth.from_json(truth_path)
+            truth = GroundTruth.from_json(truth_path)
             if truth.stats["docs"] == args.docs and truth.stats["seed"] == args.seed:
                 print(f"reusing the corpus in {out}")
                 return out, truth, False
@@ -322,7 +238,7 @@ def _corpus(args: argparse.Namespace) -> tuple[Path, nc.GroundTruth, bool]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--docs", type=int, default=20000)
-    ap.add_argument("--threshold", type=float, default=nc.THRESHOLD, help="Jaccard threshold of both methods")
+    ap.add_argument("--threshold", type=float, default=THRESHOLD, help="Jaccard threshold of both methods")
     ap.add_argument("--num-perm", type=int, default=None, help="tamis: operator default; datasketch: 128")
     ap.add_argument("--no-verify", action="store_true", help="tamis: skip exact Jaccard verification")
     ap.add_argument("--seed", type=int, default=0)
@@ -345,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
 
         perm = args.num_perm or 128
         (removed, seconds, stats), usage = measured(datasketch_baseline, str(corpus_dir), args.threshold, perm)
-        rows.append(_row(f"datasketch (num_perm={perm}, 1 core)", n, seconds, usage, 1, nc.score(removed, truth)))
+        rows.append(_row(f"datasketch (num_perm={perm}, 1 core)", n, seconds, usage, 1, score(removed, truth)))
         extra["datasketch"] = stats
 
         why = tamis_available()
@@ -355,10 +271,10 @@ def main(argv: list[str] | None = None) -> int:
             store = Path(tempfile.mkdtemp(prefix="neardup-store-"))
             try:
                 (removed, seconds, stats), usage = measured(
-                    run_tamis, str(corpus_dir), str(store), args.threshold, nc.NGRAM, args.num_perm,
+                    run_tamis, str(corpus_dir), str(store), args.threshold, NGRAM, args.num_perm,
                     not args.no_verify, cores=args.cores)
                 rows.append(_row(f"tamis ({args.cores} cores)", n, seconds, usage, args.cores,
-                                 nc.score(removed, truth)))
+                                 score(removed, truth)))
                 extra["tamis"] = stats
             finally:
                 if args.keep:
