@@ -38,6 +38,7 @@ from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store, filesystem_for
 from operators.base import FitOperator, GroupOperator, Operator, ResourceHint
 from operators.io.records import FieldMapping, normalize_table, parse_jsonl_lines
+from operators.runs import run_starts
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,7 @@ def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, 
     fields = input_spec.field_mapping()
     for index, uri in zip(items["index"].to_pylist(), items["uri"].to_pylist()):
         writer = out.writer()
-        for chunk, (docs, rejected) in _parse_input(uri, index, input_spec.format, fields, s3,
-                                                    part_rows, batch_rows):
+        for chunk, (docs, rejected) in _parse_input(uri, input_spec.format, fields, s3, part_rows, batch_rows):
             name = f"part-{index:05d}-{chunk:04d}.parquet"
             writer.write(name, docs)
             writer.append("rejected", name, rejected)
@@ -61,7 +61,7 @@ def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, 
     return stats_table(stats)
 
 
-def _parse_input(uri: str, index: int, fmt: str, fields: FieldMapping, s3: S3Options,
+def _parse_input(uri: str, fmt: str, fields: FieldMapping, s3: S3Options,
                  part_rows: int, batch_rows: int) -> Iterator[tuple[int, tuple[pa.Table, pa.Table]]]:
     """Yield (chunk number, parsed batch); a chunk is ``part_rows`` input rows."""
     fs, path = filesystem_for(uri, s3)
@@ -98,6 +98,11 @@ def run_read(files: list[tuple[int, str]], input_spec: InputSpec, s3: S3Options,
     return ds.take_all()
 
 
+def _file_items(keys: list[str]) -> ray.data.Dataset:
+    """One row (and one block, so one task) per checkpoint file."""
+    return ray.data.from_items([{"key": k} for k in keys], override_num_blocks=len(keys))
+
+
 # -- map ------------------------------------------------------------------------------------
 class FileMapper:
     """Applies a map operator to whole upstream files; an actor keeps the operator loaded.
@@ -127,12 +132,12 @@ class FileMapper:
                 writer.write(name, op(batch))
             stats += writer.close()
             if op is not self.op:
-                stats += metrics_row(op)
+                stats += metrics_row(op.metrics())
         if self.op is not None:  # an actor's operator lives on: report what is new since last call
             now = self.op.metrics()
-            delta = {k: v - self._reported.get(k, 0) for k, v in now.items() if v != self._reported.get(k, 0)}
+            stats += metrics_row({k: v - self._reported.get(k, 0) for k, v in now.items()
+                                  if v != self._reported.get(k, 0)})
             self._reported = dict(now)
-            stats += [{"kind": "metrics", "key": "", "rows": 0, "bytes": 0, "reasons": json.dumps(delta)}] if delta else []
         return stats_table(stats)
 
 
@@ -143,19 +148,19 @@ def _map_files(items: pa.Table, **kwargs: Any) -> pa.Table:
 def run_map(operator: type[Operator[Any]], config: Any, keys: list[str], store: Store, out: FileOutput,
             batch_rows: int, resources: ResourcesSpec, artifact: Artifact | None) -> list[dict[str, Any]]:
     """Run a map operator over upstream files; actors when it is stateful or uses a GPU."""
-    ds = ray.data.from_items([{"key": k} for k in keys], override_num_blocks=len(keys))
+    ds = _file_items(keys)
     kwargs = dict(operator=operator, config=config, store=store, out=out, batch_rows=batch_rows,
                   artifact=artifact)
-    hint = operator.resources
-    num_gpus = resources.num_gpus if resources.num_gpus is not None else hint.num_gpus
-    if hint.stateful or num_gpus:
-        size = resources.concurrency or max(1, min(len(keys), _cluster_slots(resources, hint)))
+    need = effective(resources, operator.resources)
+    if need.stateful or need.num_gpus:
+        cpus = max(need.num_cpus, 0.01)
+        size = resources.concurrency or max(1, min(len(keys), int(cluster_cpus() // cpus)))
         ds = ds.map_batches(FileMapper, fn_constructor_kwargs=kwargs, batch_size=1, batch_format="pyarrow",
                             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=size),
-                            num_gpus=num_gpus, **_cpu_memory(resources, hint))
+                            num_gpus=need.num_gpus, **_cpu_memory(need))
     else:
         ds = ds.map_batches(_map_files, fn_kwargs=kwargs, batch_size=1, batch_format="pyarrow",
-                            **_task_options(resources, hint))
+                            **_task_options(resources, operator.resources))
     return ds.take_all()
 
 
@@ -226,7 +231,7 @@ def _bypass_files(items: pa.Table, *, operator: type[GroupOperator[Any]], config
             rows = _projected(op, batch, name)
             writer.write(f"single-{name}", op(rows.filter(_null_key(rows, op.group_key()))))
         stats += writer.close()
-    return stats_table(stats + metrics_row(op))
+    return stats_table(stats + metrics_row(op.metrics()))
 
 
 def _apply_group(table: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, out: FileOutput) -> pa.Table:
@@ -242,7 +247,7 @@ def _apply_group(table: pa.Table, *, operator: type[GroupOperator[Any]], config:
         writer.append("artifact", name, result)
     else:
         writer.write(name, result)
-    return stats_table(writer.close() + metrics_row(op))
+    return stats_table(writer.close() + metrics_row(op.metrics()))
 
 
 def run_group(operator: type[GroupOperator[Any]], config: Any, keys: list[str], store: Store,
@@ -251,15 +256,13 @@ def run_group(operator: type[GroupOperator[Any]], config: Any, keys: list[str], 
     common = dict(operator=operator, config=config, store=store, batch_rows=batch_rows)
     stats: list[dict[str, Any]] = []
     if operator.bypass_null_keys and operator.emits == "documents":
-        ds = ray.data.from_items([{"key": k} for k in keys], override_num_blocks=len(keys))
-        stats += ds.map_batches(_bypass_files, batch_size=1, batch_format="pyarrow",
+        stats += _file_items(keys).map_batches(_bypass_files, batch_size=1, batch_format="pyarrow",
                                 fn_kwargs=dict(out=out, **common)).take_all()
-    ds = ray.data.from_items([{"key": k} for k in keys], override_num_blocks=len(keys))
-    ds = ds.map_batches(_read_partitioned, batch_size=1, batch_format="pyarrow",
+    ds = _file_items(keys).map_batches(_read_partitioned, batch_size=1, batch_format="pyarrow",
                         fn_kwargs=dict(partitions=partitions, **common))
     ds = ds.groupby(PARTITION).map_groups(_apply_group, batch_format="pyarrow",
                                           fn_kwargs=dict(operator=operator, config=config, out=out),
-                                          **_cpu_memory(resources, operator.resources))
+                                          **_cpu_memory(effective(resources, operator.resources)))
     return stats + ds.take_all()
 
 
@@ -272,25 +275,22 @@ def _fit(operator: type[FitOperator[Any]], config: Any, store: Store, keys: list
     writer = out.writer()
     if FILE_COLUMN not in artifact.column_names:
         writer.append("artifact", "part-00000.parquet", artifact)
-        return writer.close() + metrics_row(op)
+        return writer.close() + metrics_row(op.metrics())
     # split per document file, so each map task later reads only its own slice
     artifact = artifact.sort_by(FILE_COLUMN)
     files = artifact[FILE_COLUMN].to_numpy(zero_copy_only=False)
-    starts = [0] + [i for i in range(1, len(files)) if files[i] != files[i - 1]] + [len(files)]
-    for begin, end in zip(starts, starts[1:]):
-        if end > begin:
-            writer.append("artifact_by_file", str(files[begin]), artifact.slice(begin, end - begin))
-    return writer.close() + metrics_row(op)
+    bounds = [*np.flatnonzero(run_starts(files)), len(files)]
+    for begin, end in zip(bounds, bounds[1:]):
+        writer.append("artifact_by_file", str(files[begin]), artifact.slice(begin, end - begin))
+    return writer.close() + metrics_row(op.metrics())
 
 
 def run_fit(operator: type[FitOperator[Any]], config: Any, keys: list[str], store: Store, batch_rows: int,
             out: FileOutput, resources: ResourcesSpec) -> list[dict[str, Any]]:
     """Stream the input files into one ``fit`` call on one worker; returns artifact stats rows."""
-    hint = operator.resources
-    task = ray.remote(_fit).options(
-        num_cpus=resources.num_cpus if resources.num_cpus is not None else hint.num_cpus,
-        num_gpus=resources.num_gpus if resources.num_gpus is not None else hint.num_gpus,
-        max_retries=3)
+    need = effective(resources, operator.resources)
+    task = ray.remote(_fit).options(num_cpus=need.num_cpus, num_gpus=need.num_gpus, max_retries=3,
+                                    **({"memory": need.memory_mb << 20} if need.memory_mb else {}))
     return ray.get(task.remote(operator, config, store, keys, batch_rows, out))
 
 
@@ -335,16 +335,23 @@ def run_write(shards: list[list[str]], store: Store, out_uri: str, s3: S3Options
 
 
 # -- resources ------------------------------------------------------------------------------
-def _cpu_memory(resources: ResourcesSpec, hint: Any) -> dict[str, Any]:
-    opts: dict[str, Any] = {"num_cpus": resources.num_cpus if resources.num_cpus is not None else hint.num_cpus}
-    memory_mb = resources.memory_mb or hint.memory_mb
-    if memory_mb:
-        opts["memory"] = memory_mb * 1024 * 1024
+def effective(resources: ResourcesSpec, hint: ResourceHint) -> ResourceHint:
+    """The operator's resource hint with whatever the YAML's ``resources:`` sets on top."""
+    return ResourceHint(
+        num_cpus=resources.num_cpus if resources.num_cpus is not None else hint.num_cpus,
+        num_gpus=resources.num_gpus if resources.num_gpus is not None else hint.num_gpus,
+        memory_mb=resources.memory_mb or hint.memory_mb, stateful=hint.stateful)
+
+
+def _cpu_memory(need: ResourceHint) -> dict[str, Any]:
+    opts: dict[str, Any] = {"num_cpus": need.num_cpus}
+    if need.memory_mb:
+        opts["memory"] = need.memory_mb << 20
     return opts
 
 
 def _task_options(resources: ResourcesSpec, hint: ResourceHint) -> dict[str, Any]:
-    opts = _cpu_memory(resources, hint)
+    opts = _cpu_memory(effective(resources, hint))
     if resources.concurrency:
         opts["compute"] = ray.data.TaskPoolStrategy(size=resources.concurrency)
     return opts
@@ -353,9 +360,3 @@ def _task_options(resources: ResourcesSpec, hint: ResourceHint) -> dict[str, Any
 def cluster_cpus() -> int:
     """CPUs in the Ray cluster (at least 1)."""
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
-
-
-def _cluster_slots(resources: ResourcesSpec, hint: Any) -> int:
-    cpus = resources.num_cpus if resources.num_cpus is not None else hint.num_cpus
-    total = ray.cluster_resources().get("CPU", 1)
-    return max(1, int(total // max(cpus, 0.01)))

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from operators import registry
 from operators.base import CORE_COLUMNS, DROP_REASON, Composite, Operator, OperatorConfig
 from operators.io.records import METADATA, FieldMapping
-from jobs.store import S3Options, Store, StoreError, is_s3, resolve_inputs
+from jobs.store import InputFile, S3Options, Store, StoreError, is_s3, resolve_inputs
 
 
 class SpecError(ValueError):
@@ -237,16 +237,18 @@ def plan_stages(spec: PipelineSpec) -> tuple[tuple[PlannedStage, ...], list[str]
     return tuple(planned), problems
 
 
-def input_columns(spec: PipelineSpec) -> set[str] | None:
-    """Columns the read stage produces, or None when they cannot be known cheaply."""
+def input_columns(spec: PipelineSpec, files: list[InputFile] | None) -> set[str] | None:
+    """Columns the read stage produces, or None when they cannot be known cheaply (Parquet
+    input whose files were not listed, or whose first file's schema cannot be read)."""
     if spec.input.format == "jsonl":
         return set(CORE_COLUMNS) | {METADATA}
+    if not files:
+        return None
     try:
         import pyarrow.parquet as pq
 
         from jobs.store import filesystem_for
 
-        files = resolve_inputs(spec.input.paths, spec.s3_options(), spec.input.format)
         fs, path = filesystem_for(files[0].uri, spec.s3_options())
         names = set(pq.read_schema(path, filesystem=fs).names)
     except Exception:  # unknown schema: column checks for input fields are skipped
@@ -289,11 +291,12 @@ def load_pipeline(path: str, overrides: list[str] | None = None, *, check_io: bo
         raise SpecError(path, _pydantic_problems(err)) from None
     spec = _absolute_paths(spec)
     stages, problems = plan_stages(spec)
-    if not problems:
-        known = input_columns(spec) if check_io or spec.input.format == "jsonl" else None
-        problems += column_problems(stages, known)
+    files: list[InputFile] | None = None
     if check_io:
-        problems += _io_problems(spec)
+        io_problems, files = _io_problems(spec)
+        problems += io_problems
+    if not any(p.startswith("stages") or p.startswith("plugins") for p in problems):
+        problems += column_problems(stages, input_columns(spec, files))
     if problems:
         raise SpecError(path, problems)
     return Pipeline(spec, stages)
@@ -312,15 +315,18 @@ def _absolute_paths(spec: PipelineSpec) -> PipelineSpec:
     })
 
 
-def _io_problems(spec: PipelineSpec) -> list[str]:
+def _io_problems(spec: PipelineSpec) -> tuple[list[str], list[InputFile]]:
+    """Store and input problems, and the input files (listed once: on S3 that is costly)."""
     problems = []
+    files: list[InputFile] = []
     try:
         spec.make_store().check()
     except StoreError as err:
         problems.append(f"store: {err}")
     try:
-        if not resolve_inputs(spec.input.paths, spec.s3_options(), spec.input.format):
+        files = resolve_inputs(spec.input.paths, spec.s3_options(), spec.input.format)
+        if not files:
             problems.append(f"input.paths: no file matches {spec.input.paths}")
     except Exception as err:  # unreachable bucket, bad credentials, ...
         problems.append(f"input.paths: cannot list {spec.input.paths}: {err}")
-    return problems
+    return problems, files

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from operators.base import Composite, GroupOperator, MapOperator, OperatorConfig, Part, set_column
 from operators.registry import register
+from operators.runs import run_starts
 
 HASH = "dedup_exact_hash"
 KEEP = "dedup_exact_keep"
@@ -93,8 +94,7 @@ class ExactKeep(GroupOperator[ExactDedupConfig]):
                               COUNT, pa.array([], pa.int64()))
         order = pc.sort_indices(table, sort_keys=[(HASH, "ascending"), ("id", "ascending")])
         hashes = table[HASH].take(order).to_numpy(zero_copy_only=False)
-        starts = np.ones(n, dtype=bool)
-        starts[1:] = hashes[1:] != hashes[:-1]
+        starts = run_starts(hashes)
         group_index = np.cumsum(starts) - 1
         sizes = np.bincount(group_index)
         keep = np.empty(n, dtype=bool)

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from operators.base import FILE_COLUMN, FitOperator, GroupOperator, MapOperator, set_column
 from operators.dedup.minhash import BANDS, MinhashDedupConfig, fixed_list_values
 from operators.registry import register
+from operators.runs import run_heads, run_starts
 
 SCOPE, BAND, HASH = "_lsh_scope", "_lsh_band", "_lsh_hash"
 COMPONENT = "dedup_minhash_component"
@@ -59,14 +60,9 @@ class LshBuckets(GroupOperator[MinhashDedupConfig]):
         n = table.num_rows
         if n == 0:
             return EDGE_SCHEMA.empty_table()
-        starts = np.ones(n, dtype=bool)
-        for column in (SCOPE, BAND, HASH):
-            values = table[column].to_numpy(zero_copy_only=False)
-            starts[1:] &= values[1:] == values[:-1]
-        starts = ~starts
-        starts[0] = True
+        starts = run_starts(*(table[c].to_numpy(zero_copy_only=False) for c in (SCOPE, BAND, HASH)))
         # rows are sorted by key then id: each bucket's first row holds its smallest id
-        first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+        first = run_heads(starts)
         members = np.flatnonzero(~starts)
         edges = pa.table({"src": table["id"].take(members), "dst": table["id"].take(first[members]),
                           "src_file": table[FILE_COLUMN].take(members),
@@ -113,9 +109,7 @@ class LshComponents(FitOperator[MinhashDedupConfig]):
         table = pa.table({"id": nodes, FILE_COLUMN: node_file, "_label": pa.array(labels)})
         table = table.sort_by([("_label", "ascending"), ("id", "ascending")])
         sorted_labels = table["_label"].to_numpy()
-        starts = np.ones(n, dtype=bool)
-        starts[1:] = sorted_labels[1:] != sorted_labels[:-1]
-        first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+        first = run_heads(run_starts(sorted_labels))
         sizes = np.bincount(sorted_labels, minlength=count)[sorted_labels]
         self._metrics = {"candidate_edges": m, "candidate_documents": n, "candidate_components": count}
         return pa.table({"id": table["id"], FILE_COLUMN: table[FILE_COLUMN],
