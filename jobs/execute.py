@@ -166,6 +166,8 @@ def run_map(operator: type[Operator[Any]], config: Any, keys: list[str], store: 
 
 # -- group ----------------------------------------------------------------------------------
 def _projected(op: GroupOperator[Any], batch: pa.Table, name: str) -> pa.Table:
+    if FILE_COLUMN in batch.column_names:  # artifact rows that already name their document's file
+        return op.project(batch)
     return op.project(batch.append_column(FILE_COLUMN, pa.array([name] * batch.num_rows, pa.string())))
 
 
@@ -243,7 +245,9 @@ def _apply_group(table: pa.Table, *, operator: type[GroupOperator[Any]], config:
     result = op(table)
     writer = out.writer()
     name = f"part-{partition:05d}.parquet"
-    if op.emits == "artifact":
+    if op.emits == "artifact" and op.group_key() == (FILE_COLUMN,):
+        _append_by_file(writer, result)  # each file's rows are all in this partition
+    elif op.emits == "artifact":
         writer.append("artifact", name, result)
     else:
         writer.write(name, result)
@@ -276,13 +280,17 @@ def _fit(operator: type[FitOperator[Any]], config: Any, store: Store, keys: list
     if FILE_COLUMN not in artifact.column_names:
         writer.append("artifact", "part-00000.parquet", artifact)
         return writer.close() + metrics_row(op.metrics())
-    # split per document file, so each map task later reads only its own slice
+    _append_by_file(writer, artifact)
+    return writer.close() + metrics_row(op.metrics())
+
+
+def _append_by_file(writer: Any, artifact: pa.Table) -> None:
+    """Split an artifact per document file, so each map task later reads only its own slice."""
     artifact = artifact.sort_by(FILE_COLUMN)
     files = artifact[FILE_COLUMN].to_numpy(zero_copy_only=False)
     bounds = [*np.flatnonzero(run_starts(files)), len(files)]
     for begin, end in zip(bounds, bounds[1:]):
         writer.append("artifact_by_file", str(files[begin]), artifact.slice(begin, end - begin))
-    return writer.close() + metrics_row(op.metrics())
 
 
 def run_fit(operator: type[FitOperator[Any]], config: Any, keys: list[str], store: Store, batch_rows: int,

@@ -22,6 +22,7 @@ from jobs import checkpoint as cp
 from jobs import execute
 from jobs.lock import RunLock
 from jobs.output import write_output
+from jobs.rounds import run_rounds
 from jobs.spec import PipelineSpec, PlannedStage, ResourcesSpec, plan_stages, redacted_config
 from jobs.store import Store, resolve_inputs
 
@@ -97,7 +98,8 @@ class RunScheduler:
                 if index and _emits_artifact(self.stages[index - 1]):
                     # an artifact with no rows (no duplicates, say) is still this stage's artifact
                     made = upstream.get("artifact") or {"files": [], "by_file": False}
-                    artifact = {"files": [f["key"] for f in made["files"]], "by_file": made["by_file"]}
+                    artifact = {"files": [f["key"] for f in made["files"]], "by_file": made["by_file"],
+                                "rows": sum(f["rows"] for f in made["files"])}
             output = write_output(self, upstream, started)
             self._update(status="succeeded", output=output, wall_seconds=round(time.time() - started, 3))
             self._event(f"run {self.run_id} succeeded in {time.time() - started:.1f}s")
@@ -231,11 +233,15 @@ class RunScheduler:
         if on_artifact and artifact is None:
             raise RuntimeError(f"{entry['name']} fits on an upstream artifact, but no earlier stage made one")
         keys = artifact["files"] if on_artifact else [f["key"] for f in upstream["files"]]
-        self._update(index, waves_total=1)
+        rows = artifact["rows"] if on_artifact else upstream["rows_out"]
         t0 = time.time()
-        out = execute.FileOutput(self.store, cp.stage_prefix(entry["name"], entry["fingerprint"]))
-        stats = execute.run_fit(stage.operator, stage.config, keys, self.store, self.spec.execution.batch_rows,
-                                out, stage.resources)
+        if stage.operator.rounds is not None and stage.operator(stage.config).use_rounds(rows):
+            stats = run_rounds(self, index, entry, stage, keys, rows)
+        else:
+            self._update(index, waves_total=1)
+            out = execute.FileOutput(self.store, cp.stage_prefix(entry["name"], entry["fingerprint"]))
+            stats = execute.run_fit(stage.operator, stage.config, keys, self.store,
+                                    self.spec.execution.batch_rows, out, stage.resources)
         # Documents pass through a fit stage untouched: its output is its input's files.
         result = cp.WaveResult.from_stats(keys, stats + cp.passthrough_stats(upstream["files"]),
                                           upstream["rows_out"], time.time() - t0)

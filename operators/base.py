@@ -140,17 +140,42 @@ class GroupOperator(Operator[ConfigT]):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class Rounds:
+    """How a fit runs distributed when its input outgrows one worker: rounds of group steps.
+
+    ``steps`` run in order over the previous round's artifact, repeatedly, until the first
+    step reports ``converged_metric == 0`` (its input was already the fixed point, so its
+    output is too); then ``finish`` runs once, in order. Each step is a
+    :class:`GroupOperator` with ``emits = "artifact"``; a finish step grouped by
+    :data:`FILE_COLUMN` alone writes the artifact split per document file, as a fit would.
+    jobs/ commits every round, so a killed run resumes at the first uncommitted one.
+    """
+
+    steps: tuple[type["GroupOperator[Any]"], ...]
+    finish: tuple[type["GroupOperator[Any]"], ...]
+    converged_metric: str
+    max_rounds: int = 200
+
+
 class FitOperator(Operator[ConfigT]):
     """Global computation over the whole input, producing an artifact table.
 
     ``fit_on = "artifact"`` fits on the nearest upstream artifact instead of the documents.
+    With ``rounds`` set, :meth:`use_rounds` may send a large input down the distributed path
+    instead of :meth:`fit`; both must produce the same artifact.
     """
 
     kind = "fit"
     fit_on: ClassVar[str] = "documents"
+    rounds: ClassVar[Rounds | None] = None
 
     def fit(self, batches: Iterator[pa.Table]) -> pa.Table:
         raise NotImplementedError
+
+    def use_rounds(self, input_rows: int) -> bool:
+        """Whether an input of ``input_rows`` rows goes down the distributed path."""
+        return False
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from operators.base import FILE_COLUMN, FitOperator, GroupOperator, MapOperator, set_column
-from operators.dedup.minhash import BANDS, MinhashDedupConfig, fixed_list_values
+from operators.base import FILE_COLUMN, FitOperator, GroupOperator, MapOperator, Rounds, set_column
+from operators.dedup.minhash import (BANDS, CANDIDATES, COMPONENT, EDGE_SCHEMA, MinhashDedupConfig,
+                                     fixed_list_values)
+from operators.dedup.star_components import ComponentsByFile, LargeStar, SmallStar, StarSizes
 from operators.registry import register
 from operators.runs import run_heads, run_starts
 
 SCOPE, BAND, HASH = "_lsh_scope", "_lsh_band", "_lsh_hash"
-COMPONENT = "dedup_minhash_component"
-CANDIDATES = "dedup_minhash_candidates"
-EDGE_SCHEMA = pa.schema([("src", pa.string()), ("dst", pa.string()), ("src_file", pa.string()),
-                         ("dst_file", pa.string())])
 
 
 @register("minhash_dedup.buckets")
@@ -73,7 +71,11 @@ class LshBuckets(GroupOperator[MinhashDedupConfig]):
 
 @register("minhash_dedup.components")
 class LshComponents(FitOperator[MinhashDedupConfig]):
-    """Connected components of the candidate graph, on one worker (scipy.sparse.csgraph).
+    """Connected components of the candidate graph: scipy on one worker, or star rounds.
+
+    Up to ``components.max_single_edges`` edges (``method: auto``), scipy.sparse.csgraph on
+    one worker; beyond, large-star/small-star rounds over Ray Data
+    (:mod:`operators.dedup.star_components`), each committed. Both give the same table.
 
     Reads: the edge artifact (not the documents). Writes the component artifact: one row
     per document in a component of two or more:
@@ -85,6 +87,12 @@ class LshComponents(FitOperator[MinhashDedupConfig]):
     version = 1
     Config = MinhashDedupConfig
     fit_on = "artifact"
+    rounds = Rounds(steps=(LargeStar, SmallStar), finish=(StarSizes, ComponentsByFile),
+                    converged_metric="non_star_nodes")
+
+    def use_rounds(self, input_rows: int) -> bool:
+        method = self.config.components.method
+        return method == "distributed" or (method == "auto" and input_rows > self.config.components.max_single_edges)
 
     def __init__(self, config: MinhashDedupConfig, artifact: pa.Table | None = None) -> None:
         super().__init__(config, artifact)

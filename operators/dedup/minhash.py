@@ -32,6 +32,11 @@ from operators.dedup.shingling import ShingleSets, char_shingles, word_shingles
 from operators.registry import register
 
 BANDS = "dedup_minhash_bands"
+COMPONENT = "dedup_minhash_component"
+CANDIDATES = "dedup_minhash_candidates"
+EDGE_SCHEMA = pa.schema([("src", pa.string()), ("dst", pa.string()), ("src_file", pa.string()),
+                         ("dst_file", pa.string())])
+"""Candidate edges, oriented from the larger id to the smaller, with each end's file."""
 
 
 class LshConfig(OperatorConfig):
@@ -43,6 +48,14 @@ class LshConfig(OperatorConfig):
     seed: int = Field(1, description="Seed of the hash-function draw.")
     scheme: Literal["fast", "datasketch"] = Field(
         "fast", description="fast: xxh64 shingles + multiply-shift; datasketch: its exact hashes (slow).")
+
+
+class ComponentsConfig(OperatorConfig):
+    method: Literal["auto", "single", "distributed"] = Field(
+        "auto", description="single: union of the candidate edges on one worker (scipy); distributed: "
+        "large-star/small-star rounds over Ray Data, each committed; auto: single up to max_single_edges.")
+    max_single_edges: int = Field(20_000_000, gt=0, description="Most candidate edges auto sends to one "
+                                  "worker (about 100 bytes each in memory).")
 
 
 class MinhashDedupConfig(OperatorConfig):
@@ -57,6 +70,8 @@ class MinhashDedupConfig(OperatorConfig):
                       description="Keeper of a cluster: min_id, or max:<column> (ties: smallest id).")
     map_digits: bool = Field(False, description="Map every digit to 0 before shingling.")
     lsh: LshConfig = Field(default_factory=LshConfig, description="Banding and hashing details.")
+    components: ComponentsConfig = Field(default_factory=ComponentsConfig,
+                                         description="How connected components of the candidates are found.")
 
     @model_validator(mode="after")
     def _bands_fit(self) -> "MinhashDedupConfig":

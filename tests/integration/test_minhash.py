@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from operators.dedup import minhash_math as mm
-from operators.dedup.minhash import MinhashDedupConfig, shingle_sets
+from operators.dedup.lsh import LshComponents
+from operators.dedup.minhash import COMPONENT, MinhashDedupConfig, shingle_sets
 from tests.conftest import REPO, demo_config, write_config
 from tests.integration.conftest import read_output, read_rejected, run_config
 from tests.integration.test_resume import finish, output_table, run_json
@@ -103,3 +104,47 @@ def test_driver_killed_between_edges_and_components_resumes(tmp_path: Path) -> N
                              str(write_config(tmp_path / "ref.yaml", minhash_config(reference)))], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     assert output_table(store, "demo").equals(output_table(reference, "demo"))
+
+
+def test_distributed_components_equal_single_worker_and_resume_by_round(ray_local: None, tmp_path: Path) -> None:
+    raw = minhash_config(tmp_path / "rounds")
+    # loose banding: many overlapping buckets, so the candidate graph is not already stars
+    raw["stages"] = [{"op": "minhash_dedup", "config": {"threshold": THRESHOLD, "lsh": {"bands": 56, "rows": 2},
+                                                        "components": {"method": "distributed"}}}]
+    pipeline, state = run_config(tmp_path, raw, run_id="rounds")
+    store = pipeline.spec.make_store()
+    stage = next(x for x in state["stages"] if x["name"] == "minhash_dedup.components")
+    config = MinhashDedupConfig(**raw["stages"][0]["config"])
+    edges = _buckets_edges(store, state)
+    single = LshComponents(config).fit(iter([edges]))
+    assert _artifact(store, stage) == sorted(single.to_pylist(), key=lambda r: r["id"])
+    assert stage["metrics"]["candidate_edges"] == edges.num_rows
+    assert stage["metrics"]["candidate_components"] == len(set(single[COMPONENT].to_pylist()))
+    prefix = f"stages/minhash_dedup.components-{stage['fingerprint']}"
+    rounds = sorted({k.split("/")[2] for k in store.list(prefix) if "/round-" in k})
+    assert any("small_star" in r for r in rounds)  # the rounds really iterated
+    assert stage["metrics"]["component_rounds"] >= 3
+
+    # lose everything after the first round (as a killed driver would), then rerun
+    for key in store.list(prefix):
+        if "/round-00000-" not in key:
+            store.fs.delete_file(store.fs_path(key))
+    _, again = run_config(tmp_path, raw, run_id="rounds-again")
+    messages = [e["msg"] for e in again["events"]]
+    assert any("round 0 (large_star) committed earlier, skipped" in m for m in messages)
+    assert any("round 1 (small_star) committed:" in m for m in messages)
+    assert _artifact(store, stage) == sorted(single.to_pylist(), key=lambda r: r["id"])
+
+
+def _buckets_edges(store: Any, state: dict[str, Any]) -> pa.Table:
+    stage = next(x for x in state["stages"] if x["name"] == "minhash_dedup.buckets")
+    commit = store.read_json(f"stages/minhash_dedup.buckets-{stage['fingerprint']}/_COMMIT.json")
+    return pa.concat_tables([pq.read_table(store.fs_path(f["key"]), filesystem=store.fs)
+                             for f in commit["artifact"]["files"]])
+
+
+def _artifact(store: Any, stage: dict[str, Any]) -> list[dict[str, Any]]:
+    commit = store.read_json(f"stages/minhash_dedup.components-{stage['fingerprint']}/_COMMIT.json")
+    assert commit["artifact"]["by_file"]
+    tables = [pq.read_table(store.fs_path(f["key"]), filesystem=store.fs) for f in commit["artifact"]["files"]]
+    return sorted(pa.concat_tables(tables).to_pylist(), key=lambda r: r["id"])
