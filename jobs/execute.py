@@ -213,9 +213,11 @@ def _read_partitioned(items: pa.Table, *, operator: type[GroupOperator[Any]], co
     key = op.group_key()
     # A projection reads only its declared columns: LSH buckets never touch the text.
     columns = list(operator.columns_read(config)) if op.emits == "artifact" else None
-    for file_key in items["key"].to_pylist():
-        for batch in iter_file_batches(store, file_key, batch_rows, columns):
-            rows = _projected(op, batch, basename(file_key))
+    indexed = items["index"].to_pylist() if "index" in items.column_names else [False] * items.num_rows
+    for file_key, from_index in zip(items["key"].to_pylist(), indexed):
+        for batch in iter_file_batches(store, file_key, batch_rows, None if from_index else columns):
+            # index rows (an earlier run's, see jobs/index.py) have their own projection
+            rows = op.index_project(batch) if from_index else _projected(op, batch, basename(file_key))
             if op.bypass_null_keys:
                 rows = rows.filter(pc.invert(_null_key(rows, key)))
             yield rows.append_column(PARTITION, pa.array(partition_of(rows, key, partitions)))
@@ -255,14 +257,19 @@ def _apply_group(table: pa.Table, *, operator: type[GroupOperator[Any]], config:
 
 
 def run_group(operator: type[GroupOperator[Any]], config: Any, keys: list[str], store: Store,
-              out: FileOutput, partitions: int, batch_rows: int, resources: ResourcesSpec) -> list[dict[str, Any]]:
-    """Hash-partition the (projected) input on the operator's key; each partition arrives whole."""
+              out: FileOutput, partitions: int, batch_rows: int, resources: ResourcesSpec,
+              index_keys: list[str] | None = None) -> list[dict[str, Any]]:
+    """Hash-partition the (projected) input on the operator's key; each partition arrives whole.
+
+    ``index_keys`` are an index's files (``uses_index``), grouped together with the input."""
     common = dict(operator=operator, config=config, store=store, batch_rows=batch_rows)
     stats: list[dict[str, Any]] = []
     if operator.bypass_null_keys and operator.emits == "documents":
         stats += _file_items(keys).map_batches(_bypass_files, batch_size=1, batch_format="pyarrow",
                                 fn_kwargs=dict(out=out, **common)).take_all()
-    ds = _file_items(keys).map_batches(_read_partitioned, batch_size=1, batch_format="pyarrow",
+    items = [{"key": k, "index": False} for k in keys] + [{"key": k, "index": True} for k in index_keys or []]
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    ds = ds.map_batches(_read_partitioned, batch_size=1, batch_format="pyarrow",
                         fn_kwargs=dict(partitions=partitions, **common))
     ds = ds.groupby(PARTITION).map_groups(_apply_group, batch_format="pyarrow",
                                           fn_kwargs=dict(operator=operator, config=config, out=out),

@@ -21,6 +21,7 @@ from typing import Any
 from jobs import checkpoint as cp
 from jobs import execute
 from jobs.lock import RunLock
+from jobs.index import MinhashIndex
 from jobs.output import write_output
 from jobs.rounds import run_rounds
 from jobs.spec import PipelineSpec, PlannedStage, ResourcesSpec, plan_stages, redacted_config
@@ -101,7 +102,9 @@ class RunScheduler:
                     artifact = {"files": [f["key"] for f in made["files"]], "by_file": made["by_file"],
                                 "rows": sum(f["rows"] for f in made["files"])}
             output = write_output(self, upstream, started)
-            self._update(status="succeeded", output=output, wall_seconds=round(time.time() - started, 3))
+            indexes = self._advance_indexes(upstream, output)
+            self._update(status="succeeded", output=output, indexes=indexes,
+                         wall_seconds=round(time.time() - started, 3))
             self._event(f"run {self.run_id} succeeded in {time.time() - started:.1f}s")
             return self.status()
         except BaseException as err:
@@ -118,15 +121,36 @@ class RunScheduler:
     def _plan(self, files: list[Any]) -> list[dict[str, Any]]:
         upstream = cp.read_fingerprint(files, self.spec.input.model_dump(mode="json"))
         plan = [{"name": "read", "op": "read", "kind": "read", "fingerprint": upstream}]
+        self.pins: dict[str, dict[str, Any]] = {}
         for stage in self.stages:
-            upstream = cp.operator_fingerprint(stage.operator.name, stage.operator.version,
-                                               stage.config.model_dump(mode="json"), upstream)
+            config, info = stage.config.model_dump(mode="json"), stage.operator.describe(stage.config)
+            if stage.operator.uses_index:
+                # the pinned version is part of the fingerprint: a newer index means new matches
+                pin = self.pins[stage.name] = MinhashIndex(self.store, stage.config).pin(self.run_id)
+                config = {**config, "_index_version": pin["version"]}
+                info = {**info, "index": stage.config.index.name, "index_version": pin["version"],
+                        "index_documents": pin["documents"]}
+            upstream = cp.operator_fingerprint(stage.operator.name, stage.operator.version, config, upstream)
             plan.append({"name": stage.name, "op": stage.operator.name, "kind": stage.operator.kind,
-                         "fingerprint": upstream, "info": stage.operator.describe(stage.config)})
+                         "fingerprint": upstream, "info": info})
         for entry in plan:
             entry.update(status="pending", waves_total=None, waves_done=0, rows_in=None, rows_out=None,
                          dropped={}, metrics={}, seconds=None, error=None)
         return plan
+
+    def _advance_indexes(self, last: dict[str, Any], output: dict[str, Any]) -> dict[str, Any]:
+        """Add this run's output documents to each index it used: the run succeeds only then."""
+        done: dict[str, Any] = {}
+        for stage in self.stages:
+            if not stage.operator.uses_index or not stage.config.index.update:
+                continue
+            index = MinhashIndex(self.store, stage.config)
+            body = index.advance(self.run_id, self.pins[stage.name], output["fingerprint"],
+                                 [f["key"] for f in last["files"]], self.spec.execution.batch_rows)
+            done[stage.config.index.name] = {k: body[k] for k in ("version", "parent", "added", "documents")}
+            self._event(f"index {stage.config.index.name}: version {body['version']} "
+                        f"({body['added']:,} documents added, {body['documents']:,} in all)")
+        return done
 
     def _run_stage(self, index: int, entry: dict[str, Any], files: list[Any],
                    upstream: dict[str, Any] | None, artifact: dict[str, Any] | None) -> dict[str, Any]:
@@ -202,8 +226,11 @@ class RunScheduler:
 
         def run_wave(w: int, inputs: list[str]) -> list[dict[str, Any]]:
             out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w, inputs))
+            given = artifact if stage.operator.uses_artifact else None
+            if stage.operator.uses_index:
+                given = {"files": self.pins[stage.name]["files"], "by_file": False}
             return execute.run_map(stage.operator, stage.config, inputs, self.store, out, ex.batch_rows,
-                                   stage.resources, artifact if stage.operator.uses_artifact else None)
+                                   stage.resources, given)
 
         return self._run_waves(index, entry, waves, run_wave, lambda inputs: sum(refs[k]["rows"] for k in inputs))
 
@@ -219,8 +246,9 @@ class RunScheduler:
             if not inputs:
                 return []
             out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w, inputs))
+            index_keys = self.pins[stage.name]["files"] if stage.operator.uses_index else None
             stats = execute.run_group(stage.operator, stage.config, inputs, self.store, out, partitions,
-                                      self.spec.execution.batch_rows, stage.resources)
+                                      self.spec.execution.batch_rows, stage.resources, index_keys)
             if stage.operator.emits == "artifact":  # the documents pass through unchanged
                 stats += cp.passthrough_stats(upstream["files"])
             return stats

@@ -75,6 +75,9 @@ class Operator(Generic[ConfigT]):
     writes: ClassVar[tuple[str, ...]] = ()
     resources: ClassVar[ResourceHint] = ResourceHint()
     uses_artifact: ClassVar[bool] = False
+    # With ``uses_index``, jobs/ hands the operator an index kept across runs in the store: a
+    # map gets it as its (whole) artifact, a group gets its rows through ``index_project``.
+    uses_index: ClassVar[bool] = False
 
     def __init__(self, config: ConfigT, artifact: pa.Table | None = None) -> None:
         # With ``uses_artifact``, ``artifact`` is the nearest upstream artifact (or, when it is
@@ -135,6 +138,10 @@ class GroupOperator(Operator[ConfigT]):
         With ``emits = "artifact"`` the batch holds only :meth:`columns_read`'s columns.
         """
         return batch
+
+    def index_project(self, rows: pa.Table) -> pa.Table:
+        """With ``uses_index``: rows of the index in the form :meth:`project` gives documents."""
+        raise NotImplementedError
 
     def __call__(self, table: pa.Table) -> pa.Table:
         raise NotImplementedError

@@ -24,6 +24,20 @@ from operators.runs import run_heads, run_starts
 SCOPE, BAND, HASH = "_lsh_scope", "_lsh_band", "_lsh_hash"
 
 
+def band_rows(batch: pa.Table, config: MinhashDedupConfig) -> pa.Table:
+    """One row per (document with bands, band): scope, band, band hash, id (and the file)."""
+    bands, _ = config.banding()
+    values, valid = fixed_list_values(batch[BANDS], bands)
+    docs = np.flatnonzero(valid)
+    take = pa.array(np.repeat(docs, bands))
+    scope = batch["source"] if config.scope == "source" else pa.array([""] * batch.num_rows, pa.string())
+    columns = {SCOPE: scope.take(take), BAND: pa.array(np.tile(np.arange(bands, dtype=np.int32), len(docs))),
+               HASH: pa.array(values[docs].reshape(-1), pa.uint64()), "id": batch["id"].take(take)}
+    if FILE_COLUMN in batch.column_names:
+        columns[FILE_COLUMN] = batch[FILE_COLUMN].take(take)
+    return pa.table(columns)
+
+
 @register("minhash_dedup.buckets")
 class LshBuckets(GroupOperator[MinhashDedupConfig]):
     """Star edges of LSH buckets: every member to the bucket's smallest id.
@@ -44,15 +58,7 @@ class LshBuckets(GroupOperator[MinhashDedupConfig]):
         return (SCOPE, BAND, HASH)
 
     def project(self, batch: pa.Table) -> pa.Table:
-        bands, rows = self.config.banding()
-        values, valid = fixed_list_values(batch[BANDS], bands)
-        docs = np.flatnonzero(valid)
-        take = pa.array(np.repeat(docs, bands))
-        scope = batch["source"] if self.config.scope == "source" else pa.array([""] * batch.num_rows, pa.string())
-        return pa.table({
-            SCOPE: scope.take(take), BAND: pa.array(np.tile(np.arange(bands, dtype=np.int32), len(docs))),
-            HASH: pa.array(values[docs].reshape(-1), pa.uint64()),
-            "id": batch["id"].take(take), FILE_COLUMN: batch[FILE_COLUMN].take(take)})
+        return band_rows(batch, self.config)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         n = table.num_rows

@@ -32,6 +32,9 @@ from operators.dedup.shingling import ShingleSets, char_shingles, word_shingles
 from operators.registry import register
 
 BANDS = "dedup_minhash_bands"
+SKETCH = "dedup_minhash_sketch"
+"""Lowest 8 bits of each MinHash value (b-bit MinHash, Li and Koenig 2010): what the exact
+index keeps per band row to verify matches."""
 COMPONENT = "dedup_minhash_component"
 CANDIDATES = "dedup_minhash_candidates"
 EDGE_SCHEMA = pa.schema([("src", pa.string()), ("dst", pa.string()), ("src_file", pa.string()),
@@ -58,6 +61,20 @@ class ComponentsConfig(OperatorConfig):
                                   "worker (about 100 bytes each in memory).")
 
 
+class IndexConfig(OperatorConfig):
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="Index in the "
+                             "store (indexes/<name>/): also remove documents near-duplicating ones kept by the "
+                             "earlier runs that added to it; null: no index.")
+    form: Literal["exact", "bloom"] = Field("exact", description="exact: band hashes, ids and signatures, "
+                                            "matched by a shuffle and verified; bloom: one Bloom filter per "
+                                            "band (LSHBloom), probed in place, unverified.")
+    update: bool = Field(True, description="Add this run's kept documents to the index when the run succeeds.")
+    bloom_capacity: int = Field(10_000_000, gt=0, description="Documents each band's Bloom filter is sized "
+                                "for; fixed when the index is created.")
+    bloom_fp_rate: float = Field(1e-5, gt=0, lt=1, description="False-positive rate of one band's filter at "
+                                 "capacity; a document falsely matches with probability about bands x this.")
+
+
 class MinhashDedupConfig(OperatorConfig):
     threshold: float = Field(0.8, gt=0, lt=1, description="Jaccard similarity of shingle sets that makes a "
                              "duplicate (below 1: identical texts are exact_dedup's job).")
@@ -72,6 +89,8 @@ class MinhashDedupConfig(OperatorConfig):
     lsh: LshConfig = Field(default_factory=LshConfig, description="Banding and hashing details.")
     components: ComponentsConfig = Field(default_factory=ComponentsConfig,
                                          description="How connected components of the candidates are found.")
+    index: IndexConfig = Field(default_factory=IndexConfig,
+                               description="Deduplicate against documents kept by earlier runs.")
 
     @model_validator(mode="after")
     def _bands_fit(self) -> "MinhashDedupConfig":
@@ -106,7 +125,8 @@ class MinhashSignature(MapOperator[MinhashDedupConfig]):
     """MinHash signature per document, reduced to one 64-bit hash per LSH band.
 
     Reads: text. Writes: dedup_minhash_bands (fixed-size list of uint64, one per band; null
-    for a document with no shingles, which is then never a candidate). Vectorized over the
+    for a document with no shingles, which is then never a candidate); with an exact
+    ``index``, also dedup_minhash_sketch (the low byte of each MinHash value). Vectorized over the
     batch; deterministic for the same config (seeded hash functions).
     """
 
@@ -119,6 +139,7 @@ class MinhashSignature(MapOperator[MinhashDedupConfig]):
         super().__init__(config, artifact)
         self.perms = mm.Permutations(config.num_perm, config.lsh.seed, config.lsh.scheme)
         self.bands, self.rows = config.banding()
+        self.sketch = SKETCH in self.columns_written(config)
 
     @classmethod
     def describe(cls, config: MinhashDedupConfig) -> dict[str, Any]:  # type: ignore[override]
@@ -129,11 +150,21 @@ class MinhashSignature(MapOperator[MinhashDedupConfig]):
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         shingles = shingle_sets(batch["text"], self.config, as_sets=False)
-        hashes = mm.band_hashes(mm.signatures(shingles, self.perms), self.bands, self.rows)
+        sigs = mm.signatures(shingles, self.perms)
+        hashes = mm.band_hashes(sigs, self.bands, self.rows)
         values = pa.array(hashes.reshape(-1), pa.uint64())
         empty = pa.array(shingles.sizes == 0)
         bands = pa.FixedSizeListArray.from_arrays(values, self.bands, mask=empty)
-        return set_column(batch, BANDS, bands)
+        batch = set_column(batch, BANDS, bands)
+        if self.sketch:  # the exact index verifies its matches with the low byte of each value
+            low = pa.array((sigs & np.uint64(0xFF)).astype(np.uint8).reshape(-1), pa.uint8())
+            batch = set_column(batch, SKETCH, pa.FixedSizeListArray.from_arrays(low, self.config.num_perm, mask=empty))
+        return batch
+
+    @classmethod
+    def columns_written(cls, config: OperatorConfig) -> tuple[str, ...]:
+        exact_index = isinstance(config, MinhashDedupConfig) and config.index.name and config.index.form == "exact"
+        return (BANDS, SKETCH) if exact_index else (BANDS,)
 
 
 @register("minhash_dedup")
@@ -152,9 +183,16 @@ class MinhashDedup(Composite[MinhashDedupConfig]):
         from operators.dedup.lsh import AssignComponent, LshBuckets, LshComponents
         from operators.dedup.near_keep import VerifyKeep
 
+        from operators.dedup.minhash_index import AssignPrior, BloomProbe, IndexMatch
+
+        index: tuple[Part, ...] = ()
+        if config.index.name and config.index.form == "exact":
+            index = (Part("index_match", IndexMatch, config), Part("index_assign", AssignPrior, config))
+        elif config.index.name:
+            index = (Part("index_probe", BloomProbe, config),)
         return (Part("signature", MinhashSignature, config), Part("buckets", LshBuckets, config),
                 Part("components", LshComponents, config), Part("assign", AssignComponent, config),
-                Part("keep", VerifyKeep, config))
+                *index, Part("keep", VerifyKeep, config))
 
 
 def fixed_list_values(column: pa.ChunkedArray | pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ from operators.base import GroupOperator, OperatorConfig, set_column
 from operators.dedup import minhash_math as mm
 from operators.dedup.lsh import COMPONENT
 from operators.dedup.minhash import MinhashDedupConfig, shingle_sets
+from operators.dedup.minhash_index import PRIOR_ID, PRIOR_MATCH, index_columns
 from operators.registry import register
 
 CLUSTER_ID = "dedup_minhash_cluster_id"
@@ -33,10 +34,12 @@ KEEP = "dedup_minhash_keep"
 class VerifyKeep(GroupOperator[MinhashDedupConfig]):
     """Verified near-duplicate clusters and their keepers, per candidate component.
 
-    Reads: id, text, dedup_minhash_component (and the keep column for ``max:<column>``).
-    Writes: dedup_minhash_cluster_id (the keeper's id), dedup_minhash_cluster_size,
-    dedup_minhash_keep. Documents outside any component bypass the shuffle and are their
-    own keepers. Deterministic: the order of visits depends only on ids and the keep column.
+    Reads: id, text, dedup_minhash_component (and the keep column for ``max:<column>``; the
+    index match columns with ``index``). Writes: dedup_minhash_cluster_id (the keeper's id),
+    dedup_minhash_cluster_size, dedup_minhash_keep. Documents outside any component bypass
+    the shuffle and are their own keepers. A document matched in an earlier run's index is
+    removed (its cluster id is the indexed id, null under ``bloom``; its size null) and
+    never keeps this run's copies. Deterministic: the order of visits depends only on ids and the keep column.
     """
 
     version = 1
@@ -51,7 +54,7 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
     @classmethod
     def columns_read(cls, config: OperatorConfig) -> tuple[str, ...]:
         column = config.keep_column() if isinstance(config, MinhashDedupConfig) else None
-        return ("id", "text", COMPONENT) + ((column,) if column else ())
+        return ("id", "text", COMPONENT) + ((column,) if column else ()) + index_columns(config)
 
     def group_key(self) -> tuple[str, ...]:
         return (COMPONENT,)
@@ -62,7 +65,10 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
     def __call__(self, table: pa.Table) -> pa.Table:
         n = table.num_rows
         keeper = np.arange(n)  # row index of each row's keeper
-        grouped = pc.is_valid(table[COMPONENT]).to_numpy(zero_copy_only=False)
+        # a match in an earlier run's index is removed, and never keeps this run's copies
+        prior = (pc.fill_null(table[PRIOR_MATCH], False).to_numpy(zero_copy_only=False)
+                 if PRIOR_MATCH in table.column_names else np.zeros(n, dtype=bool))
+        grouped = pc.is_valid(table[COMPONENT]).to_numpy(zero_copy_only=False) & ~prior
         if grouped.any():
             order = self._priority(table)
             components = table[COMPONENT].to_numpy(zero_copy_only=False)
@@ -76,10 +82,14 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
                 self._cluster(members, sets, keeper)
             if self.config.verify:
                 self._metrics["verify_seconds"] += time.perf_counter() - started
-        sizes = np.bincount(keeper, minlength=n)[keeper]
-        table = set_column(table, CLUSTER_ID, table["id"].take(pa.array(keeper)))
-        table = set_column(table, CLUSTER_SIZE, pa.array(sizes.astype(np.int64)))
-        return set_column(table, KEEP, pa.array(keeper == np.arange(n)))
+        sizes = np.bincount(keeper[~prior], minlength=n)[keeper]
+        cluster = table["id"].take(pa.array(keeper))
+        if prior.any():
+            self._metrics["index_matches"] = self._metrics.get("index_matches", 0) + int(prior.sum())
+            cluster = pc.if_else(pa.array(prior), table[PRIOR_ID], cluster)
+        table = set_column(table, CLUSTER_ID, cluster)
+        table = set_column(table, CLUSTER_SIZE, pa.array(sizes.astype(np.int64), mask=prior))
+        return set_column(table, KEEP, pa.array((keeper == np.arange(n)) & ~prior))
 
     def _priority(self, table: pa.Table) -> np.ndarray:
         column = self.config.keep_column()
