@@ -197,7 +197,8 @@ def _row(name: str, n_docs: int, seconds: float, usage: dict[str, float], cores:
     row = {"method": name, "seconds": round(seconds, 2), "docs_per_s": round(n_docs / seconds, 1),
            "docs_per_s_per_core": round(n_docs / seconds / cores, 1), "cores": cores,
            "cpu_s": usage["cpu_s"], "docs_per_cpu_s": round(n_docs / usage["cpu_s"], 1) if usage["cpu_s"] else None,
-           "peak_mb": usage["peak_mb"], "peak_rss_self_mb": usage["peak_rss_self_mb"]}
+           "peak_mb": usage["peak_mb"], "peak_rss_self_mb": usage["peak_rss_self_mb"],
+           "peak_worker_mb": usage.get("peak_worker_mb"), "peak_process_mb": usage.get("peak_process_mb")}
     if scores:
         row.update(scores)
     return row
@@ -205,7 +206,7 @@ def _row(name: str, n_docs: int, seconds: float, usage: dict[str, float], cores:
 
 def render(rows: list[dict[str, Any]]) -> str:
     head = ("method", "P", "R", "F1", "wrongly rm", "wiped", "fmt R", "seconds", "docs/s", "docs/s/core",
-            "CPU s", "docs/CPU s", "peak MB")
+            "CPU s", "docs/CPU s", "peak MB", "peak MB/process")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         def g(k: str, fmt: str = "{}") -> str:
@@ -215,7 +216,7 @@ def render(rows: list[dict[str, Any]]) -> str:
                                         g("formatting_recall", "{:.4f}"), g("seconds", "{:.2f}"),
                                         g("docs_per_s", "{:,.0f}"), g("docs_per_s_per_core", "{:,.0f}"),
                                         g("cpu_s", "{:.1f}"), g("docs_per_cpu_s", "{:,.0f}"),
-                                        g("peak_mb", "{:,.0f}"))) + " |")
+                                        g("peak_mb", "{:,.0f}"), g("peak_process_mb", "{:,.0f}"))) + " |")
     return "\n".join(lines)
 
 
@@ -248,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--source", default=str(nc.DEFAULT_SOURCE))
     ap.add_argument("--json", metavar="OUT", help="write every figure as JSON")
+    ap.add_argument("--skip-datasketch", action="store_true",
+                    help="leave out the datasketch baseline (at 1M documents it needs ~13 GB and ~25 min)")
     args = ap.parse_args(argv)
 
     load_start = os.getloadavg()
@@ -260,9 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         extra["ceiling"] = ceil_result[1]
 
         perm = args.num_perm or 128
-        (removed, seconds, stats), usage = measured(datasketch_baseline, str(corpus_dir), args.threshold, perm)
-        rows.append(_row(f"datasketch (num_perm={perm}, 1 core)", n, seconds, usage, 1, score(removed, truth)))
-        extra["datasketch"] = stats
+        if args.skip_datasketch:
+            print("datasketch skipped (--skip-datasketch): compare with a smaller run's ratio")
+        else:
+            (removed, seconds, stats), usage = measured(datasketch_baseline, str(corpus_dir), args.threshold, perm)
+            rows.append(_row(f"datasketch (num_perm={perm}, 1 core)", n, seconds, usage, 1, score(removed, truth)))
+            extra["datasketch"] = stats
 
         why = tamis_available()
         if why:
@@ -296,10 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"truth: Jaccard >= {truth.threshold} on word {truth.ngram}-gram sets; methods run at threshold"
           f" {args.threshold}\n")
     print(render(rows))
-    ds = next(r for r in rows if r["method"].startswith("datasketch"))
+    ds = next((r for r in rows if r["method"].startswith("datasketch")), None)
     tm = next((r for r in rows if r["method"].startswith("tamis")), None)
     ratio = None
-    if tm:
+    if tm and ds:
         ratio = {"docs_per_s_per_core": round(tm["docs_per_s_per_core"] / ds["docs_per_s_per_core"], 3),
                  "docs_per_cpu_s": round(tm["docs_per_cpu_s"] / ds["docs_per_cpu_s"], 3),
                  "docs_per_s": round(tm["docs_per_s"] / ds["docs_per_s"], 3)}
@@ -310,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['method']}: pair recall by kind {r['pair_recall_by_kind']}; planted non-duplicates"
                   f" removed {r['planted_negatives_removed'] or 0}")
     print(f"ceiling phases: {extra['ceiling']}")
-    print(f"datasketch phases: {extra['datasketch']}")
+    if "datasketch" in extra:
+        print(f"datasketch phases: {extra['datasketch']}")
     if "tamis" in extra:
         print(f"tamis: {extra['tamis']}")
     if args.json:

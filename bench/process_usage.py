@@ -2,8 +2,9 @@
 
 ``measured`` runs the function in a child process (multiprocessing spawn) so that its memory
 is its own: peak memory is the highest sampled sum of PSS over the child's process tree (for
-a child that starts Ray, that includes Ray's GCS, raylet and workers), and CPU seconds are the
-tree's user+system time, both sampled every 0.2 s. The function must be importable by the
+a child that starts Ray, that includes Ray's GCS, raylet and workers), the peak of any one Ray
+worker process (``ray::*``) and of any one process, and CPU seconds are the tree's
+user+system time, all sampled every 0.2 s. The function must be importable by the
 child (module level, in the main module or a module on ``sys.path``).
 """
 
@@ -44,6 +45,8 @@ class TreeSampler(threading.Thread):
     def __init__(self, interval: float = 0.2) -> None:
         super().__init__(daemon=True)
         self.interval, self.peak_kb, self.cpu = interval, 0, {}
+        self.pid_peak_kb: dict[int, int] = {}  # each process's own peak: a worker's memory
+        self.names: dict[int, str] = {}
         self._halt = threading.Event()
         self._tick = os.sysconf("SC_CLK_TCK")
 
@@ -52,7 +55,12 @@ class TreeSampler(threading.Thread):
         for pid in _tree(os.getpid()):
             try:
                 with open(f"/proc/{pid}/smaps_rollup") as f:
-                    total += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+                    pss = next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+                total += pss
+                self.pid_peak_kb[pid] = max(self.pid_peak_kb.get(pid, 0), pss)
+                if pid not in self.names:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        self.names[pid] = f.read().split(b"\0")[0].decode(errors="replace")
                 with open(f"/proc/{pid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
                 self.cpu[pid] = (int(fields[11]) + int(fields[12])) / self._tick
@@ -70,8 +78,13 @@ class TreeSampler(threading.Thread):
         self.join()
         me = os.times()
         self.cpu[os.getpid()] = me.user + me.system
+        # Ray names its worker processes "ray::<task or actor>"; GCS, raylet and the dashboard
+        # are fixed costs of the cluster, not of the work
+        workers = [kb for pid, kb in self.pid_peak_kb.items() if self.names.get(pid, "").startswith("ray::")]
         return {"peak_mb": round(self.peak_kb / 1024, 1), "cpu_s": round(sum(self.cpu.values()), 2),
-                "peak_rss_self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+                "peak_rss_self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "peak_worker_mb": round(max(workers, default=0) / 1024, 1),
+                "peak_process_mb": round(max(self.pid_peak_kb.values(), default=0) / 1024, 1)}
 
 
 def _child(queue: Any, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
