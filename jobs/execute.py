@@ -280,7 +280,9 @@ def run_group(operator: type[GroupOperator[Any]], config: Any, keys: list[str], 
 # -- fit ------------------------------------------------------------------------------------
 def _fit(operator: type[FitOperator[Any]], config: Any, store: Store, keys: list[str], batch_rows: int,
          out: FileOutput) -> list[dict[str, Any]]:
-    batches = (b for k in keys for b in iter_file_batches(store, k, batch_rows))
+    # a fit on documents reads only the columns it declares (a quantile sample never needs text)
+    columns = list(operator.columns_read(config)) if operator.fit_on == "documents" else []
+    batches = (b for k in keys for b in iter_file_batches(store, k, batch_rows, columns or None))
     op = operator(config)
     artifact = op.fit(batches)
     writer = out.writer()

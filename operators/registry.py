@@ -23,6 +23,7 @@ _BUILTIN_MODULES = (
     "operators.dedup.near_keep",
     "operators.quality.heuristics",
     "operators.filtering.filter",
+    "operators.filtering.quantiles",
 )
 
 

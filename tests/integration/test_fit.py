@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -51,3 +52,36 @@ def test_stateful_operator_runs_in_long_lived_actors(ray_local: None, tmp_path: 
     tag = next(s for s in state["stages"] if s["name"] == "test_actor_tag")
     batches = set(zip(output["test_actor_pid"].to_pylist(), output["test_actor_batches"].to_pylist()))
     assert tag["metrics"]["batches"] == len(batches)
+
+
+def test_quantile_ranks_per_source_and_a_new_threshold_reruns_only_the_filter(ray_local: None,
+                                                                              tmp_path: Path) -> None:
+    raw = demo_config(store=str(tmp_path / "store"))
+    raw["stages"] = [{"op": "heuristics"},
+                     {"op": "quantiles", "config": {"columns": ["quality_word_count"], "by": "source"}},
+                     {"op": "filter", "config": {"expr": "quality_word_count_rank > 0.5"}}]
+    pipeline, state = run_config(tmp_path, raw, run_id="q")
+    rejected = state["stages"][-1]["dropped"]
+    assert set(rejected) == {"quality:word_count_rank"}
+    # small groups rank exactly: the share of the source's documents with at most that count
+    store = pipeline.spec.make_store()
+    rank = next(s for s in state["stages"] if s["name"] == "quantiles.rank")
+    commit = store.read_json(f"stages/quantiles.rank-{rank['fingerprint']}/_COMMIT.json")
+    ranked = pa.concat_tables([pq.read_table(store.fs_path(f["key"])) for f in commit["files"]])
+    counts: dict[str, list[int]] = defaultdict(list)
+    for source, count in zip(ranked["source"].to_pylist(), ranked["quality_word_count"].to_pylist()):
+        counts[source].append(count)
+    for source, count, got in zip(ranked["source"].to_pylist(), ranked["quality_word_count"].to_pylist(),
+                                  ranked["quality_word_count_rank"].to_pylist()):
+        assert got == pytest.approx(sum(c <= count for c in counts[source]) / len(counts[source]))
+    kept = set(read_output(pipeline, state)["id"].to_pylist())
+    assert kept == {i for i, r in zip(ranked["id"].to_pylist(), ranked["quality_word_count_rank"].to_pylist())
+                    if r > 0.5}
+    assert len(counts) > 1
+
+    raw["stages"][2]["config"]["expr"] = "quality_word_count_rank > 0.9"
+    _, again = run_config(tmp_path, raw, run_id="q")
+    status = {s["name"]: s["status"] for s in again["stages"]}
+    assert status["quantiles.fit"] == status["quantiles.rank"] == "cached"
+    assert status["filter"] == "committed"
+    assert again["stages"][-1]["rows_out"] < state["stages"][-1]["rows_out"]
