@@ -3,8 +3,10 @@
 Builds ~2,000 documents of ~4.5 KB (prefixes of ../shared/data/devdocs.jsonl.gz when it
 exists, else synthetic text), computes word 5-gram MinHash signatures, and prints a table:
 
-* tamis "fast": ``word_shingles(..., "fast")`` + ``signatures`` from raw text, and the
-  ``signatures`` step alone;
+* the ``minhash_dedup.signature`` operator on a table of the texts (default config but
+  ``num_perm``: normalize, shingle, MinHash, band hashes), the production path;
+* tamis "fast": ``word_shingles(..., "fast")`` (sorted sets, as verification builds them) +
+  ``signatures`` from raw text, and the ``signatures`` step alone;
 * tamis "datasketch" scheme (bit-identical to datasketch's legacy MinHash), from raw text;
 * datasketch ``MinHash.update_batch`` once per document over the same word 5-gram shingles,
   already built and UTF-8 encoded (shingle building is *not* charged to datasketch), with
@@ -12,11 +14,15 @@ exists, else synthetic text), computes word 5-gram MinHash signatures, and print
 * the plain way end to end: the same normalization, shingle strings built in Python, then
   datasketch's default ``update_batch`` per document (the fair match of the first row).
 
-Each figure is the best of ``--repeat`` runs. Peak memory is measured in a separate run
+Each figure is the best of ``--repeat`` runs, in wall-clock time or, with ``--clock cpu``,
+in the process's CPU time (steadier when other work shares the machine; the load average
+is printed). Everything measured runs on one core. Peak memory is measured in a separate run
 under tracemalloc (numpy and Python allocations; Arrow buffers are not traced), over the
-memory already held before the run (the input texts and, for the second row, the shingles).
+memory already held before the run (the input texts and, for the third row, the shingles).
+A second table splits the operator's time by step (each step timed alone, best of
+``--repeat``, on the previous step's output).
 
-Usage: ``.venv/bin/python bench/minhash_signatures.py [--docs 2000] [--num-perm 128]``
+Usage: ``.venv/bin/python bench/minhash_signatures.py [--docs 2000] [--num-perm 112]``
 """
 
 from __future__ import annotations
@@ -37,8 +43,12 @@ import pyarrow as pa
 
 import datasketch
 from datasketch import MinHash
+from operators.dedup import minhash_math as mm
+from operators.dedup.minhash import MinhashDedupConfig, MinhashSignature
 from operators.dedup.minhash_math import Permutations, signatures
+from operators.dedup.shingle_hash import window_hashes, word_hashes
 from operators.dedup.shingling import normalize_for_near_dup, word_shingles
+from operators.dedup.tokens import fold, token_spans
 
 DEVDOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "devdocs.jsonl.gz"
 DOC_CHARS = 4500
@@ -80,12 +90,15 @@ def shingle_bytes(texts: pa.Array) -> list[list[bytes]]:
     return out
 
 
+CLOCK: Callable[[], float] = time.perf_counter
+
+
 def best_of(repeat: int, func: Callable[[], object]) -> float:
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = CLOCK()
         func()
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
     return min(times)
 
 
@@ -111,10 +124,13 @@ def cpu_model() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=2000)
-    parser.add_argument("--num-perm", type=int, default=128)
+    parser.add_argument("--num-perm", type=int, default=112)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     args = parser.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
 
     texts, origin = load_documents(args.docs)
     batch = pa.array(texts, pa.string())
@@ -143,8 +159,11 @@ def main() -> None:
             out.append(m.hashvalues)
         return out
 
+    operator = MinhashSignature(MinhashDedupConfig(num_perm=args.num_perm, lsh={"seed": args.seed}))
+    table = pa.table({"text": batch})
     rows: list[tuple[str, Callable[[], object]]] = [
-        ("tamis fast: text -> shingles -> signatures",
+        ("tamis minhash_dedup.signature operator: text -> band hashes", lambda: operator(table)),
+        ("tamis fast: text -> shingle sets -> signatures",
          lambda: signatures(word_shingles(batch, NGRAM, "fast"), fast)),
         ("tamis fast: signatures only (given shingles)", lambda: signatures(shingles, fast)),
         ("tamis datasketch scheme: text -> signatures",
@@ -157,7 +176,8 @@ def main() -> None:
     memory = {name: peak_mb(func) for name, func in rows}
 
     print(f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs "
-          f"({len(os.sched_getaffinity(0))} usable), GPU: not used")
+          f"({len(os.sched_getaffinity(0))} usable), GPU: not used; load average at the end "
+          f"{os.getloadavg()[0]:.1f}; clock: {args.clock}")
     print(f"python {platform.python_version()}, numpy {np.__version__}, pyarrow {pa.__version__}, "
           f"datasketch {datasketch.__version__}")
     print(f"input: {n} docs, {sum(len(t.encode()) for t in texts) / n / 1000:.2f} KB mean UTF-8, "
@@ -172,13 +192,40 @@ def main() -> None:
         t = seconds[name]
         print(f"| {name:<{width}} | {t:7.3f} | {n / t:7.0f} | {reference / t:20.1f}x "
               f"| {memory[name]:7.0f} |")
+    print()
+    print_steps(batch, operator, args.repeat)
     legacy = seconds["datasketch legacy: update_batch per doc"]
     plain = seconds["plain way: text -> shingle bytes -> datasketch default"]
-    end_to_end = seconds["tamis fast: text -> shingles -> signatures"]
+    end_to_end = seconds["tamis minhash_dedup.signature operator: text -> band hashes"]
     print()
-    print(f"fast, text -> signatures: {n / end_to_end:.0f} docs/s; {plain / end_to_end:.1f}x the "
+    print(f"operator, text -> band hashes: {n / end_to_end:.0f} docs/s; {plain / end_to_end:.1f}x the "
           f"plain way end to end ({n / plain:.0f} docs/s); {reference / end_to_end:.1f}x and "
           f"{legacy / end_to_end:.1f}x datasketch default and legacy given pre-built shingles")
+
+
+def print_steps(batch: pa.Array, operator: MinhashSignature, repeat: int) -> None:
+    """Where the operator's time goes: each step alone, on the previous step's output."""
+    spans = token_spans(batch, map_digits=False)
+    tokens = word_hashes(spans)
+    counts = spans.counts
+    shingles = word_shingles(batch, NGRAM, "fast", as_sets=False)
+    sigs = signatures(shingles, operator.perms)
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("NFKC (gated) + lowercase (tokens.fold)", lambda: fold(batch, map_digits=False)),
+        ("fold + word spans (tokens.token_spans)", lambda: token_spans(batch, map_digits=False)),
+        ("word hashes from bytes (shingle_hash.word_hashes)", lambda: word_hashes(spans)),
+        ("5-gram window hashes (shingle_hash.window_hashes)", lambda: window_hashes(tokens, counts, NGRAM)),
+        ("MinHash, uint32 affine (minhash_math.signatures)", lambda: signatures(shingles, operator.perms)),
+        ("band hashes (minhash_math.band_hashes)", lambda: mm.band_hashes(sigs, operator.bands, operator.rows)),
+    ]
+    n = len(batch)
+    width = max(len(name) for name, _ in steps)
+    print(f"| {'operator step':<{width}} |     ms | us/doc |")
+    print(f"|{'-' * (width + 2)}|-------:|-------:|")
+    for name, func in steps:
+        t = best_of(repeat, func)
+        print(f"| {name:<{width}} | {t * 1000:6.1f} | {t / n * 1e6:6.1f} |")
+
 
 if __name__ == "__main__":
     main()

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from jobs import checkpoint as cp
 from jobs.parts import iter_file_batches, read_files
 from jobs.store import Store
-from operators.dedup.minhash import BANDS, SKETCH, MinhashDedupConfig
+from operators.dedup.minhash import BANDS, SKETCH, MinhashDedupConfig, MinhashSignature
 from operators.dedup.minhash_index import KEEP, bloom_update, index_row_schema, index_rows
 
 VERSION = re.compile(r"v-(\d{5,})\.json$")
@@ -43,7 +43,9 @@ def compat(config: MinhashDedupConfig) -> str:
     bands, rows = config.banding()
     fields = {"ngram": config.ngram, "char_ngram": config.char_ngram, "num_perm": config.num_perm,
               "scope": config.scope, "map_digits": config.map_digits, "bands": bands, "rows": rows,
-              "seed": config.lsh.seed, "scheme": config.lsh.scheme, "form": config.index.form}
+              "seed": config.lsh.seed, "scheme": config.lsh.scheme, "form": config.index.form,
+              # a new signature algorithm gives different band hashes for the same text
+              "signature_version": MinhashSignature.version}
     if config.index.form == "bloom":
         fields.update(capacity=config.index.bloom_capacity, fp_rate=config.index.bloom_fp_rate)
     return cp.fingerprint(fields)

@@ -50,7 +50,8 @@ class LshConfig(OperatorConfig):
         "(default 0.95 with verify, since verification removes false candidates; 0.5 without).")
     seed: int = Field(1, description="Seed of the hash-function draw.")
     scheme: Literal["fast", "datasketch"] = Field(
-        "fast", description="fast: xxh64 shingles + multiply-shift; datasketch: its exact hashes (slow).")
+        "fast", description="fast: 64-bit word hashes from UTF-8 bytes + affine permutations mod 2**32; "
+        "datasketch: bit-identical to datasketch's legacy MinHash (slow, for checks).")
 
 
 class ComponentsConfig(OperatorConfig):
@@ -130,7 +131,7 @@ class MinhashSignature(MapOperator[MinhashDedupConfig]):
     batch; deterministic for the same config (seeded hash functions).
     """
 
-    version = 1
+    version = 2  # 2: "fast" hashes words from their bytes and permutes 32-bit keys mod 2**32
     Config = MinhashDedupConfig
     reads = ("text",)
     writes = (BANDS,)

@@ -4,20 +4,21 @@ A document becomes a set of 64-bit shingle hashes (Broder 1997, "On the resembla
 containment of documents"): word n-grams (FineWeb uses word 5-grams) or character n-grams
 of the normalized text. Two hashing schemes exist:
 
-* ``"fast"``: each distinct word of a batch is hashed once with xxHash64 (each code point,
-  for character shingles, with the splitmix64 finalizer), and the n token hashes of every
-  window are combined with vectorized numpy ``uint64`` arithmetic. Values use all 64 bits.
+* ``"fast"``: every word is hashed from its UTF-8 bytes where they lie in the batch's
+  buffer (8-byte loads mixed with the MurmurHash3 finalizer; each code point, for
+  character shingles, with splitmix64), and the n token hashes of every window are
+  combined as a polynomial modulo ``2**64``, then mixed (:mod:`operators.dedup.shingle_hash`),
+  all vectorized over the batch. Values use all 64 bits.
 * ``"datasketch"``: each shingle's UTF-8 bytes (words joined by single spaces) are hashed
   with datasketch's ``sha1_hash32``, one Python call per shingle, so that signatures can be
   compared bit for bit with ``datasketch.MinHash``. Values are below ``2**32``. Use it for
   compatibility checks, not at scale.
 
-Pure functions of their input: no I/O, no randomness, no state.
+Normalization runs on the bytes of the whole batch (:mod:`operators.dedup.tokens`). Pure
+functions of their input: no I/O, no randomness, no state.
 """
 
 from __future__ import annotations
-
-import unicodedata
 
 from dataclasses import dataclass
 from typing import Literal
@@ -25,20 +26,19 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
+
+from operators.dedup.shingle_hash import window_counts, window_hashes, word_hashes
+from operators.dedup.tokens import DECIMAL_DIGIT, SEPARATOR_RUN, TokenSpans, nfkc, token_spans
+
+# nfkc is imported by exact.normalize_text; the patterns are part of the documented semantics.
+__all__ = ["DECIMAL_DIGIT", "SEPARATOR_RUN", "Scheme", "ShingleSets", "char_shingles", "joined_tokens", "nfkc",
+           "normalize_for_near_dup", "splitmix64", "word_shingles"]
 
 Scheme = Literal["fast", "datasketch"]
 """Hashing scheme of shingles and permutations (see the module docstring)."""
 
-# Whitespace as in exact.normalize_text (RE2's \s is ASCII-only, so \p{Z} adds Unicode
-# spaces and separators: U+00A0, U+2028, U+3000, ...), plus punctuation and symbols.
-SEPARATOR_RUN = r"[\s\x{0b}\x{85}\p{Z}\p{P}\p{S}]+"
-DECIMAL_DIGIT = r"\p{Nd}"
-
 _U64 = np.uint64
 _GOLDEN = _U64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: splitmix64's increment
-_COMBINE_MULTIPLIER = _U64(0xFF51AFD7ED558CCD)  # odd (MurmurHash3 fmix64 constant)
-_WINDOW_SEED = _U64(0x243F6A8885A308D3)  # pi's fraction bits: an arbitrary non-zero start
 _CODE_POINT_SALT = _U64(0x452821E638D01377)
 
 
@@ -70,19 +70,6 @@ class ShingleSets:
         return self.values[self.offsets[i]:self.offsets[i + 1]]
 
 
-def nfkc(text: pa.Array) -> pa.Array:
-    """NFKC, applied only to the rows that are not already in NFKC.
-
-    ``unicodedata.is_normalized`` is a quick check in C (about 5 us for 4.5 KB); most web
-    text passes it (79% of the benchmark corpus), and normalizing costs about 12 times more.
-    """
-    needs = pa.array([s is not None and not unicodedata.is_normalized("NFKC", s) for s in text.to_pylist()],
-                     pa.bool_())
-    if not pc.any(needs).as_py():
-        return text
-    return pc.replace_with_mask(text, needs, pc.utf8_normalize(text.filter(needs), form="NFKC"))
-
-
 def normalize_for_near_dup(text: pa.Array | pa.ChunkedArray, *, map_digits: bool) -> pa.Array:
     """Normalize text so that trivially different copies compare equal.
 
@@ -90,7 +77,10 @@ def normalize_for_near_dup(text: pa.Array | pa.ChunkedArray, *, map_digits: bool
     lowercase, every punctuation (``\\p{P}``) or symbol (``\\p{S}``) code point replaced by a
     space, optionally every decimal digit (``\\p{Nd}``) replaced by ``"0"``, whitespace runs
     (Unicode-aware, as in :func:`operators.dedup.exact.normalize_text`) collapsed to one
-    space, ends stripped. Nulls stay null.
+    space, ends stripped (U+001C..U+001F too, as Arrow's ``utf8_trim_whitespace``). Nulls
+    stay null. Computed on the batch's bytes (:mod:`operators.dedup.tokens`), with the same
+    result as the regex pipeline ``replace_substring_regex(SEPARATOR_RUN, " ")`` then
+    ``utf8_trim_whitespace``.
 
     Examples (``map_digits=True``)::
 
@@ -107,18 +97,36 @@ def normalize_for_near_dup(text: pa.Array | pa.ChunkedArray, *, map_digits: bool
             numbers (dates, counters, prices) normalize the same.
 
     Returns:
-        The normalized strings, one per input row, as a single ``pa.Array``.
+        The normalized strings (``large_string``), one per input row, as a single ``pa.Array``.
     """
-    if isinstance(text, pa.ChunkedArray):
-        text = text.combine_chunks() if text.num_chunks else pa.array([], text.type)
-    text = nfkc(text)
-    text = pc.utf8_lower(text)
-    if map_digits:
-        text = pc.replace_substring_regex(text, pattern=DECIMAL_DIGIT, replacement="0")
-    # One pass for both rules: punctuation and symbols become spaces, and every run of
-    # spaces, punctuation and symbols becomes a single space (same result as two passes).
-    text = pc.replace_substring_regex(text, pattern=SEPARATOR_RUN, replacement=" ")
-    return pc.utf8_trim_whitespace(text)
+    return joined_tokens(token_spans(text, map_digits=map_digits))
+
+
+def joined_tokens(spans: TokenSpans) -> pa.Array:
+    """Each document's words joined by single spaces (null for a null text), as ``large_string``."""
+    n = len(spans.counts)
+    ends = spans.starts + spans.lengths
+    last = np.cumsum(spans.counts) - 1  # index of each document's last word (-1 before any)
+    inner = np.ones(len(ends), dtype=bool)
+    inner[last[spans.counts > 0]] = False
+    # The byte after a word that is not its document's last is a separator: it becomes the
+    # one space kept between the two words; every other byte outside words is dropped.
+    edges = np.zeros(len(spans.data) + 1, dtype=np.int8)
+    edges[spans.starts] = 1
+    edges[ends] -= 1
+    keep = np.cumsum(edges[:-1], dtype=np.int8).view(bool)  # spans never overlap: 0 or 1
+    keep[ends[inner]] = True
+    data = spans.data.copy()
+    data[ends[inner]] = ord(" ")
+    word_bytes = np.zeros(len(ends) + 1, dtype=np.int64)
+    np.cumsum(spans.lengths, out=word_bytes[1:])
+    sizes = word_bytes[last + 1] - word_bytes[last + 1 - spans.counts] + np.maximum(spans.counts - 1, 0)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    nulls = int(n - np.count_nonzero(spans.valid))
+    validity = pa.array(spans.valid).buffers()[1] if nulls else None
+    return pa.Array.from_buffers(pa.large_string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data[keep])],
+                                 null_count=nulls)
 
 
 def word_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
@@ -133,36 +141,27 @@ def word_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
     Args:
         texts: raw document texts.
         ngram: words per shingle (FineWeb: 5).
-        scheme: ``"fast"`` (xxHash64 per distinct word, vectorized window combine) or
+        scheme: ``"fast"`` (:mod:`operators.dedup.shingle_hash`) or
             ``"datasketch"`` (``sha1_hash32`` of the space-joined words, bit-compatible with
             ``datasketch.MinHash``).
         map_digits: passed to :func:`normalize_for_near_dup`.
         as_sets: de-duplicate and sort each document's shingles. MinHash signatures do not
-            need it (a minimum over repeats is the same), and skipping it saves about a fifth
-            of the time; exact Jaccard does.
+            need it (a minimum over repeats is the same), and skipping it halves the time
+            (the sort costs as much as everything before it); exact Jaccard does.
 
     Returns:
         The per-document shingle hashes: sorted and unique with ``as_sets``, else in
         document order with repeats.
     """
     _check_arguments(ngram, scheme)
-    normalized = _normalized_non_empty(texts, map_digits)
-    words = pc.split_pattern(normalized, pattern=" ")  # empty docs are null: no tokens
-    counts = pc.list_value_length(words).fill_null(0).to_numpy().astype(np.int64)
-    flat = pc.list_flatten(words)
-    windows = _window_counts(counts, ngram)
+    spans = token_spans(texts, map_digits=map_digits)
+    windows = window_counts(spans.counts, ngram)
     if scheme == "fast":
-        encoded = flat.dictionary_encode()
-        # One C call per distinct word of the batch, not per occurrence.
-        utf8_words = encoded.dictionary.cast(pa.large_binary()).to_pylist()  # zero-copy cast
-        unique_hashes = np.fromiter((xxhash.xxh64_intdigest(w) for w in utf8_words),
-                                    dtype=np.uint64, count=len(utf8_words))
-        token_hashes = unique_hashes[encoded.indices.to_numpy()]
-        values = _combine_windows(token_hashes, counts, ngram)
+        values = window_hashes(word_hashes(spans), spans.counts, ngram)
     else:  # "datasketch", checked above
-        values = _sha1_shingles(
-            (" ".join(doc[i:i + ngram]) for doc in words.to_pylist() if doc
-             for i in range(max(len(doc) - ngram + 1, 1))), int(windows.sum()))
+        docs = (s.split(" ") for s in joined_tokens(spans).to_pylist() if s)
+        values = _sha1_shingles((" ".join(words[i:i + ngram]) for words in docs
+                                 for i in range(max(len(words) - ngram + 1, 1))), int(windows.sum()))
     if not as_sets:
         offsets = np.zeros(len(windows) + 1, dtype=np.int64)
         np.cumsum(windows, out=offsets[1:])
@@ -189,15 +188,15 @@ def char_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
         The de-duplicated, per-document sorted shingle hashes.
     """
     _check_arguments(ngram, scheme)
-    normalized = _normalized_non_empty(texts, map_digits)
+    normalized = normalize_for_near_dup(texts, map_digits=map_digits)
     counts = pc.utf8_length(normalized).fill_null(0).to_numpy().astype(np.int64)
-    windows = _window_counts(counts, ngram)
+    windows = window_counts(counts, ngram)
     strings = normalized.fill_null("").to_pylist()
     if scheme == "fast":
         # One UTF-32 decode of the whole batch; documents are recovered from ``counts``.
         code_points = np.frombuffer("".join(strings).encode("utf-32-le"), dtype="<u4")
         token_hashes = splitmix64(code_points.astype(np.uint64) ^ _CODE_POINT_SALT)
-        values = _combine_windows(token_hashes, counts, ngram)
+        values = window_hashes(token_hashes, counts, ngram)
     else:  # "datasketch", checked above
         values = _sha1_shingles(
             (s[i:i + ngram] for s in strings if s
@@ -212,22 +211,6 @@ def _check_arguments(ngram: int, scheme: str) -> None:
         raise ValueError(f"scheme must be 'fast' or 'datasketch', got {scheme!r}")
 
 
-def _normalized_non_empty(texts: pa.Array | pa.ChunkedArray, map_digits: bool) -> pa.Array:
-    """Normalized texts with empty results turned into nulls (so they have no tokens)."""
-    normalized = normalize_for_near_dup(texts, map_digits=map_digits)
-    if not pa.types.is_large_string(normalized.type):
-        # A batch's words may exceed the 2 GiB that 32-bit string offsets address.
-        normalized = normalized.cast(pa.large_string())
-    empty = pc.equal(pc.utf8_length(normalized), 0)
-    return pc.if_else(empty, pa.scalar(None, normalized.type), normalized)
-
-
-def _window_counts(token_counts: np.ndarray, ngram: int) -> np.ndarray:
-    """Shingles per document before de-duplication: ``k - n + 1``, 1 if ``0 < k < n``, else 0."""
-    return np.where(token_counts >= ngram, token_counts - ngram + 1,
-                    np.minimum(token_counts, 1)).astype(np.int64)
-
-
 def splitmix64(x: np.ndarray) -> np.ndarray:
     """One splitmix64 step on ``uint64`` values: a bijective 64-bit avalanche mix.
 
@@ -238,43 +221,6 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
     x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
     return x ^ (x >> _U64(31))
-
-
-def _combine_windows(token_hashes: np.ndarray, token_counts: np.ndarray, ngram: int) -> np.ndarray:
-    """Hash every window of ``ngram`` consecutive tokens of every document.
-
-    ``token_hashes`` holds the tokens of all documents back to back; document ``d`` has
-    ``token_counts[d]`` of them. The combine is order-sensitive (rotate, xor, multiply by an
-    odd constant per token) and ends with the window length and a splitmix64 avalanche. The
-    Python loop runs over the ``ngram`` positions, each step vectorized over all windows.
-    """
-    windows = _window_counts(token_counts, ngram)
-    total = int(windows.sum())
-    if total == 0:
-        return np.empty(0, dtype=np.uint64)
-    token_starts = np.cumsum(token_counts) - token_counts
-    window_starts = np.cumsum(windows) - windows
-    first = np.arange(total, dtype=np.int64) + np.repeat(token_starts - window_starts, windows)
-    lengths = np.repeat(np.minimum(token_counts, ngram), windows)
-    # Only windows of documents shorter than ngram stop early; their extra reads are clipped
-    # to a valid index and their state is left unchanged past their length.
-    any_short = bool((lengths < ngram).any())
-    last_token = len(token_hashes) - 1
-    h = np.full(total, _WINDOW_SEED, dtype=np.uint64)
-    rotated = np.empty_like(h)
-    for t in range(ngram):
-        index = first + t
-        if any_short:
-            np.minimum(index, last_token, out=index)
-            previous = h.copy()
-        np.left_shift(h, _U64(17), out=rotated)  # h = rotl(h, 17) ^ w, in place
-        np.right_shift(h, _U64(47), out=h)
-        np.bitwise_or(h, rotated, out=h)
-        np.bitwise_xor(h, token_hashes[index], out=h)
-        np.multiply(h, _COMBINE_MULTIPLIER, out=h)
-        if any_short:
-            np.copyto(h, previous, where=t >= lengths)
-    return splitmix64(h ^ lengths.astype(np.uint64))
 
 
 def _sha1_shingles(shingles, count: int) -> np.ndarray:
