@@ -22,6 +22,11 @@ _BUILTIN_MODULES = (
     "operators.dedup.lsh",
     "operators.dedup.near_keep",
     "operators.quality.heuristics",
+    "operators.quality.gopher",
+    "operators.quality.repetition",
+    "operators.quality.c4",
+    "operators.quality.fineweb",
+    "operators.quality.language",
     "operators.filtering.filter",
     "operators.filtering.quantiles",
 )
