@@ -1,4 +1,4 @@
-"""`tamis run | validate | status | operators`: the command line."""
+"""`tamis run | validate | status | operators | train-classifier`: the command line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sys
 import time
 from typing import Any
 
-from jobs import report
+from jobs import report, train
+from jobs.models import ModelFileError
 from jobs.spec import SpecError, load_pipeline
 
 log = logging.getLogger("tamis")
@@ -42,14 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     ops = sub.add_parser("operators", help="list operators, or describe one")
     ops.add_argument("name", nargs="?")
 
+    train.add_arguments(sub.add_parser("train-classifier", help="train a model for the classifier_score operator"))
+
     args = parser.parse_args(argv)
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # plugins next to the config import as with `python -m`
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        return {"run": cmd_run, "validate": cmd_validate, "status": cmd_status, "operators": cmd_operators}[
-            args.command](args)
-    except SpecError as err:
+        return {"run": cmd_run, "validate": cmd_validate, "status": cmd_status, "operators": cmd_operators,
+                "train-classifier": train.run}[args.command](args)
+    except (SpecError, train.TrainingError, ModelFileError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

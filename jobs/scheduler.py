@@ -22,6 +22,7 @@ from jobs import checkpoint as cp
 from jobs import execute
 from jobs.lock import RunLock
 from jobs.index import MinhashIndex
+from jobs.models import StagedModel, model_field, stage_model
 from jobs.output import write_output
 from jobs.rounds import run_rounds
 from jobs.spec import PipelineSpec, PlannedStage, ResourcesSpec, plan_stages, redacted_config
@@ -122,6 +123,7 @@ class RunScheduler:
         upstream = cp.read_fingerprint(files, self.spec.input.model_dump(mode="json"))
         plan = [{"name": "read", "op": "read", "kind": "read", "fingerprint": upstream}]
         self.pins: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, StagedModel] = {}
         for stage in self.stages:
             config, info = stage.config.model_dump(mode="json"), stage.operator.describe(stage.config)
             if stage.operator.uses_index:
@@ -130,6 +132,12 @@ class RunScheduler:
                 config = {**config, "_index_version": pin["version"]}
                 info = {**info, "index": stage.config.index.name, "index_version": pin["version"],
                         "index_documents": pin["documents"]}
+            if model_field(stage.operator):
+                # the model's bytes, not its URI, are part of the fingerprint: retraining re-runs scoring
+                model = self.models[stage.name] = stage_model(stage.operator, stage.config, self.store,
+                                                              self.spec.s3_options())
+                config = {**config, model_field(stage.operator): f"sha256:{model.sha256}"}
+                info = {**info, **model.info}
             upstream = cp.operator_fingerprint(stage.operator.name, stage.operator.version, config, upstream)
             plan.append({"name": stage.name, "op": stage.operator.name, "kind": stage.operator.kind,
                          "fingerprint": upstream, "info": info})
@@ -229,6 +237,8 @@ class RunScheduler:
             given = artifact if stage.operator.uses_artifact else None
             if stage.operator.uses_index:
                 given = {"files": self.pins[stage.name]["files"], "by_file": False}
+            if stage.name in self.models:  # a model named by URI, copied into the store (jobs/models.py)
+                given = {"files": [self.models[stage.name].key], "by_file": False}
             return execute.run_map(stage.operator, stage.config, inputs, self.store, out, ex.batch_rows,
                                    stage.resources, given)
 

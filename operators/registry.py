@@ -27,6 +27,7 @@ _BUILTIN_MODULES = (
     "operators.quality.c4",
     "operators.quality.fineweb",
     "operators.quality.language",
+    "operators.quality.classifier",
     "operators.quality.text_quality",
     "operators.filtering.filter",
     "operators.filtering.quantiles",
