@@ -95,7 +95,9 @@ def builtin_operators() -> list[str]:
 def test_builtin_operators_are_registered() -> None:
     assert {"exact_dedup", "exact_dedup.hash", "exact_dedup.keep", "filter",
             "heuristics", "gopher_quality", "gopher_repetition", "c4_quality",
-            "fineweb_quality", "language_id", "text_quality_score", "classifier_score"} <= set(builtin_operators())
+            "fineweb_quality", "language_id", "text_quality_score", "classifier_score",
+            "kmeans", "kmeans.fit", "kmeans.assign", "semantic_dedup", "cluster_prune",
+            "cluster_prune.plan", "cluster_prune.apply"} <= set(builtin_operators())
 
 
 def undocumented_fields(model: type[BaseModel], where: str) -> list[str]:

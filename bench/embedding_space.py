@@ -1,0 +1,153 @@
+"""Embedding space on CPU: k-means (fit + assign) and semantic dedup against the plain ways.
+
+Synthetic clustered unit vectors (``--vectors``, default 200,000, of ``--dim`` 384: one topic
+centre per 10,000 vectors, Gaussian noise, plus 5 % near-copies) are processed four ways,
+each in a forked child whose peak RSS (``ru_maxrss`` from ``wait4``, the input vectors the
+child touches included) and wall time are reported:
+
+* tamis ``kmeans``: ``kmeans.fit`` over batches of 8,192 rows (bottom-k sample by id hash,
+  k = N / 10,000, 256 points per centroid, 20 iterations) then ``kmeans.assign`` per batch;
+* plain faiss: ``faiss.Kmeans(spherical=True)`` trained on all the vectors (FAISS subsamples
+  k x 256 itself) and ``index.search(x, 1)``, in one process;
+* tamis ``semantic_dedup`` (blocked, float64 and float32 products) on the tamis clusters;
+* plain numpy: per cluster, the full n x n float32 similarity matrix, its upper triangle's
+  column maxima (SemDeDup's reference code), removed where above 1 - eps.
+
+Seconds per million vectors are extrapolated linearly from the measured size: at a fixed
+cluster size the dedup cost per vector is constant, but assignment cost per vector grows with
+k (k grows with N), so the k-means figure per million is a lower bound for larger N. FAISS and
+BLAS use every core of the machine; the load average (other work on the machine) is printed.
+
+Usage: ``.venv/bin/python bench/embedding_space.py [--vectors 200000] [--dim 384]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import sys
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo's packages
+
+from operators.embedding.kmeans import ClusterAssign, KMeansConfig, KMeansFit  # noqa: E402
+from operators.embedding.semantic_dedup import SemanticDedup, SemanticDedupConfig  # noqa: E402
+from tests.support.embedding_vectors import clustered, doc_table, with_near_copies  # noqa: E402
+
+BATCH = 8192
+EPS = 0.05
+
+
+def in_child(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """Run ``fn`` in a forked child: (its result, wall seconds, peak RSS in MB)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read)
+        started = time.perf_counter()
+        result = fn()
+        payload = pickle.dumps((result, time.perf_counter() - started))
+        with os.fdopen(write, "wb") as f:
+            f.write(payload)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        result, seconds = pickle.loads(f.read())
+    _, _, usage = os.wait4(pid, 0)
+    return result, seconds, usage.ru_maxrss / 1024
+
+
+def tamis_kmeans(table: pa.Table) -> dict[str, Any]:
+    config = KMeansConfig()
+    fit = KMeansFit(config)
+    artifact = fit.fit(iter(table.slice(s, BATCH) for s in range(0, table.num_rows, BATCH)))
+    assign = ClusterAssign(config, artifact)
+    out = [assign(table.slice(s, BATCH).select(["embedding"])) for s in range(0, table.num_rows, BATCH)]
+    cluster = np.concatenate([o["cluster_id"].to_numpy() for o in out])
+    distance = np.concatenate([o["cluster_distance"].to_numpy() for o in out])
+    return {"k": fit.metrics()["k"], "cluster": cluster, "distance": distance,
+            "inertia": 2 * float(distance.astype(np.float64).sum())}
+
+
+def plain_kmeans(x: np.ndarray, k: int) -> dict[str, Any]:
+    km = faiss.Kmeans(x.shape[1], k, niter=20, seed=1234, spherical=True, max_points_per_centroid=256, verbose=False)
+    km.train(x)
+    sims, cluster = km.index.search(x, 1)
+    return {"k": k, "inertia": 2 * float((1 - sims.astype(np.float64)).sum())}
+
+
+def tamis_dedup(table: pa.Table, precision: str) -> dict[str, Any]:
+    op = SemanticDedup(SemanticDedupConfig(eps=EPS, precision=precision))
+    order = np.argsort(table["cluster_id"].to_numpy(), kind="stable")
+    op(table.take(pa.array(order)))
+    return {"removed": int(op.metrics()["removed"]), "largest": int(op.metrics()["largest_cluster"])}
+
+
+def plain_dedup(x: np.ndarray, cluster: np.ndarray, distance: np.ndarray) -> dict[str, Any]:
+    removed = 0
+    for c in np.unique(cluster):
+        rows = np.flatnonzero(cluster == c)
+        rows = rows[np.argsort(-distance[rows], kind="stable")]  # farthest first, as SemDeDup
+        v = x[rows]
+        sims = v @ v.T
+        sims[np.tril_indices(len(rows))] = -np.inf  # keep (i < j): j compared with earlier i
+        removed += int((sims.max(axis=0) > 1 - EPS).sum())
+    return {"removed": removed}
+
+
+def machine() -> str:
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} cores, {model}, {platform.python_version()}, faiss {faiss.__version__}, no GPU used"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--vectors", type=int, default=200_000)
+    parser.add_argument("--dim", type=int, default=384)
+    args = parser.parse_args()
+    n = args.vectors
+    base = clustered(n - n // 20, args.dim, max(1, n // 10_000), 0.06, seed=1)
+    x, _ = with_near_copies(base, n // 20, 0.004, seed=2)
+    table = doc_table(x)
+    print(f"{machine()}\nload average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"{n} vectors x {args.dim} (float32, {x.nbytes / 2**20:.0f} MB), eps {EPS}\n")
+    rows = []
+    ours, t1, m1 = in_child(lambda: tamis_kmeans(table))
+    plain, t2, m2 = in_child(lambda: plain_kmeans(x, ours["k"]))
+    rows.append(("k-means fit + assign", f"k={ours['k']}", t1, m1, t2, m2,
+                 f"inertia {ours['inertia']:.0f} vs {plain['inertia']:.0f}"))
+    clustered_table = table.append_column("cluster_id", pa.array(ours["cluster"])).append_column(
+        "cluster_distance", pa.array(ours["distance"]))
+    base_dedup, t4, m4 = in_child(lambda: plain_dedup(x, ours["cluster"], ours["distance"]))
+    for precision in ("float64", "float32"):
+        dedup, t3, m3 = in_child(lambda: tamis_dedup(clustered_table, precision))
+        rows.append((f"semantic dedup ({precision})", f"largest {dedup['largest']}", t3, m3, t4, m4,
+                     f"removed {dedup['removed']} vs {base_dedup['removed']}"))
+    scale = 1e6 / n
+    print(f"{'work':<26} {'':<15} {'tamis s/M':>10} {'peak MB':>8} {'plain s/M':>10} {'peak MB':>8} "
+          f"{'ratio':>6}  check")
+    for work, note, ta, ma, tb, mb, check in rows:
+        print(f"{work:<26} {note:<15} {ta * scale:>10.1f} {ma:>8.0f} {tb * scale:>10.1f} {mb:>8.0f} "
+              f"{ta / tb:>6.2f}  {check}")
+    print(f"\ns/M: seconds per million vectors, extrapolated linearly from {n} (see the docstring); "
+          f"measured seconds = s/M / {scale:g}.")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Embedding-space operators: k-means clusters, semantic dedup, cluster-based pruning."""
