@@ -158,6 +158,9 @@ def main() -> None:
     parser.add_argument("--pipeline", action="store_true",
                         help="also run `embed` as a tamis pipeline: JSONL shards -> read -> tokenize -> encode "
                         "-> parquet output, every stage committed to a local store")
+    parser.add_argument("--encode-gpus", type=float, default=None,
+                        help="--pipeline: GPUs per encode actor (0.5: two actors share a GPU, overlapping "
+                        "their file I/O with the other's compute); default: the operator's hint (1)")
     parser.add_argument("--pipeline-docs", type=int, default=None,
                         help="documents for --pipeline (the --docs texts repeated; default --docs): "
                         "enough that actor start-up and per-stage fixed costs amortize")
@@ -293,7 +296,11 @@ def run_pipeline(texts: list[str], args: argparse.Namespace) -> tuple[float, lis
            "input": {"paths": [str(work / "part-*.jsonl.gz")]},
            "execution": {"batch_rows": args.batch_rows},
            "stages": [{"op": "embed", "config": {"model": model, "batch_size": args.batch_size,
-                                                 "device": args.device}}],
+                                                 "device": args.device}}]
+           if args.encode_gpus is None else  # the parts as two stages, so only encode gets the GPU share
+           [{"op": "embed.tokenize", "config": {"model": model}},
+            {"op": "embed.encode", "config": {"model": model, "batch_size": args.batch_size, "device": args.device},
+             "resources": {"num_gpus": args.encode_gpus}}],
            "output": {"format": "parquet"}}
     config = work / "embed.yaml"
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
