@@ -272,7 +272,9 @@ def run_group(operator: type[GroupOperator[Any]], config: Any, keys: list[str], 
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map_batches(_read_partitioned, batch_size=1, batch_format="pyarrow",
                         fn_kwargs=dict(partitions=partitions, **common))
-    ds = ds.groupby(PARTITION).map_groups(_apply_group, batch_format="pyarrow",
+    # Ray's shuffle gets as many partitions as ours: its default (200) makes every small
+    # group stage, and every round of a Rounds fit, schedule 200 reduce tasks.
+    ds = ds.groupby(PARTITION, num_partitions=partitions).map_groups(_apply_group, batch_format="pyarrow",
                                           fn_kwargs=dict(operator=operator, config=config, out=out),
                                           **_cpu_memory(effective(resources, operator.resources)))
     return stats + ds.take_all()
