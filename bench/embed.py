@@ -52,25 +52,19 @@ import pyarrow as pa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devdocs import DEVDOCS, cut_texts  # noqa: E402
 from operators.embedding.embed_model import (BatchEncoder, PrefixTokenizer, load_sentence_transformer,  # noqa: E402
                                              model_path)
 
-DEVDOCS = REPO.parent / "shared" / "data" / "devdocs.jsonl.gz"
 DOC_CHARS = 1500
 
 
 def load_documents(count: int, data: Path = DEVDOCS) -> tuple[list[str], str]:
     """``count`` texts of about ``DOC_CHARS`` characters, and where they came from."""
-    texts: list[str] = []
-    if data.exists():
-        with gzip.open(data, "rt", encoding="utf-8") as f:
-            for line in f:
-                text = json.loads(line).get("text") or ""
-                if len(text) >= DOC_CHARS:
-                    texts.append(text[:DOC_CHARS])
-        if texts:
-            source = f"{data.name}: {len(texts)} docs >= {DOC_CHARS} chars, cut, repeated to {count}"
-            return [texts[i % len(texts)] for i in range(count)], source
+    texts = cut_texts(DOC_CHARS, path=data)
+    if texts:
+        source = f"{data.name}: {len(texts)} docs >= {DOC_CHARS} chars, cut, repeated to {count}"
+        return [texts[i % len(texts)] for i in range(count)], source
     rng = random.Random(0)
     words = ("data pipeline token model cluster shard quality filter the of and to in is for with on "
              "that by this be are from or an at as it deduplication embedding throughput").split()

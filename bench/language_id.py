@@ -42,26 +42,18 @@ from typing import Any
 
 import pyarrow as pa
 
+from devdocs import DEVDOCS, cut_texts
 from process_usage import measured
 
-DEVDOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "devdocs.jsonl.gz"
 DOC_CHARS = 4500
 BATCH_ROWS = 1024
 
 
 def load_documents(count: int) -> tuple[list[str], str]:
     """``count`` texts of ``DOC_CHARS`` characters, and where they came from."""
-    if DEVDOCS.exists():
-        texts = []
-        with gzip.open(DEVDOCS, "rt", encoding="utf-8") as f:
-            for line in f:
-                text = json.loads(line).get("text") or ""
-                if len(text) >= DOC_CHARS:
-                    texts.append(text[:DOC_CHARS])
-                    if len(texts) == count:
-                        break
-        if texts:
-            return texts, f"{DEVDOCS.name} (first {len(texts)} docs >= {DOC_CHARS} chars, cut)"
+    texts = cut_texts(DOC_CHARS, count)
+    if texts:
+        return texts, f"{DEVDOCS.name} (first {len(texts)} docs >= {DOC_CHARS} chars, cut)"
     rng = random.Random(0)
     phrases = ["the weather is nice today and we walk to the market",
                "le temps est beau aujourd'hui et nous allons au marché",

@@ -28,8 +28,6 @@ Usage: ``.venv/bin/python bench/minhash_signatures.py [--docs 2000] [--num-perm 
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
 import platform
 import random
@@ -49,25 +47,19 @@ from operators.dedup.minhash_math import Permutations, signatures
 from operators.dedup.shingle_hash import window_hashes, word_hashes
 from operators.dedup.shingling import normalize_for_near_dup, word_shingles
 from operators.dedup.tokens import fold, token_spans
+from devdocs import DEVDOCS, cut_texts
 
-DEVDOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "devdocs.jsonl.gz"
 DOC_CHARS = 4500
 NGRAM = 5
 
 
 def load_documents(count: int) -> tuple[list[str], str]:
     """``count`` texts of ``DOC_CHARS`` characters, and where they came from."""
-    if DEVDOCS.exists():
-        texts = []
-        with gzip.open(DEVDOCS, "rt", encoding="utf-8") as f:
-            for line in f:
-                text = json.loads(line).get("text") or ""
-                if len(text) >= DOC_CHARS:
-                    texts.append(text[:DOC_CHARS])
-                    if len(texts) == count:
-                        return texts, f"{DEVDOCS.name} (first {count} docs >= {DOC_CHARS} chars, cut)"
-        if texts:
-            return texts, f"{DEVDOCS.name} ({len(texts)} docs >= {DOC_CHARS} chars, cut)"
+    texts = cut_texts(DOC_CHARS, count)
+    if len(texts) == count:
+        return texts, f"{DEVDOCS.name} (first {count} docs >= {DOC_CHARS} chars, cut)"
+    if texts:
+        return texts, f"{DEVDOCS.name} ({len(texts)} docs >= {DOC_CHARS} chars, cut)"
     rng = random.Random(0)
     vocab = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 10)))
              for _ in range(20000)]

@@ -47,6 +47,8 @@ import tracemalloc
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from devdocs import DEVDOCS
+
 import numpy as np
 import pyarrow as pa
 
@@ -58,7 +60,6 @@ from operators.quality.gopher import GopherQuality, GopherQualityConfig  # noqa:
 from operators.quality.repetition import GopherRepetition, GopherRepetitionConfig  # noqa: E402
 from operators.quality.words import split_chunk  # noqa: E402
 
-DEVDOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "devdocs.jsonl.gz"
 FAMILIES = {
     "gopher": (GopherQuality, GopherQualityConfig),
     "repetition": (GopherRepetition, GopherRepetitionConfig),
