@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.store import S3Options, Store, is_s3
+from operators.base import Operator
 
 
 class ModelFileError(ValueError):
@@ -37,9 +38,9 @@ class StagedModel:
     info: dict[str, Any]  # what the operator's check_model reported, for run.json
 
 
-def model_field(operator: type) -> str | None:
+def model_field(operator: type[Operator[Any]]) -> str | None:
     """The config field naming a model file, or None for operators without one."""
-    return getattr(operator, "model_field", None)
+    return operator.model_field
 
 
 def _location(uri: str, options: S3Options) -> tuple[Store, str]:

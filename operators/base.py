@@ -81,6 +81,9 @@ class Operator(Generic[ConfigT]):
     # With ``uses_index``, jobs/ hands the operator an index kept across runs in the store: a
     # map gets it as its (whole) artifact, a group gets its rows through ``index_project``.
     uses_index: ClassVar[bool] = False
+    # With ``model_field``, that config field names a model file (local path or s3://); jobs/
+    # reads it when the run starts, has ``check_model`` vet it and hands it over as the artifact.
+    model_field: ClassVar[str | None] = None
 
     def __init__(self, config: ConfigT, artifact: pa.Table | None = None) -> None:
         # With ``uses_artifact``, ``artifact`` is the nearest upstream artifact (or, when it is
@@ -102,6 +105,12 @@ class Operator(Generic[ConfigT]):
     def describe(cls, config: OperatorConfig) -> dict[str, Any]:
         """Facts derived from the config worth recording in run.json and the manifest."""
         return {}
+
+    @classmethod
+    def check_model(cls, config: OperatorConfig, table: pa.Table) -> dict[str, Any]:
+        """With ``model_field``: facts about the model ``table`` for run.json; raise ValueError
+        when it is not a model this operator can use."""
+        raise NotImplementedError(f"{cls.__name__} sets model_field but does not check its models")
 
     def metrics(self) -> dict[str, float]:
         """Counters since construction (summed over workers into the stage's commit)."""
