@@ -30,6 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from operators.embedding import segment_tokenizer
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -135,7 +137,8 @@ class PrefixTokenizer:
 
     _WHITESPACE_SPLIT = frozenset({"BertPreTokenizer", "Whitespace", "WhitespaceSplit"})
 
-    def __init__(self, model: str, max_seq_length: int | None, chars_per_token: float) -> None:
+    def __init__(self, model: str, max_seq_length: int | None, chars_per_token: float,
+                 segments: bool = True) -> None:
         layout = model_layout(model_path(model))
         self._tok = load_tokenizer(layout.transformer_dir)
         limit = layout.max_seq_length or _tokenizer_max_length(layout.transformer_dir)
@@ -150,12 +153,28 @@ class PrefixTokenizer:
         pre = (json.loads(self._tok.to_str()).get("pre_tokenizer") or {}).get("type")
         self._whitespace_cut = pre in self._WHITESPACE_SPLIT and hasattr(self._tok, "encode_batch_fast")
         self.fallbacks = 0  # longer prefixes tried (see the class docstring)
+        # BERT tokenizers take the batch-at-once path (segment_tokenizer.py); texts it leaves
+        # (unusual code points, added tokens' text, short cut prefixes) come back here
+        self.general_rows = 0  # texts the segment path left to the tokenizer's own
+        fast = segments and segment_tokenizer.supports(self._tok)
+        self._segments = segment_tokenizer.SegmentTokenizer(
+            load_tokenizer(layout.transformer_dir), self.max_seq_length, self.budget) if fast else None
 
     def __call__(self, texts: pa.Array | pa.ChunkedArray) -> pa.ListArray:
         """Token ids of each text (null -> ""), as ``list<int32>``, ``max_seq_length`` at most."""
         texts = pc.fill_null(texts, "")
+        if isinstance(texts, pa.ChunkedArray):
+            texts = texts.combine_chunks()
         if self.lower:
             texts = pc.utf8_lower(texts)
+        if self._segments is None:
+            return self._tokenize(texts)
+        ids, rows = self._segments(texts)
+        self.general_rows += len(rows)
+        return replace_rows(ids, rows, self._tokenize(texts.take(pa.array(rows)))) if len(rows) else ids
+
+    def _tokenize(self, texts: pa.Array) -> pa.ListArray:
+        """The tokenizer's own batch encoding of prefixes (see the class docstring)."""
         lengths = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
         budget = self.budget
         prefixes = pc.utf8_slice_codeunits(texts, 0, budget).to_pylist()
@@ -187,6 +206,13 @@ class PrefixTokenizer:
                 for i in pending:
                     prefixes[i] = texts[int(i)].as_py()[:budget]
         return token_lists(ids)
+
+
+@functools.lru_cache(maxsize=4)
+def shared_prefix_tokenizer(model: str, max_seq_length: int | None, chars_per_token: float) -> PrefixTokenizer:
+    """One :class:`PrefixTokenizer` per process and settings: its segment cache then serves
+    every file a worker tokenizes, not only the first batch of each."""
+    return PrefixTokenizer(model, max_seq_length, chars_per_token)
 
 
 def load_tokenizer(folder: Path) -> Any:
@@ -222,6 +248,25 @@ def _kept_words_complete(encoding: Any) -> bool:
     kept = [w for w in encoding.word_ids if w is not None]
     rest = [w for w in encoding.overflowing[-1].word_ids if w is not None]
     return bool(kept and rest) and kept[-1] < rest[-1]
+
+
+def replace_rows(ids: pa.ListArray, rows: np.ndarray, replacement: pa.ListArray) -> pa.ListArray:
+    """``ids`` with its (empty) lists at ``rows`` replaced by ``replacement``'s, in order."""
+    old_offsets = ids.offsets.to_numpy().astype(np.int64)
+    old_len = np.diff(old_offsets)
+    new_offsets_rep = replacement.offsets.to_numpy().astype(np.int64)
+    rep_len = np.diff(new_offsets_rep)
+    length = old_len.copy()
+    length[rows] = rep_len
+    offsets = np.zeros(len(length) + 1, dtype=np.int64)
+    np.cumsum(length, out=offsets[1:])
+    values = np.empty(int(offsets[-1]), dtype=np.int32)
+    row = np.repeat(np.arange(len(old_len)), old_len)
+    values[offsets[row] + np.arange(len(row)) - old_offsets[row]] = ids.values.to_numpy(zero_copy_only=False)
+    which = np.repeat(np.arange(len(rows)), rep_len)
+    values[offsets[rows[which]] + np.arange(len(which)) - new_offsets_rep[which]] = \
+        replacement.values.to_numpy(zero_copy_only=False)
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values))
 
 
 def token_lists(ids: Sequence[Sequence[int]]) -> pa.ListArray:

@@ -62,17 +62,19 @@ def test_prefix_ids_equal_whole_text_ids_and_the_budget_holds(tokenize: EmbedTok
     assert tokenize._tokenizer.budget == 2048
 
 
+@pytest.mark.parametrize("segments", [True, False])
 @pytest.mark.parametrize("cut", range(0, 12))
-def test_a_cut_inside_the_last_kept_word_falls_back_to_a_longer_prefix(cut: int) -> None:
+def test_a_cut_inside_the_last_kept_word_falls_back_to_a_longer_prefix(cut: int, segments: bool) -> None:
     # budget 12 chars; max 6 tokens = 4 content tokens. Words of varied length put the cut at
     # every position relative to word and wordpiece boundaries.
-    tokenizer = PrefixTokenizer(MODEL, max_seq_length=6, chars_per_token=2.0)
+    tokenizer = PrefixTokenizer(MODEL, max_seq_length=6, chars_per_token=2.0, segments=segments)
     text = "x" * cut + " unbelievably tokenization antidisestablishment a bb ccc " * 3
     assert tokenizer(pa.array([text])).to_pylist() == whole_text_ids([text], 6)
 
 
-def test_fallbacks_happen_where_the_prefix_is_too_short_and_ids_still_match() -> None:
-    tokenizer = PrefixTokenizer(MODEL, max_seq_length=16, chars_per_token=2.0)
+@pytest.mark.parametrize("segments", [True, False])
+def test_fallbacks_happen_where_the_prefix_is_too_short_and_ids_still_match(segments: bool) -> None:
+    tokenizer = PrefixTokenizer(MODEL, max_seq_length=16, chars_per_token=2.0, segments=segments)
     texts = ["y" * 150 + " tail words here " * 20,  # a >100-char word is one [UNK]
              " " * 200 + "words after a long run of spaces " * 5,
              "word" * 3000,  # one [UNK] word: no prefix is safe, the whole text is read
@@ -85,7 +87,7 @@ def test_fallbacks_happen_where_the_prefix_is_too_short_and_ids_still_match() ->
 @pytest.mark.parametrize("whitespace_cut", [True, False])
 def test_both_passes_give_whole_text_ids(whitespace_cut: bool) -> None:
     # BERT takes the whitespace-cut pass first; the general (word ids) pass serves any tokenizer
-    tokenizer = PrefixTokenizer(MODEL, max_seq_length=8, chars_per_token=3.0)
+    tokenizer = PrefixTokenizer(MODEL, max_seq_length=8, chars_per_token=3.0, segments=False)
     assert tokenizer._whitespace_cut
     tokenizer._whitespace_cut = whitespace_cut
     texts = TEXTS + ["数据整理和去重是预训练的关键步骤" * 5,  # no whitespace in the prefix
