@@ -7,7 +7,8 @@ batches of ``batch_rows`` so memory is bounded by batch size, and returns one sm
 row per file written; the scheduler turns those rows into commits.
 
 * read:  one task per input file -> ``part-<file>-<chunk>.parquet`` (+ ``rejected/``)
-* map:   one task (or actor call, for stateful/GPU operators) per upstream file, same name
+* map:   one task (or actor call, for stateful/GPU operators) per upstream file, same name;
+         consecutive read/map stages run as one chain, each file streaming from stage to stage
 * group: files -> (projected rows) -> hash-partition column -> ``groupby().map_groups``
          -> ``part-<p>`` documents, or ``artifact/part-<p>`` when the operator emits an artifact;
          rows with a null key may bypass the shuffle (``single-<file>``)
@@ -24,6 +25,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
-from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, PARTITION, FileOutput, basename, conform,
+from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, PARTITION, STATS_SCHEMA, FileOutput, basename, conform,
                         iter_file_batches, metrics_row, read_files, stats_table)
 from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store, filesystem_for
@@ -51,13 +53,16 @@ def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, 
                       part_rows: int, batch_rows: int) -> pa.Table:
     stats: list[dict[str, Any]] = []
     fields = input_spec.field_mapping()
-    for index, uri in zip(items["index"].to_pylist(), items["uri"].to_pylist()):
-        writer = out.writer()
-        for chunk, (docs, rejected) in _parse_input(uri, input_spec.format, fields, s3, part_rows, batch_rows):
-            name = f"part-{index:05d}-{chunk:04d}.parquet"
-            writer.write(name, docs)
-            writer.append("rejected", name, rejected)
-        stats += writer.close()
+    try:
+        for index, uri in zip(items["index"].to_pylist(), items["uri"].to_pylist()):
+            writer = out.writer()
+            for chunk, (docs, rejected) in _parse_input(uri, input_spec.format, fields, s3, part_rows, batch_rows):
+                name = f"part-{index:05d}-{chunk:04d}.parquet"
+                writer.write(name, docs)
+                writer.append("rejected", name, rejected)
+            stats += writer.close()
+    except Exception as err:
+        raise _noted(err, "read")
     return stats_table(stats)
 
 
@@ -88,14 +93,15 @@ def _parse_input(uri: str, fmt: str, fields: FieldMapping, s3: S3Options,
 
 
 def run_read(files: list[tuple[int, str]], input_spec: InputSpec, s3: S3Options, out: FileOutput,
-             part_rows: int, batch_rows: int, resources: ResourcesSpec) -> list[dict[str, Any]]:
-    """Read ``(index, uri)`` input files in parallel; one stats row per file written."""
+             part_rows: int, batch_rows: int, store: Store, then: list["MapStep"]) -> list[dict[str, Any]]:
+    """Read ``(index, uri)`` input files in parallel, then run the map stages ``then`` on
+    what they write, streaming; one stats row per file written (by any of them)."""
     ds = ray.data.from_items([{"index": i, "uri": u} for i, u in files], override_num_blocks=len(files))
     ds = ds.map_batches(_read_input_files, batch_size=1, batch_format="pyarrow",
                         fn_kwargs=dict(input_spec=input_spec, s3=s3, out=out, part_rows=part_rows,
                                        batch_rows=batch_rows),
-                        **_task_options(resources, ResourceHint()))
-    return ds.take_all()
+                        **_task_options(ResourcesSpec(), ResourceHint()))
+    return _then(ds, then, out.prefix, store, batch_rows, len(files)).take_all()
 
 
 def _file_items(keys: list[str]) -> ray.data.Dataset:
@@ -104,24 +110,63 @@ def _file_items(keys: list[str]) -> ray.data.Dataset:
 
 
 # -- map ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MapStep:
+    """One map stage of a chain: its operator, where it writes, and what it is given."""
+
+    name: str
+    operator: type[Operator[Any]]
+    config: Any
+    out: FileOutput
+    resources: ResourcesSpec
+    artifact: Artifact | None = None
+
+
+STAGE_NOTE = "tamis stage: "
+"""Added to an exception's notes (and so to its traceback) by the stage that raised it: in a
+chain, the scheduler reads it to tell which stage failed."""
+
+
+def _noted(err: BaseException, stage: str) -> BaseException:
+    if not any(n.startswith(STAGE_NOTE) for n in getattr(err, "__notes__", [])):
+        err.add_note(f"{STAGE_NOTE}{stage}")
+    return err
+
+
 class FileMapper:
     """Applies a map operator to whole upstream files; an actor keeps the operator loaded.
 
     An artifact split per file is sliced here: the operator is built for each file with
-    only that file's rows of the artifact.
+    only that file's rows of the artifact. With ``follows`` (a stage in a chain) each call
+    gets the previous stage's stats rows instead of file keys, maps the files it wrote under
+    ``follows``, and passes those rows on ahead of its own.
     """
 
     def __init__(self, operator: type[Operator[Any]], config: Any, store: Store, out: FileOutput,
-                 batch_rows: int, artifact: Artifact | None) -> None:
+                 batch_rows: int, artifact: Artifact | None, follows: str | None = None, name: str = "") -> None:
         self.operator, self.config, self.store, self.out, self.batch_rows = operator, config, store, out, batch_rows
+        self.follows, self.name = follows, name or operator.name
         self.slices = {basename(k): k for k in artifact["files"]} if artifact and artifact["by_file"] else None
         whole = read_files(store, artifact["files"]) if artifact and not artifact["by_file"] else None
         self.op = None if self.slices is not None else operator(config, artifact=whole)
         self._reported: dict[str, float] = {}
 
     def __call__(self, items: pa.Table) -> pa.Table:
+        if self.follows is None:
+            return stats_table(self._map(items["key"].to_pylist()))
+        kept = pc.and_(pc.equal(items["kind"], "kept"), pc.starts_with(items["key"], self.follows + "/"))
+        keys = items.filter(kept)["key"].to_pylist()
+        return pa.concat_tables([items.select(STATS_SCHEMA.names), stats_table(self._map(keys))])
+
+    def _map(self, keys: list[str]) -> list[dict[str, Any]]:
+        try:
+            return self._map_files(keys)
+        except Exception as err:
+            raise _noted(err, self.name)
+
+    def _map_files(self, keys: list[str]) -> list[dict[str, Any]]:
         stats: list[dict[str, Any]] = []
-        for key in items["key"].to_pylist():
+        for key in keys:
             name = basename(key)
             op = self.op
             if op is None:
@@ -132,37 +177,48 @@ class FileMapper:
                 writer.write(name, op(batch))
             stats += writer.close()
             if op is not self.op:
-                stats += metrics_row(op.metrics())
+                stats += metrics_row(op.metrics(), self.out.prefix)
         if self.op is not None:  # an actor's operator lives on: report what is new since last call
             now = self.op.metrics()
             stats += metrics_row({k: v - self._reported.get(k, 0) for k, v in now.items()
-                                  if v != self._reported.get(k, 0)})
+                                  if v != self._reported.get(k, 0)}, self.out.prefix)
             self._reported = dict(now)
-        return stats_table(stats)
+        return stats
 
 
 def _map_files(items: pa.Table, **kwargs: Any) -> pa.Table:
     return FileMapper(**kwargs)(items)
 
 
-def run_map(operator: type[Operator[Any]], config: Any, keys: list[str], store: Store, out: FileOutput,
-            batch_rows: int, resources: ResourcesSpec, artifact: Artifact | None) -> list[dict[str, Any]]:
-    """Run a map operator over upstream files; actors when it is stateful or uses a GPU."""
-    ds = _file_items(keys)
-    kwargs = dict(operator=operator, config=config, store=store, out=out, batch_rows=batch_rows,
-                  artifact=artifact)
-    need = effective(resources, operator.resources)
-    if need.stateful or need.num_gpus:
-        cpus = max(need.num_cpus, 0.01)
-        by_gpus = int(cluster_gpus() // need.num_gpus) if need.num_gpus else len(keys)
-        size = resources.concurrency or max(1, min(len(keys), int(cluster_cpus() // cpus), by_gpus))
-        ds = ds.map_batches(FileMapper, fn_constructor_kwargs=kwargs, batch_size=1, batch_format="pyarrow",
-                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=size),
-                            num_gpus=need.num_gpus, **_cpu_memory(need))
-    else:
-        ds = ds.map_batches(_map_files, fn_kwargs=kwargs, batch_size=1, batch_format="pyarrow",
-                            **_task_options(resources, operator.resources))
-    return ds.take_all()
+def run_map(steps: list[MapStep], keys: list[str], store: Store, batch_rows: int) -> list[dict[str, Any]]:
+    """Run a chain of map stages over upstream files, streaming each file from one stage to
+    the next; every stage writes (and reports) its own files."""
+    return _then(_file_items(keys), steps, None, store, batch_rows, len(keys)).take_all()
+
+
+def _then(ds: ray.data.Dataset, steps: list[MapStep], follows: str | None, store: Store, batch_rows: int,
+          files: int) -> ray.data.Dataset:
+    """Append the map stages ``steps``; the first maps the files named by ``ds`` (``key``
+    rows) or, when ``follows`` is set, those written under it. Actors when a stage is
+    stateful or uses a GPU, tasks otherwise."""
+    for step in steps:
+        kwargs = dict(operator=step.operator, config=step.config, store=store, out=step.out, batch_rows=batch_rows,
+                      artifact=step.artifact, follows=follows, name=step.name)
+        # a first stage gets one file per call; a later one each call's output of the stage before
+        batching: dict[str, Any] = dict(batch_size=1 if follows is None else None, batch_format="pyarrow")
+        need = effective(step.resources, step.operator.resources)
+        if need.stateful or need.num_gpus:
+            cpus = max(need.num_cpus, 0.01)
+            by_gpus = int(cluster_gpus() // need.num_gpus) if need.num_gpus else files
+            size = step.resources.concurrency or max(1, min(files, int(cluster_cpus() // cpus), by_gpus))
+            ds = ds.map_batches(FileMapper, fn_constructor_kwargs=kwargs, **batching,
+                                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=size),
+                                num_gpus=need.num_gpus, **_cpu_memory(need))
+        else:
+            ds = ds.map_batches(_map_files, fn_kwargs=kwargs, **batching,
+                                **_task_options(step.resources, step.operator.resources))
+        follows = step.out.prefix
+    return ds
 
 
 # -- group ----------------------------------------------------------------------------------

@@ -107,9 +107,10 @@ def stats_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=STATS_SCHEMA)
 
 
-def metrics_row(metrics: dict[str, float]) -> list[dict[str, Any]]:
-    """A stats row carrying operator counters, or none when there are none."""
-    return [{"kind": "metrics", "key": "", "rows": 0, "bytes": 0, "reasons": json.dumps(metrics)}] if metrics else []
+def metrics_row(metrics: dict[str, float], prefix: str = "") -> list[dict[str, Any]]:
+    """A stats row carrying operator counters (keyed by the writing stage's ``prefix``, which
+    tells a chain's stages apart), or none when there are none."""
+    return [{"kind": "metrics", "key": prefix, "rows": 0, "bytes": 0, "reasons": json.dumps(metrics)}] if metrics else []
 
 
 def iter_file_batches(store: Store, key: str, batch_rows: int,

@@ -21,6 +21,7 @@ from typing import Any
 from jobs import checkpoint as cp
 from jobs import execute
 from jobs.lock import RunLock
+from jobs.chain import chain_from, run_chain
 from jobs.index import MinhashIndex
 from jobs.models import StagedModel, model_field, stage_model
 from jobs.output import write_output
@@ -94,14 +95,21 @@ class RunScheduler:
                         f"attempt {self.state['attempt']}")
             self._update()
             upstream: dict[str, Any] | None = None
-            artifact: dict[str, Any] | None = None
-            for index, entry in enumerate(plan):
-                upstream = self._run_stage(index, entry, files, upstream, artifact)
+            self._artifact: dict[str, Any] | None = None
+            index = 0
+            while index < len(plan):
+                if self._streams(index) and self._committed(plan[index]) is None:
+                    indices = chain_from(self, index, plan)
+                    upstream = self._run_chain(indices, plan, files, upstream)
+                    index = indices[-1] + 1
+                    continue
+                upstream = self._run_stage(index, plan[index], upstream, self._artifact)
                 if index and _emits_artifact(self.stages[index - 1]):
                     # an artifact with no rows (no duplicates, say) is still this stage's artifact
                     made = upstream.get("artifact") or {"files": [], "by_file": False}
-                    artifact = {"files": [f["key"] for f in made["files"]], "by_file": made["by_file"],
-                                "rows": sum(f["rows"] for f in made["files"])}
+                    self._artifact = {"files": [f["key"] for f in made["files"]], "by_file": made["by_file"],
+                                      "rows": sum(f["rows"] for f in made["files"])}
+                index += 1
             output = write_output(self, upstream, started)
             indexes = self._advance_indexes(upstream, output)
             self._update(status="succeeded", output=output, indexes=indexes,
@@ -111,8 +119,15 @@ class RunScheduler:
         except BaseException as err:
             with self._lock:
                 running = [s for s in self.state["stages"] if s["status"] == "running"]
+                text = traceback.format_exc()
+                # in a chain, the stage that raised noted its name (execute.STAGE_NOTE)
+                named = [s for s in running if f"{execute.STAGE_NOTE}{s['name']}\n" in text + "\n"]
+                failed = named[:1] or running
                 for s in running:
-                    s.update(status="failed", error=traceback.format_exc())
+                    if s in failed:
+                        s.update(status="failed", error=text)
+                    else:
+                        s.update(status="stopped", error=None)
             self._update(status="failed", error=f"{type(err).__name__}: {err}",
                          wall_seconds=round(time.time() - started, 3))
             raise
@@ -160,11 +175,17 @@ class RunScheduler:
                         f"({body['added']:,} documents added, {body['documents']:,} in all)")
         return done
 
-    def _run_stage(self, index: int, entry: dict[str, Any], files: list[Any],
-                   upstream: dict[str, Any] | None, artifact: dict[str, Any] | None) -> dict[str, Any]:
+    def _streams(self, index: int) -> bool:
+        """Whether plan entry ``index`` is the read stage or a map stage (run by jobs/chain.py)."""
+        return index == 0 or self.stages[index - 1].operator.kind == "map"
+
+    def _committed(self, entry: dict[str, Any]) -> dict[str, Any] | None:
+        return self.store.read_json(f"{cp.stage_prefix(entry['name'], entry['fingerprint'])}/{cp.COMMIT}")
+
+    def _run_stage(self, index: int, entry: dict[str, Any], upstream: dict[str, Any] | None,
+                   artifact: dict[str, Any] | None) -> dict[str, Any]:
         name, fp = entry["name"], entry["fingerprint"]
-        prefix = cp.stage_prefix(name, fp)
-        done = self.store.read_json(f"{prefix}/{cp.COMMIT}")
+        done = self._committed(entry)
         if done is not None:
             self._update(index, status="cached", waves_total=done["waves"], waves_done=done["waves"],
                          rows_in=done["rows_in"], rows_out=done["rows_out"], dropped=done["dropped"],
@@ -172,26 +193,51 @@ class RunScheduler:
             self._event(f"{name}: committed earlier (fingerprint {fp}), skipped")
             return done
         self._update(index, status="running")
-        stage = None if index == 0 else self.stages[index - 1]
+        stage = self.stages[index - 1]
         started = time.time()
-        if stage is None:
-            result = self._run_read(index, entry, files)
-        elif stage.operator.kind == "map":
-            result = self._run_map(index, entry, stage, upstream, artifact)
-        elif stage.operator.kind == "group":
+        if stage.operator.kind == "group":
             result = self._run_whole(index, entry, stage, upstream)
         else:
             result = self._run_fit(index, entry, stage, upstream, artifact)
-        body = {"stage": name, "op": entry["op"], "kind": entry["kind"], "fingerprint": fp,
+        return self._commit_stage(index, entry, result, time.time() - started)
+
+    def _commit_stage(self, index: int, entry: dict[str, Any], result: cp.WaveResult, seconds: float,
+                      chain: list[str] | None = None) -> dict[str, Any]:
+        name = entry["name"]
+        stage = None if index == 0 else self.stages[index - 1]
+        body = {"stage": name, "op": entry["op"], "kind": entry["kind"], "fingerprint": entry["fingerprint"],
                 "config": None if stage is None else stage.config.model_dump(mode="json"),
-                **result.to_json(), "waves": entry.get("waves_total") or 1,
-                "seconds": round(time.time() - started, 3)}
-        body = cp.commit(self.store, f"{prefix}/{cp.COMMIT}", body)
+                **result.to_json(), "waves": entry.get("waves_total") or 1, "seconds": round(seconds, 3),
+                **({"chain": chain} if chain else {})}
+        body = cp.commit(self.store, f"{cp.stage_prefix(name, entry['fingerprint'])}/{cp.COMMIT}", body)
         self._update(index, status="committed", rows_in=body["rows_in"], rows_out=body["rows_out"],
                      dropped=body["dropped"], metrics=body.get("metrics") or {}, seconds=body["seconds"])
         self._event(f"{name}: committed {body['rows_out']:,} of {body['rows_in']:,} rows "
                     f"in {body['seconds']:.1f}s")
         return body
+
+    def _run_chain(self, indices: list[int], plan: list[dict[str, Any]], files: list[Any],
+                   upstream: dict[str, Any] | None) -> dict[str, Any]:
+        """Run read/map stages as one chain (jobs/chain.py); returns the last one's commit."""
+        names = [plan[i]["name"] for i in indices]
+        for i in indices:
+            self._update(i, status="running")
+        if len(indices) > 1:
+            self._event(f"{' -> '.join(names)}: chained, each wave streams through all of them")
+        started = time.time()
+        results = run_chain(self, indices, plan, files, upstream)
+        seconds = time.time() - started
+        bodies = [self._commit_stage(i, plan[i], r, seconds, names if len(indices) > 1 else None)
+                  for i, r in zip(indices, results)]
+        return bodies[-1]
+
+    def map_artifact(self, stage: PlannedStage) -> dict[str, Any] | None:
+        """What a map stage is given: the index it reads, its model, or the upstream artifact."""
+        if stage.operator.uses_index:
+            return {"files": self.pins[stage.name]["files"], "by_file": False}
+        if stage.name in self.models:  # a model named by URI, copied into the store (jobs/models.py)
+            return {"files": [self.models[stage.name].key], "by_file": False}
+        return self._artifact if stage.operator.uses_artifact else None
 
     def _run_waves(self, index: int, entry: dict[str, Any], waves: list[list[str]],
                    run_wave: Any, rows_in: Any) -> cp.WaveResult:
@@ -213,36 +259,6 @@ class RunScheduler:
                 self._event(f"{name}: wave {w + 1}/{len(waves)} committed ({result.rows_out:,} rows)")
             self._update(index, waves_done=w + 1, rows_out=sum(r.rows_out for r in results))
         return cp.merge(results)
-
-    def _run_read(self, index: int, entry: dict[str, Any], files: list[Any]) -> cp.WaveResult:
-        ex = self.spec.execution
-        indexes = {f.uri: i for i, f in enumerate(files)}
-        waves = cp.plan_waves([(f.uri, f.size) for f in files], int(ex.wave_mb * 2**20))
-
-        def run_wave(w: int, inputs: list[str]) -> list[dict[str, Any]]:
-            out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w, inputs))
-            return execute.run_read([(indexes[u], u) for u in inputs], self.spec.input, self.spec.s3_options(),
-                                    out, ex.part_rows, ex.batch_rows, ResourcesSpec())
-
-        return self._run_waves(index, entry, waves, run_wave, lambda inputs: None)
-
-    def _run_map(self, index: int, entry: dict[str, Any], stage: PlannedStage,
-                 upstream: dict[str, Any], artifact: dict[str, Any] | None) -> cp.WaveResult:
-        ex = self.spec.execution
-        refs = {f["key"]: f for f in upstream["files"]}
-        waves = cp.plan_waves([(k, f["bytes"]) for k, f in refs.items()], int(ex.wave_mb * 2**20))
-
-        def run_wave(w: int, inputs: list[str]) -> list[dict[str, Any]]:
-            out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w, inputs))
-            given = artifact if stage.operator.uses_artifact else None
-            if stage.operator.uses_index:
-                given = {"files": self.pins[stage.name]["files"], "by_file": False}
-            if stage.name in self.models:  # a model named by URI, copied into the store (jobs/models.py)
-                given = {"files": [self.models[stage.name].key], "by_file": False}
-            return execute.run_map(stage.operator, stage.config, inputs, self.store, out, ex.batch_rows,
-                                   stage.resources, given)
-
-        return self._run_waves(index, entry, waves, run_wave, lambda inputs: sum(refs[k]["rows"] for k in inputs))
 
     def _run_whole(self, index: int, entry: dict[str, Any], stage: PlannedStage,
                    upstream: dict[str, Any]) -> cp.WaveResult:

@@ -77,11 +77,16 @@ class OutputSpec(_Strict):
 
 
 class ExecutionSpec(_Strict):
-    wave_mb: float = Field(1024, gt=0, description="Input MB per wave of a map stage; a crash costs one wave.")
+    wave_mb: float = Field(1024, gt=0, description="Input MB per wave of the read stage (and of a map stage after "
+                           "a group or fit stage); the map stages chained after it follow its waves. A crash "
+                           "costs one wave.")
     batch_rows: int = Field(1024, gt=0, description="Rows per batch handed to an operator.")
     part_rows: int = Field(100_000, gt=0, description="Input rows per read-stage checkpoint file (rounded "
                            "up to a whole batch for Parquet input).")
     group_partition_mb: int = Field(256, gt=0, description="Target size of one group-stage partition.")
+    chain_maps: bool = Field(True, description="Run the read stage and the map stages right after it (and any "
+                             "run of consecutive map stages) as one streaming job per wave, each stage still "
+                             "checkpointed; false runs them one after another.")
     lock_ttl_s: float = Field(120.0, gt=0, description="A run lock whose heartbeat is older is stale.")
 
 

@@ -55,7 +55,8 @@ def test_status_shows_a_failed_stage_with_its_error(ray_local: None, tmp_path: P
     assert main(["status", "broken", "--store", str(tmp_path / "store")]) == 1
     out = capsys.readouterr().out
     assert "run broken (demo): failed" in out
-    assert "heuristics" in out and "committed" in out
+    # heuristics and explode run chained: the stage that raised is the one shown failed
+    assert "heuristics" in out and "stopped" in out and "heuristics failed" not in out
     assert "explode failed" in out and "planted failure 42" in out
     assert main(["status", "nope", "--store", str(tmp_path / "store")]) == 2
     assert "runs there: broken" in capsys.readouterr().err
