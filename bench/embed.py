@@ -83,6 +83,7 @@ class GpuSampler:
 
     def __init__(self) -> None:
         self.samples: list[float] = []
+        self.times: list[float] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -92,12 +93,13 @@ class GpuSampler:
                 out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
                                       "-i", "0"], capture_output=True, text=True, timeout=5).stdout
                 self.samples.append(float(out.strip().splitlines()[0]))
+                self.times.append(time.perf_counter())
             except Exception:  # no nvidia-smi: utilization is simply not reported
                 return
             self._stop.wait(0.1)
 
     def __enter__(self) -> "GpuSampler":
-        self.samples, self._stop = [], threading.Event()
+        self.samples, self.times, self._stop = [], [], threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -109,6 +111,16 @@ class GpuSampler:
 
     def mean(self) -> float | None:
         return round(float(np.mean(self.samples)), 1) if self.samples else None
+
+    def per_second(self, since: float) -> list[float]:
+        """Mean utilization in each whole second after ``since`` (a ``perf_counter`` time)."""
+        if not self.samples:
+            return []
+        seconds = (np.array(self.times) - since).astype(int)
+        keep = seconds >= 0
+        sums = np.bincount(seconds[keep], weights=np.array(self.samples)[keep])
+        counts = np.bincount(seconds[keep])
+        return [round(float(x), 1) for x in sums / np.maximum(counts, 1)]
 
 
 def best_of(work: Callable[[], Any], repeat: int, sync: Callable[[], None]) -> float:
@@ -152,12 +164,15 @@ def main() -> None:
     parser.add_argument("--pipeline", action="store_true",
                         help="also run `embed` as a tamis pipeline: JSONL shards -> read -> tokenize -> encode "
                         "-> parquet output, every stage committed to a local store")
-    parser.add_argument("--encode-gpus", type=float, default=None,
+    parser.add_argument("--encode-gpus", type=float, nargs="+", default=[None],
                         help="--pipeline: GPUs per encode actor (0.5: two actors share a GPU, overlapping "
-                        "their file I/O with the other's compute); default: the operator's hint (1)")
+                        "their file I/O with the other's compute); default: the operator's hint (1). "
+                        "Several values: one pipeline run each, on the same input")
     parser.add_argument("--pipeline-docs", type=int, default=None,
                         help="documents for --pipeline (the --docs texts repeated; default --docs): "
                         "enough that actor start-up and per-stage fixed costs amortize")
+    parser.add_argument("--pipeline-only", action="store_true",
+                        help="skip the in-process figures: only --pipeline runs (no x st.encode column)")
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args()
 
@@ -177,6 +192,64 @@ def main() -> None:
         figures[name] = {"docs_per_s": round(docs / seconds, 1), "seconds": round(seconds, 3),
                          **({"gpu_util_pct": util} if util is not None else {})}
 
+    if not args.pipeline_only:
+        in_process_figures(args, texts, rows, device, sync, gpu, record, results)
+    if args.ray:
+        record("ray: embed.tokenize -> embed.encode", run_ray(texts, args), len(texts))
+    if args.pipeline:
+        n = args.pipeline_docs or len(texts)
+        shards = write_shards([texts[i % len(texts)] for i in range(n)])
+        results["pipeline_stages"] = {}
+        for gpus in args.encode_gpus:
+            label = "" if gpus is None else f", {gpus:g} GPU per encode actor"
+            with gpu:
+                started = time.perf_counter()
+                seconds, stages = run_pipeline(shards, args, gpus)
+            record(f"pipeline: read -> tokenize -> encode -> write{label}", seconds, n, gpu.mean())
+            results.setdefault("gpu_util_per_s", {})[str(gpus)] = gpu.per_second(started)
+            for stage in stages:
+                record(f"  pipeline stage {stage['name']}{label}", stage["seconds"], n)
+            results["pipeline_stages"][str(gpus)] = stages
+
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    if device == "cuda":
+        results["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    report(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def run_ray(texts: list[str], args: argparse.Namespace) -> float:
+    """Seconds for the two operators through Ray Data, as jobs/execute.py would run them."""
+    import ray
+
+    from operators.embedding.embed import EmbedEncode, EmbedEncodeConfig, EmbedTokenize, EmbedTokenizeConfig
+
+    ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    table = pa.table({"id": [str(i) for i in range(len(texts))], "text": texts})
+    gpus = 1 if args.device == "cuda" else 0
+
+    def once() -> None:
+        ds = ray.data.from_arrow(table).repartition(max(1, len(texts) // args.batch_rows))
+        ds = ds.map_batches(EmbedTokenize, fn_constructor_args=(EmbedTokenizeConfig(model=args.model),),
+                            batch_format="pyarrow", batch_size=args.batch_rows,
+                            compute=ray.data.TaskPoolStrategy(size=max(1, (os.cpu_count() or 2) - 1)))
+        ds = ds.map_batches(EmbedEncode, fn_constructor_args=(EmbedEncodeConfig(model=args.model,
+                                                                                device=args.device),),
+                            batch_format="pyarrow", batch_size=args.batch_rows, num_gpus=gpus, num_cpus=1,
+                            compute=ray.data.ActorPoolStrategy(size=1))
+        ds.materialize()
+
+    return best_of(once, 1, lambda: None)
+
+
+def in_process_figures(args: argparse.Namespace, texts: list[str], rows: list[pa.Array], device: str,
+                       sync: Callable[[], None], gpu: GpuSampler, record: Callable[..., None],
+                       results: dict[str, Any]) -> None:
+    """The plain encode(), tokenizing three ways, the operators' work and the ceiling."""
+    import torch
+
+    figures = results["figures"]
     # the plain way
     st = load_sentence_transformer(args.model, device)
     with gpu:
@@ -232,55 +305,39 @@ def main() -> None:
     b = encoder(tokenizer(pa.array(sample)))
     results["min_cosine_vs_st"] = round(float(((a * b).sum(1) / np.linalg.norm(b, axis=1)).min()), 6)
 
-    if args.ray:
-        record("ray: embed.tokenize -> embed.encode", run_ray(texts, args), len(texts))
-    if args.pipeline:
-        with gpu:
-            n = args.pipeline_docs or len(texts)
-            seconds, stages = run_pipeline([texts[i % len(texts)] for i in range(n)], args)
-        record("pipeline: read -> tokenize -> encode -> write", seconds, n, gpu.mean())
-        for stage in stages:
-            record(f"  pipeline stage {stage['name']}", stage["seconds"], n)
-        results["pipeline_stages"] = stages
-
-    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    if device == "cuda":
-        results["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
-    report(results)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
 
 
-def run_ray(texts: list[str], args: argparse.Namespace) -> float:
-    """Seconds for the two operators through Ray Data, as jobs/execute.py would run them."""
-    import ray
+def write_shards(texts: list[str]) -> Path:
+    """The documents as 2 JSONL shards per CPU (so the read and tokenize tasks spread over the
+    cores) in a temporary directory, written by one process per CPU."""
+    import multiprocessing
+    import tempfile
 
-    from operators.embedding.embed import EmbedEncode, EmbedEncodeConfig, EmbedTokenize, EmbedTokenizeConfig
-
-    ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    table = pa.table({"id": [str(i) for i in range(len(texts))], "text": texts})
-    gpus = 1 if args.device == "cuda" else 0
-
-    def once() -> None:
-        ds = ray.data.from_arrow(table).repartition(max(1, len(texts) // args.batch_rows))
-        ds = ds.map_batches(EmbedTokenize, fn_constructor_args=(EmbedTokenizeConfig(model=args.model),),
-                            batch_format="pyarrow", batch_size=args.batch_rows,
-                            compute=ray.data.TaskPoolStrategy(size=max(1, (os.cpu_count() or 2) - 1)))
-        ds = ds.map_batches(EmbedEncode, fn_constructor_args=(EmbedEncodeConfig(model=args.model,
-                                                                                device=args.device),),
-                            batch_format="pyarrow", batch_size=args.batch_rows, num_gpus=gpus, num_cpus=1,
-                            compute=ray.data.ActorPoolStrategy(size=1))
-        ds.materialize()
-
-    return best_of(once, 1, lambda: None)
+    work = Path(tempfile.mkdtemp(prefix="embed-bench-"))
+    shards = max(1, min(len(texts) // 1000, 2 * (os.cpu_count() or 1)))
+    jobs = [(work / f"part-{n:05d}.jsonl.gz", n, shards) for n in range(shards)]
+    global _SHARD_TEXTS
+    _SHARD_TEXTS = texts  # inherited by the forked workers, not pickled
+    with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        pool.starmap(_write_shard, jobs)
+    return work
 
 
-def run_pipeline(texts: list[str], args: argparse.Namespace) -> tuple[float, list[dict[str, Any]]]:
-    """Seconds of ``RunScheduler.run()`` for ``embed`` from JSONL shards to parquet output.
+_SHARD_TEXTS: list[str] = []
 
-    The documents go to 2 shards per CPU (so the read and tokenize tasks spread over the
-    cores) in a temporary directory; the store is another one. Ray starts first and is not
-    timed. Returns the seconds and each stage's committed seconds.
+
+def _write_shard(path: Path, n: int, shards: int) -> None:
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as f:
+        for i in range(n, len(_SHARD_TEXTS), shards):
+            f.write(json.dumps({"id": str(i), "text": _SHARD_TEXTS[i], "source": "bench"}) + "\n")
+
+
+def run_pipeline(shards: Path, args: argparse.Namespace, encode_gpus: float | None) -> tuple[float, list[dict[str, Any]]]:
+    """Seconds of ``RunScheduler.run()`` for ``embed`` from the JSONL ``shards`` to parquet output.
+
+    The store is a fresh directory beside the shards. Ray starts first and is not timed.
+    Returns the seconds and each stage's committed seconds (chained stages report the
+    chain's).
     """
     import tempfile
 
@@ -291,21 +348,16 @@ def run_pipeline(texts: list[str], args: argparse.Namespace) -> tuple[float, lis
     from jobs.spec import load_pipeline
 
     model = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model  # the YAML is elsewhere
-    work = Path(tempfile.mkdtemp(prefix="embed-bench-"))
-    shards = max(1, min(len(texts) // 1000, 2 * (os.cpu_count() or 1)))
-    for n in range(shards):
-        with gzip.open(work / f"part-{n:05d}.jsonl.gz", "wt", encoding="utf-8", compresslevel=1) as f:
-            for i in range(n, len(texts), shards):
-                f.write(json.dumps({"id": str(i), "text": texts[i], "source": "bench"}) + "\n")
+    work = Path(tempfile.mkdtemp(prefix="store-", dir=shards))
     raw = {"name": "embed-bench", "store": str(work / "store"),
-           "input": {"paths": [str(work / "part-*.jsonl.gz")]},
+           "input": {"paths": [str(shards / "part-*.jsonl.gz")]},
            "execution": {"batch_rows": args.batch_rows},
            "stages": [{"op": "embed", "config": {"model": model, "batch_size": args.batch_size,
                                                  "device": args.device}}]
-           if args.encode_gpus is None else  # the parts as two stages, so only encode gets the GPU share
+           if encode_gpus is None else  # the parts as two stages, so only encode gets the GPU share
            [{"op": "embed.tokenize", "config": {"model": model}},
             {"op": "embed.encode", "config": {"model": model, "batch_size": args.batch_size, "device": args.device},
-             "resources": {"num_gpus": args.encode_gpus}}],
+             "resources": {"num_gpus": encode_gpus}}],
            "output": {"format": "parquet"}}
     config = work / "embed.yaml"
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -325,13 +377,13 @@ def report(results: dict[str, Any]) -> None:
           f"threads={m['torch_threads']}, load average {m['load_average']}")
     print(f"documents: {results['docs']} x ~{DOC_CHARS} chars ({results['documents']}); device {results['device']}; "
           f"batch_size {results['batch_size']}, batch_rows {results['batch_rows']}")
-    base = results["figures"]["st.encode"]["docs_per_s"]
+    base = results["figures"].get("st.encode", {}).get("docs_per_s", float("nan"))
     print(f"{'method':<38} {'docs/s':>10} {'x st.encode':>12} {'GPU util %':>11}")
     for name, f in results["figures"].items():
         util = f.get("gpu_util_pct")
         print(f"{name:<38} {f['docs_per_s']:>10.1f} {f['docs_per_s'] / base:>12.2f} "
               f"{'' if util is None else util:>11}")
-    print(f"min cosine(embed, st.encode) over 256 docs: {results['min_cosine_vs_st']}; "
+    print(f"min cosine(embed, st.encode) over 256 docs: {results.get('min_cosine_vs_st')}; "
           f"peak RSS {results['peak_rss_mb']} MB" + (f", peak GPU {results['peak_gpu_mb']} MB"
                                                      if "peak_gpu_mb" in results else ""))
 

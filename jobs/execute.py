@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 import ray
 
 from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, PARTITION, STATS_SCHEMA, FileOutput, basename, conform,
-                        iter_file_batches, metrics_row, read_files, stats_table)
+                        iter_file_batches, metrics_row, parquet_writer, read_files, stats_table)
 from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store, filesystem_for
 from operators.base import FitOperator, GroupOperator, Operator, ResourceHint
@@ -204,8 +204,9 @@ def _then(ds: ray.data.Dataset, steps: list[MapStep], follows: str | None, store
     for step in steps:
         kwargs = dict(operator=step.operator, config=step.config, store=store, out=step.out, batch_rows=batch_rows,
                       artifact=step.artifact, follows=follows, name=step.name)
-        # a first stage gets one file per call; a later one each call's output of the stage before
-        batching: dict[str, Any] = dict(batch_size=1 if follows is None else None, batch_format="pyarrow")
+        # one file per call for a first stage; one stats row of the stage before for a later one
+        # (Ray Data wants a batch size wherever GPUs are asked for)
+        batching: dict[str, Any] = dict(batch_size=1, batch_format="pyarrow")
         need = effective(step.resources, step.operator.resources)
         if need.stateful or need.num_gpus:
             cpus = max(need.num_cpus, 0.01)
@@ -387,7 +388,7 @@ def _write_shards(items: pa.Table, *, store: Store, out_uri: str, s3: S3Options,
                         text_out.write(json.dumps(record, ensure_ascii=False, default=str).encode() + b"\n")
                 else:
                     if writer is None:
-                        writer = pq.ParquetWriter(sink, batch.schema, compression="zstd")
+                        writer = parquet_writer(sink, batch.schema)
                     writer.write_table(conform(batch, writer.schema) if batch.schema != writer.schema else batch)
                 rows += batch.num_rows
         if writer is not None:

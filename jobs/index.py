@@ -23,10 +23,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from jobs import checkpoint as cp
-from jobs.parts import iter_file_batches, read_files
+from jobs.parts import iter_file_batches, parquet_writer, read_files
 from jobs.store import Store
 from operators.dedup.minhash import BANDS, SKETCH, MinhashDedupConfig, MinhashSignature
 from operators.dedup.minhash_index import KEEP, bloom_update, index_row_schema, index_rows
@@ -132,7 +131,7 @@ class MinhashIndex:
 
     def _write(self, key: str, tables: Iterator[pa.Table], schema: pa.Schema) -> None:
         with self.store.open_output(key) as sink:
-            with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+            with parquet_writer(sink, schema) as writer:
                 for table in tables:
                     writer.write_table(table.cast(schema))
 

