@@ -308,13 +308,14 @@ def in_process_figures(args: argparse.Namespace, texts: list[str], rows: list[pa
 
 
 def write_shards(texts: list[str]) -> Path:
-    """The documents as 2 JSONL shards per CPU (so the read and tokenize tasks spread over the
-    cores) in a temporary directory, written by one process per CPU."""
+    """The documents as JSONL shards of at most 25,000 documents, and at least 2 per CPU (so
+    the read and tokenize tasks spread over the cores and the first files reach the GPU
+    soon), in a temporary directory, written by one process per CPU."""
     import multiprocessing
     import tempfile
 
     work = Path(tempfile.mkdtemp(prefix="embed-bench-"))
-    shards = max(1, min(len(texts) // 1000, 2 * (os.cpu_count() or 1)))
+    shards = max(1, min(len(texts) // 1000, max(2 * (os.cpu_count() or 1), -(-len(texts) // 25_000))))
     jobs = [(work / f"part-{n:05d}.jsonl.gz", n, shards) for n in range(shards)]
     global _SHARD_TEXTS
     _SHARD_TEXTS = texts  # inherited by the forked workers, not pickled
