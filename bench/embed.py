@@ -171,6 +171,10 @@ def main() -> None:
     parser.add_argument("--pipeline-docs", type=int, default=None,
                         help="documents for --pipeline (the --docs texts repeated; default --docs): "
                         "enough that actor start-up and per-stage fixed costs amortize")
+    parser.add_argument("--encode-cpus", type=float, nargs="+", default=[None],
+                        help="--pipeline with --encode-gpus: CPUs reserved per encode actor (default the "
+                        "operator's 1); several values: a run for each, after each --encode-gpus value")
+    parser.add_argument("--wave-mb", type=float, default=None, help="--pipeline: execution.wave_mb (default 1024)")
     parser.add_argument("--pipeline-only", action="store_true",
                         help="skip the in-process figures: only --pipeline runs (no x st.encode column)")
     parser.add_argument("--json", help="write the figures here too")
@@ -200,16 +204,17 @@ def main() -> None:
         n = args.pipeline_docs or len(texts)
         shards = write_shards([texts[i % len(texts)] for i in range(n)])
         results["pipeline_stages"] = {}
-        for gpus in args.encode_gpus:
+        for gpus, cpus in ((g, c) for g in args.encode_gpus for c in args.encode_cpus):
             label = "" if gpus is None else f", {gpus:g} GPU per encode actor"
+            label += "" if cpus is None else f", {cpus:g} CPU per encode actor"
             with gpu:
                 started = time.perf_counter()
-                seconds, stages = run_pipeline(shards, args, gpus)
+                seconds, stages = run_pipeline(shards, args, gpus, cpus)
             record(f"pipeline: read -> tokenize -> encode -> write{label}", seconds, n, gpu.mean())
-            results.setdefault("gpu_util_per_s", {})[str(gpus)] = gpu.per_second(started)
+            results.setdefault("gpu_util_per_s", {})[label] = gpu.per_second(started)
             for stage in stages:
                 record(f"  pipeline stage {stage['name']}{label}", stage["seconds"], n)
-            results["pipeline_stages"][str(gpus)] = stages
+            results["pipeline_stages"][label] = stages
 
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     if device == "cuda":
@@ -333,7 +338,8 @@ def _write_shard(path: Path, n: int, shards: int) -> None:
             f.write(json.dumps({"id": str(i), "text": _SHARD_TEXTS[i], "source": "bench"}) + "\n")
 
 
-def run_pipeline(shards: Path, args: argparse.Namespace, encode_gpus: float | None) -> tuple[float, list[dict[str, Any]]]:
+def run_pipeline(shards: Path, args: argparse.Namespace, encode_gpus: float | None,
+                 encode_cpus: float | None = None) -> tuple[float, list[dict[str, Any]]]:
     """Seconds of ``RunScheduler.run()`` for ``embed`` from the JSONL ``shards`` to parquet output.
 
     The store is a fresh directory beside the shards. Ray starts first and is not timed.
@@ -352,13 +358,13 @@ def run_pipeline(shards: Path, args: argparse.Namespace, encode_gpus: float | No
     work = Path(tempfile.mkdtemp(prefix="store-", dir=shards))
     raw = {"name": "embed-bench", "store": str(work / "store"),
            "input": {"paths": [str(shards / "part-*.jsonl.gz")]},
-           "execution": {"batch_rows": args.batch_rows},
+           "execution": {"batch_rows": args.batch_rows, **({"wave_mb": args.wave_mb} if args.wave_mb else {})},
            "stages": [{"op": "embed", "config": {"model": model, "batch_size": args.batch_size,
                                                  "device": args.device}}]
            if encode_gpus is None else  # the parts as two stages, so only encode gets the GPU share
            [{"op": "embed.tokenize", "config": {"model": model}},
             {"op": "embed.encode", "config": {"model": model, "batch_size": args.batch_size, "device": args.device},
-             "resources": {"num_gpus": encode_gpus}}],
+             "resources": {"num_gpus": encode_gpus, **({"num_cpus": encode_cpus} if encode_cpus else {})}}],
            "output": {"format": "parquet"}}
     config = work / "embed.yaml"
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
