@@ -235,8 +235,9 @@ def plan_stages(spec: PipelineSpec) -> tuple[tuple[PlannedStage, ...], list[str]
         seen[name] = i
         if isinstance(cls, type) and issubclass(cls, Composite):
             for part in cls.parts(config):
-                planned.append(PlannedStage(f"{name}.{part.suffix}", part.operator, part.config,
-                                            stage.resources, i))
+                # a part with no suffix is the stage the user named (a composite of one part)
+                part_name = f"{name}.{part.suffix}" if part.suffix else name
+                planned.append(PlannedStage(part_name, part.operator, part.config, stage.resources, i))
         else:
             planned.append(PlannedStage(name, cls, config, stage.resources, i))
     return tuple(planned), problems

@@ -34,6 +34,7 @@ _BUILTIN_MODULES = (
     "operators.embedding.embed",
     "operators.embedding.kmeans",
     "operators.embedding.semantic_dedup",
+    "operators.embedding.semantic_target",
     "operators.embedding.cluster_prune",
 )
 

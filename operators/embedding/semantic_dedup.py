@@ -12,7 +12,8 @@ sim = the cosine similarity (dot product of the unit embeddings) and t = 1 - ``e
   a~b~c with a and c unlike removes both b and c here, only b under ``kept``. Its group is
   the group of the earlier member it is most similar to (so, transitively, a kept member).
   Since this rule is a threshold on prior_sim, eps can be chosen from a target removal
-  fraction afterwards: ``quantiles`` on dedup_semantic_prior_sim, then a filter on its rank.
+  fraction: ``target_removal`` (semantic_target.py) fits the threshold on all documents'
+  prior_sim after this stage and applies it in a map.
 
 Similarities are computed in blocks of ``block_rows`` x ``block_rows`` over the lower triangle
 of the rank-ordered cluster, so memory is O(block_rows^2 + n d), never n x n. With
@@ -31,7 +32,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from operators.base import GroupOperator, OperatorConfig, set_column
 from operators.embedding.vectors import CLUSTER_DISTANCE, CLUSTER_ID, EMBEDDING, embedding_matrix, int_column
@@ -41,6 +42,7 @@ from operators.registry import register
 KEEP = "dedup_semantic_keep"
 MAX_SIM = "dedup_semantic_max_sim"
 PRIOR_SIM = "dedup_semantic_prior_sim"
+PRIOR_ID = "dedup_semantic_prior_id"
 GROUP = "dedup_semantic_group"
 
 
@@ -55,6 +57,17 @@ class SemanticDedupConfig(OperatorConfig):
     precision: Literal["float64", "float32"] = Field("float64", description="float64: products exact to "
                                                      "float32 whatever the blocking; float32: ~2x faster.")
     column: str = Field(EMBEDDING, description="List<float> column of L2-normalized embeddings.")
+    target_removal: float | None = Field(
+        None, gt=0, lt=1, description="Choose eps so that about this fraction of all documents is removed "
+        "(criterion ranked only; eps is then ignored): the threshold is fitted on every document's "
+        "dedup_semantic_prior_sim and reported as the eps stage's metrics.")
+
+    @model_validator(mode="after")
+    def _target_needs_ranked(self) -> "SemanticDedupConfig":
+        if self.target_removal is not None and self.criterion != "ranked":
+            raise ValueError("target_removal needs criterion: ranked (only there is removal a threshold on "
+                             "dedup_semantic_prior_sim, so a fraction picks eps)")
+        return self
 
     @field_validator("keep")
     @classmethod
@@ -64,7 +77,7 @@ class SemanticDedupConfig(OperatorConfig):
         raise ValueError(f"keep must be farthest, closest or max:<column>, not {keep!r}")
 
 
-@register("semantic_dedup")
+@register("semantic_dedup.pairs")
 class SemanticDedup(GroupOperator[SemanticDedupConfig]):
     """SemDeDup inside each k-means cluster, with blocked exact pairwise cosine similarity.
 
@@ -73,15 +86,16 @@ class SemanticDedup(GroupOperator[SemanticDedupConfig]):
     ``max:<column>``. Writes: dedup_semantic_keep (bool), dedup_semantic_max_sim (float32: the
     largest cosine similarity to any other member of the cluster, before or after it in rank;
     null in a cluster of one), dedup_semantic_prior_sim (float32: the largest similarity to a
-    member ranked before it, the paper's M_i; null for the first), dedup_semantic_group (id
-    of the kept member it duplicates; its own id when kept). No rows are dropped: a later
+    member ranked before it, the paper's M_i; null for the first), dedup_semantic_prior_id
+    (that member's id), dedup_semantic_group (id of the kept member it duplicates; its own id
+    when kept). With ``target_removal`` every row is kept here and semantic_target.py decides. No rows are dropped: a later
     filter on dedup_semantic_keep removes them. Documents without a cluster (or embedding)
     are kept. Deterministic: ranks depend on values and ids only, blocks on ranks only.
     """
 
-    version = 1
+    version = 2
     Config = SemanticDedupConfig
-    writes = (KEEP, MAX_SIM, PRIOR_SIM, GROUP)
+    writes = (KEEP, MAX_SIM, PRIOR_SIM, PRIOR_ID, GROUP)
     bypass_null_keys = True
 
     def __init__(self, config: SemanticDedupConfig, artifact: pa.Table | None = None) -> None:
@@ -111,14 +125,18 @@ class SemanticDedup(GroupOperator[SemanticDedupConfig]):
         max_sim = np.full(n, np.nan, np.float32)
         prior = np.full(n, np.nan, np.float32)
         keeper = np.arange(n)
+        nearest = np.arange(n)
+        # with a target fraction the threshold is fitted later: keep everything here
+        threshold = np.inf if self.config.target_removal is not None else 1.0 - self.config.eps
         order = self._rank(table)
         order = order[valid[order]]
         bounds = [*np.flatnonzero(run_starts(cluster[order])), len(order)] if len(order) else [0]
         for begin, end in zip(bounds, bounds[1:]):
             rows = order[begin:end]
-            result = dedup_cluster(vectors[rows], 1.0 - self.config.eps, self.config.criterion,
+            result = dedup_cluster(vectors[rows], threshold, self.config.criterion,
                                    self.config.block_rows, self.config.precision)
             keep[rows], max_sim[rows], prior[rows], keeper[rows] = result[0], result[1], result[2], rows[result[3]]
+            nearest[rows] = rows[result[4]]
             self._metrics["clusters"] += 1
             self._metrics["pairs"] += len(rows) * (len(rows) - 1) // 2
             self._metrics["largest_cluster"] = max(self._metrics["largest_cluster"], len(rows))
@@ -127,6 +145,8 @@ class SemanticDedup(GroupOperator[SemanticDedupConfig]):
         table = set_column(table, KEEP, pa.array(keep))
         table = set_column(table, MAX_SIM, pa.array(max_sim, mask=np.isnan(max_sim)))
         table = set_column(table, PRIOR_SIM, pa.array(prior, mask=np.isnan(prior)))
+        table = set_column(table, PRIOR_ID, pc.if_else(pa.array(~np.isnan(prior)), table["id"].take(pa.array(nearest)),
+                                                       pa.nulls(n, table.schema.field("id").type)))
         table = set_column(table, GROUP, table["id"].take(pa.array(keeper)))
         self._metrics["seconds"] += time.perf_counter() - started
         return table
@@ -141,13 +161,14 @@ class SemanticDedup(GroupOperator[SemanticDedupConfig]):
                                                 ("id", "ascending", "at_end")]).to_numpy()
 
 
-def dedup_cluster(x: np.ndarray, threshold: float, criterion: str, block: int,
-                  precision: str = "float64") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def dedup_cluster(x: np.ndarray, threshold: float, criterion: str, block: int, precision: str = "float64"
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Decide one cluster whose rows ``x`` are in rank order (best to keep first).
 
-    Returns (keep, max_sim, prior_sim, keeper) per row: max_sim over all other rows, prior_sim
-    over earlier rows (NaN where there are none), keeper the row index of the kept row it
-    duplicates (itself when kept). Duplicate means sim > ``threshold``.
+    Returns (keep, max_sim, prior_sim, keeper, nearest) per row: max_sim over all other rows,
+    prior_sim over earlier rows (NaN where there are none), keeper the row index of the kept
+    row it duplicates (itself when kept), nearest the earlier row most similar (itself for
+    the first). Duplicate means sim > ``threshold``.
     """
     n = len(x)
     x = np.ascontiguousarray(x, dtype=np.float64 if precision == "float64" else np.float32)
@@ -194,7 +215,8 @@ def dedup_cluster(x: np.ndarray, threshold: float, criterion: str, block: int,
     else:
         keeper = np.where(keep, np.arange(n), best_arg)
     nan = np.float32(np.nan)
-    return keep, np.where(np.isinf(max_sim), nan, max_sim), np.where(np.isinf(prior), nan, prior), keeper
+    return (keep, np.where(np.isinf(max_sim), nan, max_sim), np.where(np.isinf(prior), nan, prior), keeper,
+            prior_arg)
 
 
 def _update(best: np.ndarray, arg: np.ndarray, s: int, sims: np.ndarray, c: int) -> None:

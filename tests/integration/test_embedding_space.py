@@ -59,3 +59,30 @@ def test_kmeans_then_semantic_dedup_keeps_one_document_per_planted_group(ray_loc
     stages = {s["name"]: s for s in state["stages"]}
     assert stages["semantic_dedup"]["metrics"]["removed"] == COPIES
     assert stages["kmeans.fit"]["metrics"]["k"] == 6
+
+
+def test_semantic_dedup_with_a_target_removal_fraction_reports_eps_in_the_manifest(ray_local: None,
+                                                                                    tmp_path: Path) -> None:
+    import json
+
+    x, _ = with_near_copies(unit(np.random.default_rng(31).standard_normal((200, 32)).astype(np.float32)),
+                            100, 0.05, seed=32)
+    table = doc_table(x, text=[f"document {i}" for i in range(len(x))], source=["web"] * len(x))
+    pq.write_table(table, tmp_path / "in.parquet")
+    raw = demo_config(store=str(tmp_path / "store"))
+    raw["input"] = {"paths": [str(tmp_path / "in.parquet")], "format": "parquet"}
+    raw["stages"] = [{"op": "kmeans", "config": {"k": 3, "niter": 5, "seed": 1}},
+                     {"op": "semantic_dedup", "config": {"criterion": "ranked", "target_removal": 0.1}},
+                     {"op": "filter",
+                      "config": {"rules": [{"keep": "dedup_semantic_keep", "reason": "dedup:semantic"}]}}]
+    pipeline, state = run_config(tmp_path, raw, run_id="target")
+    stages = {s["name"]: s for s in state["stages"]}
+    assert list(stages)[-4:] == ["semantic_dedup", "semantic_dedup.eps", "semantic_dedup.apply", "filter"]
+    fitted = stages["semantic_dedup.eps"]["metrics"]
+    assert 0 < fitted["semantic_eps"] < 1 and fitted["semantic_target_removal"] == 0.1
+    removed = stages["semantic_dedup.apply"]["metrics"]["removed"]
+    assert removed == fitted["semantic_planned_removed"] and 27 <= removed <= 30  # 10 % of 300, bin ties
+    assert read_output(pipeline, state).num_rows == 300 - removed
+    manifest = json.loads(Path(state["output"]["manifest"]).read_text())
+    funnel = {f["stage"]: f for f in manifest["funnel"]}
+    assert funnel["semantic_dedup.eps"]["metrics"]["semantic_eps"] == fitted["semantic_eps"]

@@ -96,7 +96,8 @@ def test_builtin_operators_are_registered() -> None:
     assert {"exact_dedup", "exact_dedup.hash", "exact_dedup.keep", "filter",
             "heuristics", "gopher_quality", "gopher_repetition", "c4_quality",
             "fineweb_quality", "language_id", "text_quality_score", "classifier_score",
-            "kmeans", "kmeans.fit", "kmeans.assign", "semantic_dedup", "cluster_prune",
+            "kmeans", "kmeans.fit", "kmeans.assign", "semantic_dedup", "semantic_dedup.pairs",
+            "semantic_dedup.eps", "semantic_dedup.apply", "cluster_prune",
             "cluster_prune.plan", "cluster_prune.apply",
             "embed", "embed.tokenize", "embed.encode"} <= set(builtin_operators())
 

@@ -138,3 +138,61 @@ def test_every_removed_document_duplicates_a_kept_one(n: int, seed: int, criteri
         same = (clusters[:, None] == clusters[None, :]) & keep[:, None] & keep[None, :]
         np.fill_diagonal(same, False)
         assert (sims[same] <= 0.95 + 1e-6).all()
+
+
+# --- eps from a target removal fraction (semantic_target.py) ------------------------------------
+
+def test_target_removal_needs_the_ranked_criterion() -> None:
+    with pytest.raises(ValidationError, match="criterion: ranked"):
+        SemanticDedupConfig(target_removal=0.1)
+    SemanticDedupConfig(target_removal=0.1, criterion="ranked")
+
+
+def test_the_composite_is_one_stage_without_a_target_and_three_with_one() -> None:
+    from operators.embedding.semantic_target import SemanticDedupApply, SemanticDedupComposite, SemanticDedupEps
+
+    assert [(p.suffix, p.operator) for p in SemanticDedupComposite.parts(SemanticDedupConfig())] == \
+        [("", SemanticDedup)]
+    parts = SemanticDedupComposite.parts(SemanticDedupConfig(target_removal=0.2, criterion="ranked"))
+    assert [(p.suffix, p.operator) for p in parts] == [("", SemanticDedup), ("eps", SemanticDedupEps),
+                                                        ("apply", SemanticDedupApply)]
+
+
+def test_threshold_leaves_at_most_the_target_above_it() -> None:
+    from operators.embedding.semantic_target import _BINS, _bins, threshold_for
+
+    values = np.random.default_rng(3).uniform(0.5, 1.0, 10_000)
+    counts = np.bincount(_bins(values), minlength=_BINS)
+    for target in (0.01, 0.1, 0.37):
+        t, removed = threshold_for(counts, 12_000, target)  # 2,000 documents without a prior_sim
+        assert removed == int((values > t).sum()) <= round(target * 12_000)
+        assert int((values > t - 1e-6).sum()) > round(target * 12_000)  # the next edge down is too low
+
+
+@pytest.mark.parametrize("target", [0.05, 0.2, 0.5])
+def test_target_removal_removes_that_fraction_as_the_ranked_rule_would(target: float) -> None:
+    from operators.embedding.semantic_target import SemanticDedupApply, SemanticDedupEps
+
+    rng = np.random.default_rng(21)
+    x, _ = with_near_copies(clustered(600, 16, 4, 0.2, seed=21), 400, 0.05, seed=22)
+    table = clustered_table(x, rng.integers(0, 4, len(x)), rng.random(len(x)).astype(np.float32))
+    config = SemanticDedupConfig(target_removal=target, criterion="ranked")
+    pairs = SemanticDedup(config)(table)
+    assert all(pairs["dedup_semantic_keep"].to_pylist())  # decided after the fit
+    fit = SemanticDedupEps(config)
+    artifact = fit.fit(iter([pairs.slice(0, 300), pairs.slice(300)]))
+    out = SemanticDedupApply(config, artifact)(pairs)
+    keep = np.asarray(out["dedup_semantic_keep"].to_pylist())
+    removed = int((~keep).sum())
+    assert removed == artifact["planned_removed"][0].as_py() == fit.metrics()["semantic_planned_removed"]
+    assert round(target * len(x)) - 3 <= removed <= round(target * len(x))  # ties in one 1e-6 bin at most
+    eps = artifact["eps"][0].as_py()
+    # the same decisions as the ranked rule run with that eps (up to values within 1e-6 of it)
+    direct = SemanticDedup(SemanticDedupConfig(eps=eps, criterion="ranked"))(table)
+    prior = pairs["dedup_semantic_prior_sim"].to_numpy(zero_copy_only=False)
+    clear = np.isnan(prior) | (np.abs(prior - (1 - eps)) > 1e-5)
+    assert (keep == np.asarray(direct["dedup_semantic_keep"].to_pylist()))[clear].all()
+    # a removed document's group is its most similar earlier-ranked member
+    group, prior_id = out["dedup_semantic_group"].to_pylist(), out["dedup_semantic_prior_id"].to_pylist()
+    ids = out["id"].to_pylist()
+    assert all(g == (i if k else p) for g, i, k, p in zip(group, ids, keep, prior_id))
