@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import SAMPLE, demo_config, write_config
-from tests.integration.test_resume import finish, output_table, run_json, tamis
+from tests.integration.test_resume import finish, kill_driver_when, output_table, run_json, tamis
 
 pytestmark = pytest.mark.integration
 
@@ -58,20 +55,13 @@ def test_driver_killed_between_kmeans_and_semantic_dedup_reuses_the_embeddings(t
     data = short_documents(tmp_path / "short.jsonl.gz")
     store = tmp_path / "store"
     config = write_config(tmp_path / "emb.yaml", embedding_config(store, data, 1.0))
+    def past_kmeans(state: dict[str, Any]) -> bool:
+        status = {s["name"]: s["status"] for s in state["stages"]}
+        return status.get("kmeans.fit") == "committed" and status.get("slow_copy") == "running"
+
     proc = tamis("run", str(config), "--run-id", "e1")
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        state = run_json(store, "e1")
-        status = {s["name"]: s["status"] for s in state["stages"]} if state else {}
-        if status.get("kmeans.fit") == "committed" and status.get("slow_copy") == "running":
-            break
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        time.sleep(0.1)
-    else:
-        pytest.fail("the run never got past k-means")
-    os.kill(proc.pid, signal.SIGKILL)  # the driver only: its local Ray shares its fate
-    proc.wait()
-    killed = {s["name"]: s["status"] for s in run_json(store, "e1")["stages"]}
+    killed = {s["name"]: s["status"] for s in kill_driver_when(proc, store, "e1", past_kmeans, 600,
+                                                                 "getting past k-means")["stages"]}
     assert killed["semantic_dedup"] == "pending" and killed["embed.encode"] == "committed", killed
 
     finish(tamis("run", str(config), "--run-id", "e1"), timeout=600)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,25 @@ def finish(proc: subprocess.Popen[bytes], timeout: float = 300) -> str:
     return text
 
 
+def kill_driver_when(proc: subprocess.Popen[bytes], store: Path, run_id: str,
+                     ready: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
+    """SIGKILL the `tamis run` driver once ``ready(run.json)`` holds; returns run.json then."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = run_json(store, run_id)
+        if state and ready(state):
+            break
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"{what} never happened")
+    os.kill(proc.pid, signal.SIGKILL)  # the driver only: its local Ray shares its fate
+    proc.wait()
+    killed = run_json(store, run_id)
+    assert killed is not None
+    return killed
+
+
 def output_table(store: Path, run_id: str) -> pa.Table:
     out = store / "runs" / run_id / "output"
     return pa.concat_tables([pq.read_table(p) for p in sorted(out.glob("part-*.parquet"))])
@@ -64,20 +84,12 @@ def test_driver_killed_mid_stage_resumes_without_recomputing(tmp_path: Path) -> 
     store = tmp_path / "store"
     config = write_config(tmp_path / "resume.yaml", resume_config(store))
 
+    def slow_copy_got_going(state: dict[str, Any]) -> bool:
+        slow = next(s for s in state["stages"] if s["name"] == "slow_copy")
+        return slow["status"] == "running" and slow["waves_done"] >= 2
+
     proc = tamis("run", str(config), "--run-id", "r1")
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        state = run_json(store, "r1")
-        slow = state and next(s for s in state["stages"] if s["name"] == "slow_copy")
-        if slow and slow["status"] == "running" and slow["waves_done"] >= 2:
-            break
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        time.sleep(0.1)
-    else:
-        pytest.fail("the slow stage never got going")
-    os.kill(proc.pid, signal.SIGKILL)  # the driver only: its local Ray shares its fate
-    proc.wait()
-    killed_at = run_json(store, "r1")
+    killed_at = kill_driver_when(proc, store, "r1", slow_copy_got_going, 240, "the slow stage getting going")
     waves_before = next(s for s in killed_at["stages"] if s["name"] == "slow_copy")["waves_done"]
     assert 2 <= waves_before < next(s for s in killed_at["stages"] if s["name"] == "slow_copy")["waves_total"]
 
