@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from operators.dedup.code_points import MAX_CODE_POINT, decode
+from operators.dedup.shingling import splitmix64
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +38,6 @@ WORD, SEPARATOR, ISOLATED, UNSAFE, UNKNOWN = 0, 1, 2, 3, 255
 MAX_CACHED_SEGMENTS = 2_000_000
 """Distinct segments remembered per process (about 100 MB at most); the cache restarts above it."""
 
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer (uint64 arithmetic wraps)."""
-    x = (x ^ (x >> np.uint64(30))) * _M1
-    x = (x ^ (x >> np.uint64(27))) * _M2
-    return x ^ (x >> np.uint64(31))
 
 
 def supports(tokenizer: Any) -> bool:
@@ -180,7 +173,7 @@ class SegmentTokenizer:
         place = np.arange(len(kept), dtype=np.int64) - np.repeat(seg_first, seg_len)
         with np.errstate(over="ignore"):
             terms = (code_points[kept].astype(np.uint64) + np.uint64(1)) * self._powers(int(seg_len.max(initial=1)))[place]
-            keys = _mix64(np.add.reduceat(terms, seg_first) + seg_len.astype(np.uint64)) if seg_count else \
+            keys = splitmix64(np.add.reduceat(terms, seg_first) + seg_len.astype(np.uint64)) if seg_count else \
                 np.zeros(0, np.uint64)
         slots = self._slots_of(keys, data, seg_begin, seg_end)
         tok_len = np.diff(self._token_offsets)[slots]
