@@ -9,9 +9,10 @@ row per file written; the scheduler turns those rows into commits.
 * read:  one task per input file -> ``part-<file>-<chunk>.parquet`` (+ ``rejected/``)
 * map:   one task (or actor call, for stateful/GPU operators) per upstream file, same name;
          consecutive read/map stages run as one chain, each file streaming from stage to stage
-* group: files -> (projected rows) -> hash-partition column -> ``groupby().map_groups``
-         -> ``part-<p>`` documents, or ``artifact/part-<p>`` when the operator emits an artifact;
-         rows with a null key may bypass the shuffle (``single-<file>``)
+* group: one task per file writes its projected rows as hash-partition fragments to the
+         store, then one task per partition -> ``part-<p>`` documents, or ``artifact/part-<p>``
+         when the operator emits an artifact (jobs/shuffle.py); rows with a null key may
+         bypass the shuffle (``single-<file>``, written by the first phase)
 * fit:   one Ray task streams the documents (or the upstream artifact) into ``fit`` and
          writes ``artifact/``, split per document file when the artifact names files
 * write: upstream files packed into shards of about ``target_shard_mb``
@@ -20,7 +21,6 @@ row per file written; the scheduler turns those rows into commits.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import logging
@@ -28,19 +28,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
-from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, PARTITION, STATS_SCHEMA, FileOutput, basename, conform,
-                        iter_file_batches, metrics_row, parquet_writer, read_files, stats_table)
+from jobs import shuffle
+from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, STATS_SCHEMA, FileOutput, append_by_file, basename,
+                        conform, iter_file_batches, metrics_row, parquet_writer, read_files, stats_table)
 from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store, filesystem_for
 from operators.base import FitOperator, GroupOperator, Operator, ResourceHint
 from operators.io.records import FieldMapping, normalize_table, parse_jsonl_lines
-from operators.runs import run_starts
 
 log = logging.getLogger(__name__)
 
@@ -223,118 +222,53 @@ def _then(ds: ray.data.Dataset, steps: list[MapStep], follows: str | None, store
 
 
 # -- group ----------------------------------------------------------------------------------
-def _projected(op: GroupOperator[Any], batch: pa.Table, name: str) -> pa.Table:
-    if FILE_COLUMN in batch.column_names:  # artifact rows that already name their document's file
-        return op.project(batch)
-    return op.project(batch.append_column(FILE_COLUMN, pa.array([name] * batch.num_rows, pa.string())))
-
-
-def _null_key(table: pa.Table, key: tuple[str, ...]) -> pa.Array:
-    mask = pc.is_null(table[key[0]])
-    for k in key[1:]:
-        mask = pc.or_(mask, pc.is_null(table[k]))
-    return mask
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: spreads every input bit over the output (uint64 wraps)."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def partition_of(rows: pa.Table, key: tuple[str, ...], partitions: int) -> np.ndarray:
-    """Hash partition of each row's key, the same in every task for the same key values.
-
-    Integer keys are mixed directly; other keys are hashed once per distinct value (BLAKE2b
-    of the value's string form), so the cost is per distinct value, not per row.
-    """
-    h = np.zeros(rows.num_rows, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in key:
-            column = rows[k].combine_chunks()
-            if pa.types.is_integer(column.type):
-                values = pc.fill_null(column, 0).cast(pa.uint64(), safe=False).to_numpy()
-            else:
-                encoded = pc.dictionary_encode(column.cast(pa.string()))
-                distinct = np.array([int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
-                                     for v in encoded.dictionary.to_pylist()] or [0], dtype=np.uint64)
-                values = distinct[pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)]
-            h = _mix64(h ^ _mix64(values + np.uint64(0x9E3779B97F4A7C15)))
-    return (h % np.uint64(partitions)).astype(np.int64)
-
-
-def _read_partitioned(items: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, store: Store,
-                      partitions: int, batch_rows: int) -> Iterator[pa.Table]:
-    """Stream files in batches, tagging each projected row with its key's hash partition."""
+def _partition_files(items: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, store: Store,
+                     out: FileOutput, partitions: int, batch_rows: int) -> pa.Table:
+    """Shuffle phase 1 (see jobs/shuffle.py) for each file of ``items``."""
     op = operator(config)
-    key = op.group_key()
     # A projection reads only its declared columns: LSH buckets never touch the text.
     columns = list(operator.columns_read(config)) if op.emits == "artifact" else None
-    indexed = items["index"].to_pylist() if "index" in items.column_names else [False] * items.num_rows
-    for file_key, from_index in zip(items["key"].to_pylist(), indexed):
-        for batch in iter_file_batches(store, file_key, batch_rows, None if from_index else columns):
-            # index rows (an earlier run's, see jobs/index.py) have their own projection
-            rows = op.index_project(batch) if from_index else _projected(op, batch, basename(file_key))
-            if op.bypass_null_keys:
-                rows = rows.filter(pc.invert(_null_key(rows, key)))
-            yield rows.append_column(PARTITION, pa.array(partition_of(rows, key, partitions)))
-
-
-def _bypass_files(items: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, store: Store,
-                  out: FileOutput, batch_rows: int) -> pa.Table:
-    """Rows with a null key are groups of one: apply the operator where they are read."""
-    op = operator(config)
     stats: list[dict[str, Any]] = []
-    for file_key in items["key"].to_pylist():
-        writer = out.writer()
-        name = basename(file_key)
-        for batch in iter_file_batches(store, file_key, batch_rows):
-            rows = _projected(op, batch, name)
-            writer.write(f"single-{name}", op(rows.filter(_null_key(rows, op.group_key()))))
-        stats += writer.close()
-    return stats_table(stats + metrics_row(op.metrics()))
+    for number, key, from_index in zip(items["number"].to_pylist(), items["key"].to_pylist(),
+                                       items["index"].to_pylist()):
+        stats += shuffle.partition_file(op, store, key, number, from_index, out, partitions, batch_rows, columns)
+    if op.bypass_null_keys and op.emits == "documents":  # what the operator did to the bypassing rows
+        stats += metrics_row(op.metrics())
+    return stats_table(stats)
 
 
-def _apply_group(table: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, out: FileOutput) -> pa.Table:
-    op = operator(config)
-    partition = table[PARTITION][0].as_py()
-    # Shuffle order depends on task timing; sorting makes the output identical run to run.
-    order = dict.fromkeys((*op.group_key(), "id" if "id" in table.column_names else op.group_key()[0]))
-    table = table.drop_columns([PARTITION]).sort_by([(k, "ascending") for k in order])
-    result = op(table)
-    writer = out.writer()
-    name = f"part-{partition:05d}.parquet"
-    if op.emits == "artifact" and op.group_key() == (FILE_COLUMN,):
-        _append_by_file(writer, result)  # each file's rows are all in this partition
-    elif op.emits == "artifact":
-        writer.append("artifact", name, result)
-    else:
-        writer.write(name, result)
-    return stats_table(writer.close() + metrics_row(op.metrics()))
+def _reduce_partitions(items: pa.Table, *, operator: type[GroupOperator[Any]], config: Any, store: Store,
+                       out: FileOutput) -> pa.Table:
+    """Shuffle phase 2 for each partition of ``items``."""
+    stats: list[dict[str, Any]] = []
+    for partition, keys in zip(items["partition"].to_pylist(), items["keys"].to_pylist()):
+        stats += shuffle.reduce_partition(operator(config), store, partition, json.loads(keys), out)
+    return stats_table(stats)
 
 
 def run_group(operator: type[GroupOperator[Any]], config: Any, keys: list[str], store: Store,
               out: FileOutput, partitions: int, batch_rows: int, resources: ResourcesSpec,
               index_keys: list[str] | None = None) -> list[dict[str, Any]]:
-    """Hash-partition the (projected) input on the operator's key; each partition arrives whole.
+    """Hash-partition the (projected) input on the operator's key through fragment files in
+    the store; each partition arrives whole at one task (jobs/shuffle.py).
 
     ``index_keys`` are an index's files (``uses_index``), grouped together with the input."""
-    common = dict(operator=operator, config=config, store=store, batch_rows=batch_rows)
-    stats: list[dict[str, Any]] = []
-    if operator.bypass_null_keys and operator.emits == "documents":
-        stats += _file_items(keys).map_batches(_bypass_files, batch_size=1, batch_format="pyarrow",
-                                fn_kwargs=dict(out=out, **common)).take_all()
-    items = [{"key": k, "index": False} for k in keys] + [{"key": k, "index": True} for k in index_keys or []]
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.map_batches(_read_partitioned, batch_size=1, batch_format="pyarrow",
-                        fn_kwargs=dict(partitions=partitions, **common))
-    # Ray's shuffle gets as many partitions as ours: its default (200) makes every small
-    # group stage, and every round of a Rounds fit, schedule 200 reduce tasks.
-    ds = ds.groupby(PARTITION, num_partitions=partitions).map_groups(_apply_group, batch_format="pyarrow",
-                                          fn_kwargs=dict(operator=operator, config=config, out=out),
-                                          **_cpu_memory(effective(resources, operator.resources)))
-    return stats + ds.take_all()
+    fragments = f"{out.prefix}/{shuffle.SHUFFLE_DIR}"
+    store.delete_prefix(fragments)  # an interrupted attempt's, perhaps with another partition count
+    items = [{"number": n, "key": k, "index": n >= len(keys)} for n, k in enumerate([*keys, *(index_keys or [])])]
+    stats = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        _partition_files, batch_size=1, batch_format="pyarrow",
+        fn_kwargs=dict(operator=operator, config=config, store=store, out=out, partitions=partitions,
+                       batch_rows=batch_rows)).take_all()
+    stats, by_partition = shuffle.fragments_by_partition(stats)
+    if by_partition:
+        reduce_items = [{"partition": p, "keys": json.dumps(k)} for p, k in by_partition.items()]
+        stats += ray.data.from_items(reduce_items, override_num_blocks=len(reduce_items)).map_batches(
+            _reduce_partitions, batch_size=1, batch_format="pyarrow",
+            fn_kwargs=dict(operator=operator, config=config, store=store, out=out),
+            **_cpu_memory(effective(resources, operator.resources))).take_all()
+    store.delete_prefix(fragments)
+    return stats
 
 
 # -- fit ------------------------------------------------------------------------------------
@@ -349,17 +283,8 @@ def _fit(operator: type[FitOperator[Any]], config: Any, store: Store, keys: list
     if FILE_COLUMN not in artifact.column_names:
         writer.append("artifact", "part-00000.parquet", artifact)
         return writer.close() + metrics_row(op.metrics())
-    _append_by_file(writer, artifact)
+    append_by_file(writer, artifact)
     return writer.close() + metrics_row(op.metrics())
-
-
-def _append_by_file(writer: Any, artifact: pa.Table) -> None:
-    """Split an artifact per document file, so each map task later reads only its own slice."""
-    artifact = artifact.sort_by(FILE_COLUMN)
-    files = artifact[FILE_COLUMN].to_numpy(zero_copy_only=False)
-    bounds = [*np.flatnonzero(run_starts(files)), len(files)]
-    for begin, end in zip(bounds, bounds[1:]):
-        writer.append("artifact_by_file", str(files[begin]), artifact.slice(begin, end - begin))
 
 
 def run_fit(operator: type[FitOperator[Any]], config: Any, keys: list[str], store: Store, batch_rows: int,

@@ -13,15 +13,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jobs.store import Store
 from operators.base import DROP_REASON, FILE_COLUMN
+from operators.runs import run_starts
 
-PARTITION = "_tamis_partition"
-INTERNAL_COLUMNS = (DROP_REASON, PARTITION, FILE_COLUMN)
+INTERNAL_COLUMNS = (DROP_REASON, FILE_COLUMN)
 STATS_SCHEMA = pa.schema([("kind", pa.string()), ("key", pa.string()), ("rows", pa.int64()),
                           ("bytes", pa.int64()), ("reasons", pa.string())])
 SUBDIR = {"kept": "", "rejected": "rejected/", "artifact": "artifact/", "artifact_by_file": "artifact/"}
@@ -55,7 +56,7 @@ class PartWriter:
         """Documents: split on the drop reason, internal columns removed from kept rows."""
         if DROP_REASON in table.column_names:
             dropped = pc.is_valid(table[DROP_REASON])
-            self.append("rejected", name, _without(table.filter(dropped), (PARTITION, FILE_COLUMN)))
+            self.append("rejected", name, _without(table.filter(dropped), (FILE_COLUMN,)))
             table = table.filter(pc.invert(dropped))
         self.append("kept", name, _without(table, INTERNAL_COLUMNS))
 
@@ -90,6 +91,15 @@ class PartWriter:
         self._writers.clear()
         self._sinks.clear()
         return stats
+
+
+def append_by_file(writer: PartWriter, artifact: pa.Table) -> None:
+    """Split an artifact per document file, so each map task later reads only its own slice."""
+    artifact = artifact.sort_by(FILE_COLUMN)
+    files = artifact[FILE_COLUMN].to_numpy(zero_copy_only=False)
+    bounds = [*np.flatnonzero(run_starts(files)), len(files)]
+    for begin, end in zip(bounds, bounds[1:]):
+        writer.append("artifact_by_file", str(files[begin]), artifact.slice(begin, end - begin))
 
 
 def parquet_writer(sink: Any, schema: pa.Schema) -> pq.ParquetWriter:

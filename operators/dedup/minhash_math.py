@@ -18,6 +18,8 @@ deterministic function of its arguments; seeds are explicit.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -200,6 +202,7 @@ def band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return splitmix64(np.add.reduce(mixed, axis=2, dtype=np.uint64))
 
 
+@functools.lru_cache(maxsize=64)  # 0.2 s per call; asked for once per batch by the band projections
 def optimal_bands(threshold: float, num_perm: int, fp_weight: float = 0.5,
                   fn_weight: float = 0.5) -> tuple[int, int]:
     """``(bands, rows)`` minimizing the weighted false-positive and false-negative areas.
