@@ -128,7 +128,7 @@ def _run_wave(scheduler: "RunScheduler", indices: list[int], prefixes: list[str]
             continue
         stage = scheduler.stages[i - 1]
         steps.append(execute.MapStep(stage.name, stage.operator, stage.config, execute.FileOutput(store, prefix),
-                                     stage.resources, scheduler.map_artifact(stage)))
+                                     stage.resources, scheduler.map_artifact(stage), ex.column_files))
     if indices[0] == 0:
         return execute.run_read([(uris[u], u) for u in inputs], scheduler.spec.input, scheduler.spec.s3_options(),
                                 execute.FileOutput(store, prefixes[0]), ex.part_rows, ex.batch_rows, store, steps)

@@ -35,7 +35,8 @@ import ray
 
 from jobs import shuffle
 from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, STATS_SCHEMA, FileOutput, append_by_file, basename,
-                        conform, iter_file_batches, metrics_row, parquet_writer, read_files, stats_table)
+                        column_part, conform, iter_file_batches, metrics_row, parquet_writer, read_files,
+                        stats_table)
 from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store, filesystem_for
 from operators.base import FitOperator, GroupOperator, Operator, ResourceHint
@@ -119,6 +120,7 @@ class MapStep:
     out: FileOutput
     resources: ResourcesSpec
     artifact: Artifact | None = None
+    column_files: bool = True
 
 
 STAGE_NOTE = "tamis stage: "
@@ -142,8 +144,12 @@ class FileMapper:
     """
 
     def __init__(self, operator: type[Operator[Any]], config: Any, store: Store, out: FileOutput,
-                 batch_rows: int, artifact: Artifact | None, follows: str | None = None, name: str = "") -> None:
+                 batch_rows: int, artifact: Artifact | None, follows: str | None = None, name: str = "",
+                 column_files: bool = True) -> None:
         self.operator, self.config, self.store, self.out, self.batch_rows = operator, config, store, out, batch_rows
+        # a row-keeping operator's files hold only what it writes (see parts.column_part)
+        keeps_rows = column_files and getattr(operator, "keeps_rows", False)
+        self.written = tuple(operator.columns_written(config)) if keeps_rows else ()
         self.follows, self.name = follows, name or operator.name
         self.slices = {basename(k): k for k in artifact["files"]} if artifact and artifact["by_file"] else None
         whole = read_files(store, artifact["files"]) if artifact and not artifact["by_file"] else None
@@ -173,7 +179,8 @@ class FileMapper:
                 op = self.operator(self.config, artifact=read_files(self.store, [part]) if part else None)
             writer = self.out.writer()
             for batch in iter_file_batches(self.store, key, self.batch_rows):
-                writer.write(name, op(batch))
+                result = op(batch)
+                writer.write(name, column_part(batch, result, self.written, key) if self.written else result)
             stats += writer.close()
             if op is not self.op:
                 stats += metrics_row(op.metrics(), self.out.prefix)
@@ -202,7 +209,8 @@ def _then(ds: ray.data.Dataset, steps: list[MapStep], follows: str | None, store
     stateful or uses a GPU, tasks otherwise."""
     for step in steps:
         kwargs = dict(operator=step.operator, config=step.config, store=store, out=step.out, batch_rows=batch_rows,
-                      artifact=step.artifact, follows=follows, name=step.name)
+                      artifact=step.artifact, follows=follows, name=step.name,
+                      column_files=step.column_files)
         # one file per call for a first stage; one stats row of the stage before for a later one
         # (Ray Data wants a batch size wherever GPUs are asked for)
         batching: dict[str, Any] = dict(batch_size=1, batch_format="pyarrow")

@@ -23,6 +23,9 @@ from operators.base import DROP_REASON, FILE_COLUMN
 from operators.runs import run_starts
 
 INTERNAL_COLUMNS = (DROP_REASON, FILE_COLUMN)
+BASE_KEY, COLUMNS_KEY = b"tamis.base", b"tamis.columns"
+"""Schema metadata of a column file: the key of the file holding its other columns, and the
+JSON list of all its columns in order (its own and the base's it keeps)."""
 STATS_SCHEMA = pa.schema([("kind", pa.string()), ("key", pa.string()), ("rows", pa.int64()),
                           ("bytes", pa.int64()), ("reasons", pa.string())])
 SUBDIR = {"kept": "", "rejected": "rejected/", "artifact": "artifact/", "artifact_by_file": "artifact/"}
@@ -86,6 +89,9 @@ class PartWriter:
             self._sinks[(kind, name)].close()  # on S3 this completes the upload
             key = self.out.key(kind, name)
             size = self.out.store.fs.get_file_info(self.out.store.fs_path(key)).size
+            base = (writer.schema.metadata or {}).get(BASE_KEY)
+            if base:  # a column file stands for its base's columns too
+                size += logical_bytes(self.out.store, base.decode())
             stats.append({"kind": kind, "key": key, "rows": self._rows[(kind, name)], "bytes": size,
                           "reasons": json.dumps(dict(self._reasons[(kind, name)]))})
         self._writers.clear()
@@ -137,10 +143,82 @@ def metrics_row(metrics: dict[str, float], prefix: str = "") -> list[dict[str, A
 def iter_file_batches(store: Store, key: str, batch_rows: int,
                       columns: list[str] | None = None) -> Iterator[pa.Table]:
     """Stream a committed Parquet file in batches of at most ``batch_rows`` rows
-    (only ``columns`` when given: the others are never read or decompressed)."""
+    (only ``columns`` when given: the others are never read or decompressed).
+
+    A column file (see :func:`column_part`) is read whole, its own columns only, and joined
+    row by row to the batches of its base file, which is read for the other columns.
+    """
     with store.fs.open_input_file(store.fs_path(key)) as f:
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns):
-            yield pa.Table.from_batches([batch])
+        parquet = pq.ParquetFile(f)
+        meta = parquet.schema_arrow.metadata or {}
+        if BASE_KEY not in meta:
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+                yield pa.Table.from_batches([batch])
+            return
+        names = parquet.schema_arrow.names
+        rows = parquet.metadata.num_rows
+        own = parquet.read(columns=[c for c in names if columns is None or c in columns]).replace_schema_metadata(None)
+    base, order = meta[BASE_KEY].decode(), json.loads(meta[COLUMNS_KEY])
+    if columns is not None and set(columns) - set(order):
+        raise KeyError(f"{key}: no columns {sorted(set(columns) - set(order))} (it has {order})")
+    order = [c for c in order if columns is None or c in columns]
+    wanted = [c for c in order if c not in names]
+    if not wanted:  # everything asked for is in this file
+        for offset in range(0, own.num_rows, batch_rows):
+            yield own.slice(offset, batch_rows).select(order)
+        return
+    offset = 0
+    for batch in iter_file_batches(store, base, batch_rows, wanted):
+        piece = own.slice(offset, batch.num_rows)
+        offset += batch.num_rows
+        yield pa.Table.from_arrays([piece[c] if c in names else batch[c] for c in order], names=order)
+    if offset != rows:
+        raise RuntimeError(f"{key} has {rows} rows but its base {base} has {offset}")
+
+
+def read_part(store: Store, key: str, columns: list[str] | None = None) -> pa.Table:
+    """A whole committed document file (a column file joined to its base)."""
+    batches = list(iter_file_batches(store, key, 1 << 20, columns))
+    return pa.concat_tables(batches) if batches else pq.read_schema(store.fs_path(key), filesystem=store.fs).empty_table()
+
+
+def column_part(batch: pa.Table, result: pa.Table, written: tuple[str, ...], base: str) -> pa.Table:
+    """What a row-keeping map stage stores of ``result``: only the columns it ``written``,
+    with its input file ``base`` and the order of all ``result``'s columns in the schema
+    metadata (input columns the operator dropped are left out of that order).
+
+    Raises:
+        RuntimeError: ``result`` is not ``batch`` row for row with only ``written`` columns
+            new or changed (an operator declaring ``keeps_rows`` that does not).
+    """
+    if result.num_rows != batch.num_rows:
+        raise RuntimeError(f"an operator declaring keeps_rows returned {result.num_rows} rows for {batch.num_rows}")
+    for name in result.column_names:
+        if name not in written and (name not in batch.column_names or not _same_data(result[name], batch[name])):
+            raise RuntimeError(f"an operator declaring keeps_rows wrote column {name!r}, which it does not "
+                               f"declare (it writes {list(written)})")
+    meta = {BASE_KEY: base.encode(), COLUMNS_KEY: json.dumps(result.column_names).encode()}
+    return result.select([c for c in result.column_names if c in written]).replace_schema_metadata(meta)
+
+
+def _same_data(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:
+    """Whether two columns are the same memory (a column passed through untouched)."""
+    def where(column: pa.ChunkedArray) -> list[tuple[int, int, list[int]]]:
+        return [(c.offset, len(c), [buf.address if buf is not None else 0 for buf in c.buffers()])
+                for c in column.chunks]
+    return a.type == b.type and where(a) == where(b)
+
+
+def logical_bytes(store: Store, key: str) -> int:
+    """Bytes of a document file including, for a column file, its chain of bases: the size
+    the scheduler plans waves, partitions and output shards by."""
+    total = 0
+    while key:
+        path = store.fs_path(key)
+        total += int(store.fs.get_file_info(path).size or 0)
+        meta = pq.read_schema(path, filesystem=store.fs).metadata or {}
+        key = meta.get(BASE_KEY, b"").decode()
+    return total
 
 
 def read_files(store: Store, keys: list[str]) -> pa.Table | None:

@@ -87,6 +87,9 @@ class ExecutionSpec(_Strict):
     chain_maps: bool = Field(True, description="Run the read stage and the map stages right after it (and any "
                              "run of consecutive map stages) as one streaming job per wave, each stage still "
                              "checkpointed; false runs them one after another.")
+    column_files: bool = Field(True, description="A map stage that keeps its input's rows (the operator's "
+                               "keeps_rows) stores only the columns it writes, joined to its input file when read; "
+                               "false: every map stage stores whole documents.")
     lock_ttl_s: float = Field(120.0, gt=0, description="A run lock whose heartbeat is older is stale.")
 
 

@@ -121,6 +121,10 @@ class MapOperator(Operator[ConfigT]):
     """Row-local transform: the output has the input's rows (some maybe marked dropped)."""
 
     kind = "map"
+    keeps_rows: ClassVar[bool] = False
+    """True when the output is always the input, row for row and in order, with only the
+    columns of :meth:`columns_written` added, replaced or dropped: then its checkpoint holds
+    only those columns (jobs/parts.py, ``column_part``), checked on every batch."""
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         raise NotImplementedError

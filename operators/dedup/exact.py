@@ -53,6 +53,7 @@ class ExactHash(MapOperator[ExactDedupConfig]):
     so groups never span sources.
     """
 
+    keeps_rows = True
     version = 2  # 2: Unicode whitespace collapsed too
     Config = ExactDedupConfig
     reads = ("text", "source")

@@ -142,6 +142,7 @@ class AssignComponent(MapOperator[MinhashDedupConfig]):
     dedup_minhash_candidates (1 outside any component). Deterministic.
     """
 
+    keeps_rows = True
     version = 1
     Config = MinhashDedupConfig
     reads = ("id",)

@@ -131,6 +131,7 @@ class MinhashSignature(MapOperator[MinhashDedupConfig]):
     batch; deterministic for the same config (seeded hash functions).
     """
 
+    keeps_rows = True
     version = 2  # 2: "fast" hashes words from their bytes and permutes 32-bit keys mod 2**32
     Config = MinhashDedupConfig
     reads = ("text",)

@@ -135,6 +135,7 @@ class AssignPrior(MapOperator[MinhashDedupConfig]):
     smallest matching indexed id, null without a match).
     """
 
+    keeps_rows = True
     version = 1
     Config = MinhashDedupConfig
     reads = ("id",)
@@ -158,6 +159,7 @@ class BloomProbe(MapOperator[MinhashDedupConfig]):
     dedup_minhash_prior_match (bool), dedup_minhash_prior_id (always null: filters hold no ids).
     """
 
+    keeps_rows = True
     version = 1
     Config = MinhashDedupConfig
     reads = (BANDS,)

@@ -99,6 +99,7 @@ class EmbedTokenize(MapOperator[EmbedTokenizeConfig]):
     Deterministic: a function of the text, the tokenizer files and the config.
     """
 
+    keeps_rows = True
     version = 1
     Config = EmbedTokenizeConfig
     reads = ("text",)
@@ -140,6 +141,7 @@ class EmbedEncode(MapOperator[EmbedEncodeConfig]):
     (cosine > 0.999).
     """
 
+    keeps_rows = True
     version = 1
     Config = EmbedEncodeConfig
     reads = (TOKEN_IDS,)

@@ -206,6 +206,7 @@ class ClusterAssign(MapOperator[KMeansConfig]):
     row; the argmax in float32 may, in an exact tie to ~1e-7, depend on the batch a row is in.
     """
 
+    keeps_rows = True
     version = 1
     Config = KMeansConfig
     uses_artifact = True

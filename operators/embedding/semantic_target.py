@@ -102,6 +102,7 @@ class SemanticDedupApply(MapOperator[SemanticDedupConfig]):
     nothing (a filter on dedup_semantic_keep does). Deterministic given the artifact.
     """
 
+    keeps_rows = True
     version = 1
     Config = SemanticDedupConfig
     uses_artifact = True

@@ -115,6 +115,7 @@ class QuantileRank(MapOperator[QuantilesConfig]):
     null where the value is null or the group had no values).
     """
 
+    keeps_rows = True
     version = 1
     Config = QuantilesConfig
     uses_artifact = True

@@ -97,6 +97,7 @@ class ClassifierScore(MapOperator[ClassifierScoreConfig]):
     re-runs scoring.
     """
 
+    keeps_rows = True
     version = 1
     Config = ClassifierScoreConfig
     model_field: ClassVar[str] = "model"

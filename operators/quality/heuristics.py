@@ -163,6 +163,7 @@ class Heuristics(MapOperator[HeuristicsConfig]):
     Drop reasons: none. Deterministic; no state beyond the (empty) config.
     """
 
+    keeps_rows = True
     version = 1
     Config = HeuristicsConfig
     reads = ("text",)

@@ -177,6 +177,7 @@ class LanguageId(MapOperator[LanguageIdConfig]):
     never downloaded.
     """
 
+    keeps_rows = True
     version = 1
     Config = LanguageIdConfig
     reads = ("text",)

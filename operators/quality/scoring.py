@@ -78,6 +78,7 @@ class QualityScorer(MapOperator[ConfigT]):
     :meth:`signals` (the columns for a config) and :meth:`score` (their values)."""
 
     family: ClassVar[str]
+    keeps_rows = True
     reads = ("text",)
 
     @classmethod

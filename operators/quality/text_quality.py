@@ -115,6 +115,7 @@ def _schema(config: TextQualityConfig) -> pa.Schema:
 class _TextQualityMap(MapOperator[TextQualityConfig]):
     """Shared by both score maps: the rule shares, combined with :meth:`weights`."""
 
+    keeps_rows = True
     Config = TextQualityConfig
     reads = ("text",)
 

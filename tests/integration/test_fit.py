@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from jobs.parts import read_part
 from tests.conftest import demo_config
 from tests.integration.conftest import read_output, run_config
 
@@ -67,7 +68,7 @@ def test_quantile_ranks_per_source_and_a_new_threshold_reruns_only_the_filter(ra
     store = pipeline.spec.make_store()
     rank = next(s for s in state["stages"] if s["name"] == "quantiles.rank")
     commit = store.read_json(f"stages/quantiles.rank-{rank['fingerprint']}/_COMMIT.json")
-    ranked = pa.concat_tables([pq.read_table(store.fs_path(f["key"])) for f in commit["files"]])
+    ranked = pa.concat_tables([read_part(store, f["key"]) for f in commit["files"]])
     counts: dict[str, list[int]] = defaultdict(list)
     for source, count in zip(ranked["source"].to_pylist(), ranked["quality_word_count"].to_pylist()):
         counts[source].append(count)
