@@ -40,7 +40,8 @@ from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, STATS_SCHEMA, FileOutput,
 from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store, filesystem_for
 from operators.base import FitOperator, GroupOperator, Operator, ResourceHint
-from operators.io.records import FieldMapping, normalize_table, parse_jsonl_lines
+from operators.io.jsonl_block import parse_jsonl_batch
+from operators.io.records import FieldMapping, normalize_table
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +86,11 @@ def _parse_input(uri: str, fmt: str, fields: FieldMapping, s3: S3Options,
         for line in io.BufferedReader(raw, buffer_size=1 << 20):
             lines.append(line)
             if len(lines) == batch_rows or (row + len(lines)) % part_rows == 0:
-                yield row // part_rows, parse_jsonl_lines(lines, uri, row, fields)
+                yield row // part_rows, parse_jsonl_batch(lines, uri, row, fields)
                 row += len(lines)
                 lines = []
         if lines:
-            yield row // part_rows, parse_jsonl_lines(lines, uri, row, fields)
+            yield row // part_rows, parse_jsonl_batch(lines, uri, row, fields)
 
 
 def run_read(files: list[tuple[int, str]], input_spec: InputSpec, s3: S3Options, out: FileOutput,

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 
 from operators.base import DROP_REASON
+from operators.io.jsonl_block import parse_jsonl_batch
 from operators.io.records import (
     JSONL_SCHEMA,
     METADATA,
@@ -27,6 +28,9 @@ def parse(*lines: bytes | str, first_line: int = 0,
     """Documents and rejected rows of ``lines`` as lists of row dicts."""
     raw = [line.encode() if isinstance(line, str) else line for line in lines]
     docs, rejected = parse_jsonl_lines(raw, URI, first_line, fields)
+    # the Arrow batch path must give exactly the same tables (or fall back to this path)
+    fast_docs, fast_rejected = parse_jsonl_batch(raw, URI, first_line, fields)
+    assert fast_docs.equals(docs) and fast_rejected.equals(rejected)
     assert docs.schema == JSONL_SCHEMA
     assert rejected.schema == REJECTED_SCHEMA
     return docs.to_pylist(), rejected.to_pylist()
