@@ -23,6 +23,7 @@ from operators.base import DROP_REASON, FILE_COLUMN
 from operators.runs import run_starts
 
 INTERNAL_COLUMNS = (DROP_REASON, FILE_COLUMN)
+UNIQUE_COLUMNS = ("text", "id")
 BASE_KEY, COLUMNS_KEY = b"tamis.base", b"tamis.columns"
 """Schema metadata of a column file: the key of the file holding its other columns, and the
 JSON list of all its columns in order (its own and the base's it keeps)."""
@@ -109,14 +110,18 @@ def append_by_file(writer: PartWriter, artifact: pa.Table) -> None:
 
 
 def parquet_writer(sink: Any, schema: pa.Schema) -> pq.ParquetWriter:
-    """A zstd Parquet writer with dictionaries and statistics for flat columns only.
+    """A zstd Parquet writer with dictionaries and statistics for flat columns only, and
+    no dictionary for ``text`` and ``id``.
 
     On nested columns (embeddings, token ids, signatures: lists of numbers) both cost much
     and give nothing: for 384 float16 values per row, 3.0 s per 100k rows written and 1.3 s
-    read with them, 0.8 s and 0.4 s without, the same size.
+    read with them, 0.8 s and 0.4 s without, the same size. Texts and ids are (nearly) all
+    distinct, so their dictionaries are built only to be dropped: 12.5k documents of 4.9 KB
+    write in 0.32 s without, 0.42 s with, to the same 25.9 MB.
     """
     flat = [f.name for f in schema if not pa.types.is_nested(f.type)]
-    return pq.ParquetWriter(sink, schema, compression="zstd", use_dictionary=flat, write_statistics=flat)
+    return pq.ParquetWriter(sink, schema, compression="zstd", write_statistics=flat,
+                            use_dictionary=[c for c in flat if c not in UNIQUE_COLUMNS])
 
 
 def _without(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:

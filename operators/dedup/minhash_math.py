@@ -249,7 +249,12 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     """
     if a.size == 0 and b.size == 0:
         return 0.0
-    inter = np.intersect1d(a, b, assume_unique=True).size
+    if a.size > b.size:
+        a, b = b, a
+    # both are sorted: look each of the smaller set up in the larger (no sort, as
+    # np.intersect1d would do)
+    at = np.searchsorted(b, a)
+    inter = int(np.count_nonzero(b[np.minimum(at, b.size - 1)] == a)) if b.size else 0
     return inter / (a.size + b.size - inter)
 
 

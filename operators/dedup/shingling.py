@@ -232,15 +232,25 @@ def _sha1_shingles(shingles, count: int) -> np.ndarray:
                        dtype=np.uint64, count=count)
 
 
-def _as_sets(values: np.ndarray, windows: np.ndarray) -> ShingleSets:
-    """Sort each document's shingle hashes and drop repeats, vectorized over the batch.
+LOOP_MIN_SHINGLES = 32
+"""From this many shingles per document on average, :func:`_as_sets` sorts each document
+on its own: 700-shingle documents (4.5 KB of text) take 16 us each that way, against about
+170 us in the global sort, whose ranks over millions of values miss the cache."""
 
-    Equivalent to ``np.lexsort((values, doc))`` then masking repeats, but about four times
-    faster: each value is replaced by its rank in one global argsort, so that
-    ``doc * n + rank`` is a single ``int64`` key whose plain sort orders by document, then
-    value. Equal values of a document get consecutive ranks, so they end up adjacent.
+
+def _as_sets(values: np.ndarray, windows: np.ndarray) -> ShingleSets:
+    """Sort each document's shingle hashes and drop repeats.
+
+    Long documents are sorted one by one (see :data:`LOOP_MIN_SHINGLES`). Many short ones
+    go through one vectorized pass instead, equivalent to ``np.lexsort((values, doc))``
+    then masking repeats but about four times faster: each value is replaced by its rank
+    in one global argsort, so that ``doc * n + rank`` is a single ``int64`` key whose plain
+    sort orders by document, then value. Equal values of a document get consecutive
+    ranks, so they end up adjacent.
     """
     n, num_docs = len(values), len(windows)
+    if num_docs and n >= LOOP_MIN_SHINGLES * num_docs:
+        return _sets_one_by_one(values, windows)
     order = np.argsort(values)
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n, dtype=np.int64)
@@ -254,3 +264,15 @@ def _as_sets(values: np.ndarray, windows: np.ndarray) -> ShingleSets:
     offsets = np.zeros(num_docs + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
     return ShingleSets(values=np.ascontiguousarray(values[keep]), offsets=offsets)
+
+
+def _sets_one_by_one(values: np.ndarray, windows: np.ndarray) -> ShingleSets:
+    bounds = np.zeros(len(windows) + 1, dtype=np.int64)
+    np.cumsum(windows, out=bounds[1:])
+    sets = []
+    for begin, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        doc = np.sort(values[begin:end])
+        sets.append(doc[np.concatenate(([True], doc[1:] != doc[:-1]))] if len(doc) > 1 else doc)
+    offsets = np.zeros(len(windows) + 1, dtype=np.int64)
+    np.cumsum([len(d) for d in sets], out=offsets[1:])
+    return ShingleSets(values=np.concatenate(sets) if sets else values[:0], offsets=offsets)

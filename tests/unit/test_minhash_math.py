@@ -313,6 +313,16 @@ def test_jaccard_of_sorted_sets() -> None:
     assert jaccard(a, a) == 1.0
     assert jaccard(a, empty) == 0.0
     assert jaccard(empty, empty) == 0.0  # documents without shingles are never joined
+    assert jaccard(empty, a) == 0.0
+    # against Python sets, on random sorted sets of different sizes and overlaps
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        pool = np.unique(rng.integers(0, 2**63 - 1, size=int(rng.integers(1, 400)), dtype=np.int64)).astype(np.uint64)
+        x = np.unique(rng.choice(pool, size=int(rng.integers(0, len(pool) + 1))))
+        y = np.unique(rng.choice(pool, size=int(rng.integers(0, len(pool) + 1))))
+        union = len(set(x.tolist()) | set(y.tolist()))
+        expected = len(set(x.tolist()) & set(y.tolist())) / union if union else 0.0
+        assert jaccard(x, y) == pytest.approx(expected) and jaccard(y, x) == pytest.approx(expected)
 
 
 def test_estimate_jaccard() -> None:

@@ -192,6 +192,20 @@ def test_word_order_matters() -> None:
     assert len({tuple(s) for s in as_sets(shingles)}) == 3
 
 
+@pytest.mark.parametrize("ngram", [1, 5])
+def test_both_ways_of_building_sets_agree(ngram: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from operators.dedup import shingling
+
+    texts = pa.array([*CORPUS, "", "short", " ".join(["word"] * 300), None] * 3)
+    monkeypatch.setattr(shingling, "LOOP_MIN_SHINGLES", 0)  # every batch document by document
+    one_by_one = word_shingles(texts, ngram, "fast")
+    monkeypatch.setattr(shingling, "LOOP_MIN_SHINGLES", 10**9)  # every batch in one global sort
+    global_sort = word_shingles(texts, ngram, "fast")
+    assert np.array_equal(one_by_one.values, global_sort.values)
+    assert np.array_equal(one_by_one.offsets, global_sort.offsets)
+    assert as_sets(one_by_one) == [sorted(set(s)) for s in as_sets(word_shingles(texts, ngram, "fast", as_sets=False))]
+
+
 def test_fast_shingles_do_not_depend_on_the_batch() -> None:
     together = as_sets(word_shingles(pa.array(CORPUS), 5, "fast"))
     alone = [as_sets(word_shingles(pa.array([t], pa.string()), 5, "fast"))[0] for t in CORPUS]
