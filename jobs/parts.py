@@ -150,8 +150,8 @@ def iter_file_batches(store: Store, key: str, batch_rows: int,
     """Stream a committed Parquet file in batches of at most ``batch_rows`` rows
     (only ``columns`` when given: the others are never read or decompressed).
 
-    A column file (see :func:`column_part`) is read whole, its own columns only, and joined
-    row by row to the batches of its base file, which is read for the other columns.
+    A column file (see :func:`column_part`) streams its own columns alongside the batches
+    of its base file, read for the other columns, and joins them row by row.
     """
     with store.fs.open_input_file(store.fs_path(key)) as f:
         parquet = pq.ParquetFile(f)
@@ -160,25 +160,46 @@ def iter_file_batches(store: Store, key: str, batch_rows: int,
             for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
                 yield pa.Table.from_batches([batch])
             return
-        names = parquet.schema_arrow.names
-        rows = parquet.metadata.num_rows
-        own = parquet.read(columns=[c for c in names if columns is None or c in columns]).replace_schema_metadata(None)
-    base, order = meta[BASE_KEY].decode(), json.loads(meta[COLUMNS_KEY])
-    if columns is not None and set(columns) - set(order):
-        raise KeyError(f"{key}: no columns {sorted(set(columns) - set(order))} (it has {order})")
-    order = [c for c in order if columns is None or c in columns]
-    wanted = [c for c in order if c not in names]
-    if not wanted:  # everything asked for is in this file
-        for offset in range(0, own.num_rows, batch_rows):
-            yield own.slice(offset, batch_rows).select(order)
-        return
-    offset = 0
-    for batch in iter_file_batches(store, base, batch_rows, wanted):
-        piece = own.slice(offset, batch.num_rows)
-        offset += batch.num_rows
-        yield pa.Table.from_arrays([piece[c] if c in names else batch[c] for c in order], names=order)
+        names, rows = parquet.schema_arrow.names, parquet.metadata.num_rows
+        base, order = meta[BASE_KEY].decode(), json.loads(meta[COLUMNS_KEY])
+        if columns is not None and set(columns) - set(order):
+            raise KeyError(f"{key}: no columns {sorted(set(columns) - set(order))} (it has {order})")
+        order = [c for c in order if columns is None or c in columns]
+        mine = [c for c in order if c in names]
+        own = _RowRanges(parquet.iter_batches(batch_size=batch_rows, columns=mine)) if mine else None
+        wanted = [c for c in order if c not in names]
+        if not wanted:  # everything asked for is in this file
+            while own is not None and (piece := own.take(batch_rows)).num_rows:
+                yield piece.select(order)
+            return
+        offset = 0
+        for batch in iter_file_batches(store, base, batch_rows, wanted):
+            offset += batch.num_rows
+            if own is None:  # none of this file's own columns asked for: its rows are its base's
+                yield batch.select(order)
+                continue
+            piece = own.take(batch.num_rows)
+            yield pa.Table.from_arrays([piece[c] if c in names else batch[c] for c in order], names=order)
     if offset != rows:
         raise RuntimeError(f"{key} has {rows} rows but its base {base} has {offset}")
+
+
+class _RowRanges:
+    """Consecutive row ranges of a stream of batches, whatever their sizes (a column file's
+    own batches need not line up with its base's), holding at most about two batches."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
+        self._batches, self._held = batches, pa.table({})
+
+    def take(self, n: int) -> pa.Table:
+        parts = [self._held]
+        held = self._held.num_rows
+        while held < n and (batch := next(self._batches, None)) is not None:
+            parts.append(pa.Table.from_batches([batch]))
+            held += batch.num_rows
+        table = pa.concat_tables(parts[1:] if not parts[0].num_columns else parts) if len(parts) > 1 else parts[0]
+        self._held = table.slice(n)
+        return table.slice(0, n)
 
 
 def read_part(store: Store, key: str, columns: list[str] | None = None) -> pa.Table:
