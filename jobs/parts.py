@@ -189,15 +189,18 @@ class _RowRanges:
     own batches need not line up with its base's), holding at most about two batches."""
 
     def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
-        self._batches, self._held = batches, pa.table({})
+        self._batches, self._held = batches, None
 
     def take(self, n: int) -> pa.Table:
-        parts = [self._held]
-        held = self._held.num_rows
+        """The next ``n`` rows (fewer at the end; none, with no columns, once exhausted)."""
+        parts = [] if self._held is None else [self._held]
+        held = sum(p.num_rows for p in parts)
         while held < n and (batch := next(self._batches, None)) is not None:
             parts.append(pa.Table.from_batches([batch]))
             held += batch.num_rows
-        table = pa.concat_tables(parts[1:] if not parts[0].num_columns else parts) if len(parts) > 1 else parts[0]
+        if not parts:
+            return pa.table({})
+        table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         self._held = table.slice(n)
         return table.slice(0, n)
 

@@ -27,18 +27,13 @@ import pyarrow.compute as pc
 from jobs.parts import FILE_COLUMN, FileOutput, append_by_file, basename, conform, iter_file_batches, metrics_row
 from jobs.store import Store
 from operators.base import GroupOperator
+from operators.dedup.shingling import splitmix64
 
 SHUFFLE_DIR = "shuffle"
 FRAGMENT_KIND = "shuffle"
 """Stats-row kind of a phase-1 fragment (``key``, ``rows``); never committed."""
+_INCREMENT = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's
 _IPC = pa.ipc.IpcWriteOptions(compression="lz4")  # fragments are read once, soon: speed over size
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: spreads every input bit over the output (uint64 wraps)."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
 
 
 def partition_of(rows: pa.Table, key: tuple[str, ...], partitions: int) -> np.ndarray:
@@ -58,7 +53,8 @@ def partition_of(rows: pa.Table, key: tuple[str, ...], partitions: int) -> np.nd
                 distinct = np.array([int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
                                      for v in encoded.dictionary.to_pylist()] or [0], dtype=np.uint64)
                 values = distinct[pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)]
-            h = _mix64(h ^ _mix64(values + np.uint64(0x9E3779B97F4A7C15)))
+            # splitmix64's finalizer of (h ^ splitmix64(values)): splitmix64 adds its increment first
+            h = splitmix64((h ^ splitmix64(values)) - _INCREMENT)
     return (h % np.uint64(partitions)).astype(np.int64)
 
 

@@ -98,11 +98,12 @@ def arrow_rows(lines: Sequence[bytes], first_line: int,
     extra = sorted(c for c in table.column_names if c not in names)
     if any(table[c].type != pa.string() or table[c].null_count for c in extra):
         return None
-    if not extra:
-        return table, pa.nulls(table.num_rows, pa.string()), np.asarray(numbers, dtype=np.int64) + first_line, raws
-    values = zip(*(table[c].to_pylist() for c in extra))
-    metadata = pa.array([json.dumps(dict(zip(extra, v)), ensure_ascii=False, sort_keys=True) for v in values],
-                        pa.string())
+    if extra:  # as the per-line path writes the fields outside the mapping
+        values = zip(*(table[c].to_pylist() for c in extra))
+        metadata = pa.array([json.dumps(dict(zip(extra, v)), ensure_ascii=False, sort_keys=True) for v in values],
+                            pa.string())
+    else:
+        metadata = pa.nulls(table.num_rows, pa.string())
     return table.select(list(names)), metadata, np.asarray(numbers, dtype=np.int64) + first_line, raws
 
 
