@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from operators.io.jsonl_block import arrow_rows, parse_jsonl_batch
+from operators.io.jsonl_block import _is_utf8, arrow_rows, parse_jsonl_batch
 from operators.io.records import FieldMapping, parse_jsonl_lines
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,3 +104,16 @@ def test_empty_and_blank_batches() -> None:
     _same([_line(id="a", text="x") + b" null " + _line(id="b", text="y")])  # three values, one line
     _same([])
     _same([b"\n", b"  \n"])
+
+
+@pytest.mark.parametrize("raw", [b"plain", "caf\u00e9 \U0001f389".encode(), b"\xed\xa0\x80", b"\xed\x9f\xbf",
+                                 b"\xc0\x80", b"\xc2", b"\xe2\x82", b"\xf4\x8f\xbf\xbf", b"\xf4\x90\x80\x80",
+                                 b"\xf8\x88\x80\x80\x80", b"\xff", b"\x80", b"a\x00b", b""])
+def test_utf8_check_agrees_with_python(raw: bytes) -> None:
+    try:
+        raw.decode("utf-8")
+        valid = True
+    except UnicodeDecodeError:
+        valid = False
+    assert _is_utf8(raw) is valid
+    _same([_line(id="a", text="ok"), b'{"id": "b", "text": "' + raw.replace(b"\x00", b"") + b'"}\n'])
