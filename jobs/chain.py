@@ -127,9 +127,9 @@ def _run_wave(scheduler: "RunScheduler", indices: list[int], prefixes: list[str]
         if i == 0:
             continue
         stage = scheduler.stages[i - 1]
-        steps.append(execute.MapStep(stage.name, stage.operator, stage.config, execute.FileOutput(store, prefix),
+        steps.append(execute.MapStep(stage.name, stage.operator, stage.config, scheduler.output(prefix),
                                      stage.resources, scheduler.map_artifact(stage), ex.column_files))
     if indices[0] == 0:
         return execute.run_read([(uris[u], u) for u in inputs], scheduler.spec.input, scheduler.spec.s3_options(),
-                                execute.FileOutput(store, prefixes[0]), ex.part_rows, ex.batch_rows, store, steps)
+                                scheduler.output(prefixes[0]), ex.part_rows, ex.batch_rows, store, steps)
     return execute.run_map(steps, inputs, store, ex.batch_rows) if inputs else []

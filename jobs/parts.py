@@ -34,10 +34,11 @@ SUBDIR = {"kept": "", "rejected": "rejected/", "artifact": "artifact/", "artifac
 
 @dataclass(frozen=True)
 class FileOutput:
-    """Where one task writes: a store and the stage's (wave) prefix."""
+    """Where one task writes: a store, the stage's (wave) prefix, and the Parquet codec."""
 
     store: Store
     prefix: str
+    compression: str = "zstd"
 
     def writer(self) -> "PartWriter":
         return PartWriter(self)
@@ -72,7 +73,7 @@ class PartWriter:
         if slot not in self._writers:
             sink = self.out.store.open_output(self.out.key(kind, name))
             self._sinks[slot] = sink  # ParquetWriter does not close a stream it was handed
-            self._writers[slot] = parquet_writer(sink, table.schema)
+            self._writers[slot] = parquet_writer(sink, table.schema, self.out.compression)
             self._reasons[slot] = Counter()
         writer = self._writers[slot]
         if table.schema != writer.schema:
@@ -109,9 +110,9 @@ def append_by_file(writer: PartWriter, artifact: pa.Table) -> None:
         writer.append("artifact_by_file", str(files[begin]), artifact.slice(begin, end - begin))
 
 
-def parquet_writer(sink: Any, schema: pa.Schema) -> pq.ParquetWriter:
-    """A zstd Parquet writer with dictionaries and statistics for flat columns only, and
-    no dictionary for ``text`` and ``id``.
+def parquet_writer(sink: Any, schema: pa.Schema, compression: str = "zstd") -> pq.ParquetWriter:
+    """A Parquet writer (zstd unless told) with dictionaries and statistics for flat
+    columns only, and no dictionary for ``text`` and ``id``.
 
     On nested columns (embeddings, token ids, signatures: lists of numbers) both cost much
     and give nothing: for 384 float16 values per row, 3.0 s per 100k rows written and 1.3 s
@@ -120,7 +121,7 @@ def parquet_writer(sink: Any, schema: pa.Schema) -> pq.ParquetWriter:
     write in 0.32 s without, 0.42 s with, to the same 25.9 MB.
     """
     flat = [f.name for f in schema if not pa.types.is_nested(f.type)]
-    return pq.ParquetWriter(sink, schema, compression="zstd", write_statistics=flat,
+    return pq.ParquetWriter(sink, schema, compression=compression, write_statistics=flat,
                             use_dictionary=[c for c in flat if c not in UNIQUE_COLUMNS])
 
 

@@ -42,7 +42,7 @@ def run_rounds(scheduler: "RunScheduler", index: int, entry: dict[str, Any], sta
     def one(step: Any) -> cp.WaveResult:
         nonlocal number, refs
         short = step.name.rsplit(".", 1)[-1]
-        out = execute.FileOutput(store, f"{prefix}/round-{number:05d}-{short}")
+        out = scheduler.output(f"{prefix}/round-{number:05d}-{short}")
         key = f"{out.prefix}/{cp.COMMIT}"
         existing = store.read_json(key)
         if existing is not None:

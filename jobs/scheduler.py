@@ -231,6 +231,10 @@ class RunScheduler:
                   for i, r in zip(indices, results)]
         return bodies[-1]
 
+    def output(self, prefix: str) -> execute.FileOutput:
+        """Where a stage's task writes its checkpoint files under ``prefix``."""
+        return execute.FileOutput(self.store, prefix, self.spec.execution.checkpoint_compression)
+
     def map_artifact(self, stage: PlannedStage) -> dict[str, Any] | None:
         """What a map stage is given: the index it reads, its model, or the upstream artifact."""
         if stage.operator.uses_index:
@@ -271,7 +275,7 @@ class RunScheduler:
         def run_wave(w: int, inputs: list[str]) -> list[dict[str, Any]]:
             if not inputs:
                 return []
-            out = execute.FileOutput(self.store, cp.wave_prefix(entry["name"], entry["fingerprint"], w, inputs))
+            out = self.output(cp.wave_prefix(entry["name"], entry["fingerprint"], w, inputs))
             index_keys = self.pins[stage.name]["files"] if stage.operator.uses_index else None
             stats = execute.run_group(stage.operator, stage.config, inputs, self.store, out, partitions,
                                       self.spec.execution.batch_rows, stage.resources, index_keys)
@@ -293,7 +297,7 @@ class RunScheduler:
             stats = run_rounds(self, index, entry, stage, keys, rows)
         else:
             self._update(index, waves_total=1)
-            out = execute.FileOutput(self.store, cp.stage_prefix(entry["name"], entry["fingerprint"]))
+            out = self.output(cp.stage_prefix(entry["name"], entry["fingerprint"]))
             stats = execute.run_fit(stage.operator, stage.config, keys, self.store,
                                     self.spec.execution.batch_rows, out, stage.resources)
         # Documents pass through a fit stage untouched: its output is its input's files.
