@@ -19,7 +19,7 @@ import traceback
 from typing import Any
 
 from jobs import checkpoint as cp
-from jobs import execute
+from jobs import execute, shuffle
 from jobs.lock import RunLock
 from jobs.chain import chain_from, run_chain
 from jobs.index import MinhashIndex
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 ACTOR_NAMESPACE = "tamis"
 MAX_EVENTS = 500
+SAMPLE_MARGIN = 2.0
+"""Group partitions are sized for this many times the bytes a sample projects."""
 
 
 def actor_name(run_id: str) -> str:
@@ -267,10 +269,12 @@ class RunScheduler:
     def _run_whole(self, index: int, entry: dict[str, Any], stage: PlannedStage,
                    upstream: dict[str, Any]) -> cp.WaveResult:
         keys = [f["key"] for f in upstream["files"]]
-        # Parquet on disk is ~4x smaller than in memory; size partitions by the latter.
-        memory_bytes = 4 * sum(f["bytes"] for f in upstream["files"])
+        ex = self.spec.execution
+        # Partitions by what is shuffled, measured on a sample, with room for a sample that
+        # saw less than the rest: the phase-2 task holds its partition, sorted, in memory.
+        shuffled = shuffle.shuffled_bytes(stage.operator(stage.config), self.store, upstream["files"], ex.batch_rows)
         # at least one partition per CPU, or the group step runs on one core
-        partitions = max(execute.cluster_cpus(), math.ceil(memory_bytes / (self.spec.execution.group_partition_mb << 20)))
+        partitions = max(execute.cluster_cpus(), math.ceil(SAMPLE_MARGIN * shuffled / (ex.group_partition_mb << 20)))
 
         def run_wave(w: int, inputs: list[str]) -> list[dict[str, Any]]:
             if not inputs:
