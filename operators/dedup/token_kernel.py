@@ -497,3 +497,22 @@ def min_hashes(keys: np.ndarray, doc_offsets: np.ndarray, a: np.ndarray, b: np.n
                 row[i] = h if h < row[i] else row[i]
         result[d] = row
     return result
+
+
+@_jit
+def sorted_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """``|A & B| / |A | B|`` of two sorted arrays without repeats, by one merge; 0.0 for
+    two empty sets."""
+    if len(a) == 0 and len(b) == 0:
+        return 0.0
+    i, j, common = 0, 0, 0
+    while i < len(a) and j < len(b):
+        if a[i] == b[j]:
+            common += 1
+            i += 1
+            j += 1
+        elif a[i] < b[j]:
+            i += 1
+        else:
+            j += 1
+    return common / (len(a) + len(b) - common)
