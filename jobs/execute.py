@@ -173,7 +173,11 @@ class FileMapper:
         keeps_rows = column_files and getattr(operator, "keeps_rows", False)
         self.written = tuple(operator.columns_written(config)) if keeps_rows else ()
         self.follows, self.name = follows, name or operator.name
-        self.slices = {basename(k): k for k in artifact["files"]} if artifact and artifact["by_file"] else None
+        self.slices: dict[str, list[str]] | None = None  # document file name -> its artifact slices
+        if artifact and artifact["by_file"]:
+            self.slices = {}
+            for k in artifact["files"]:
+                self.slices.setdefault(basename(k), []).append(k)
         whole = read_files(store, artifact["files"]) if artifact and not artifact["by_file"] else None
         self.op = None if self.slices is not None else operator(config, artifact=whole)
         self._reported: dict[str, float] = {}
@@ -197,8 +201,8 @@ class FileMapper:
             name = basename(key)
             op = self.op
             if op is None:
-                part = self.slices.get(name)
-                op = self.operator(self.config, artifact=read_files(self.store, [part]) if part else None)
+                parts = self.slices.get(name)
+                op = self.operator(self.config, artifact=read_files(self.store, parts) if parts else None)
             writer = self.out.writer()
             for batch in iter_file_batches(self.store, key, self.batch_rows):
                 result = op(batch)

@@ -101,13 +101,17 @@ class PartWriter:
         return stats
 
 
-def append_by_file(writer: PartWriter, artifact: pa.Table) -> None:
-    """Split an artifact per document file, so each map task later reads only its own slice."""
+def append_by_file(writer: PartWriter, artifact: pa.Table, folder: str = "") -> None:
+    """Split an artifact per document file, so each map task later reads only its own slice.
+
+    A slice is named after its document file; ``folder`` (e.g. ``p-00003/``) keeps apart
+    the slices that several tasks write for one file (one per shuffle partition).
+    """
     artifact = artifact.sort_by(FILE_COLUMN)
     files = artifact[FILE_COLUMN].to_numpy(zero_copy_only=False)
     bounds = [*np.flatnonzero(run_starts(files)), len(files)]
     for begin, end in zip(bounds, bounds[1:]):
-        writer.append("artifact_by_file", str(files[begin]), artifact.slice(begin, end - begin))
+        writer.append("artifact_by_file", f"{folder}{files[begin]}", artifact.slice(begin, end - begin))
 
 
 def parquet_writer(sink: Any, schema: pa.Schema, compression: str = "zstd") -> pq.ParquetWriter:

@@ -195,6 +195,8 @@ def reduce_partition(op: GroupOperator[Any], store: Store, partition: int, keys:
     name = f"part-{partition:05d}.parquet"
     if op.emits == "artifact" and op.group_key() == (FILE_COLUMN,):
         append_by_file(writer, result)  # each file's rows are all in this partition
+    elif op.emits == "artifact" and op.artifact_by_file:  # a file's rows are in several partitions
+        append_by_file(writer, result, folder=f"p-{partition:05d}/")
     elif op.emits == "artifact":
         writer.append("artifact", name, result)
     else:

@@ -143,6 +143,10 @@ class GroupOperator(Operator[ConfigT]):
     kind = "group"
     emits: ClassVar[str] = "documents"
     bypass_null_keys: ClassVar[bool] = False
+    artifact_by_file: ClassVar[bool] = False
+    """With ``emits = "artifact"``: the artifact has :data:`FILE_COLUMN` and is stored split
+    per document file (one slice per file and partition), for a later map stage to read
+    only its file's rows."""
 
     def group_key(self) -> tuple[str, ...]:
         """Columns whose values define a group; every group arrives whole in one call."""

@@ -1,6 +1,6 @@
 """Near-duplicate removal with MinHash LSH: config, signatures, and the composite.
 
-``minhash_dedup`` runs as five primitives that hand over through committed outputs:
+``minhash_dedup`` runs as six primitives that hand over through committed outputs:
 
 1. ``signature`` (map): word (or character) n-gram shingles of normalized text, MinHash
    signatures (Broder 1997), and one 64-bit hash per LSH band (Leskovec, Rajaraman and
@@ -10,9 +10,11 @@
 3. ``components`` (fit on the edges): connected components of the candidate graph.
 4. ``assign`` (map): each document's candidate component, looked up in its own file's
    slice of the component table (no broadcast, no shuffle of documents).
-5. ``keep`` (group by component; documents outside any component bypass the shuffle):
-   with ``verify``, candidates are checked by exact Jaccard of their shingle sets and
+5. ``keep`` (group by component; only candidates are shuffled; emits an artifact): with
+   ``verify``, candidates are checked by exact Jaccard of their shingle sets and
    clustered greedily around kept documents; one keeper per cluster by the keep policy.
+6. ``apply`` (map): every document's marks, a candidate's from its file's slices of the
+   keep artifact, any other document its own keeper.
 
 Removal is a later ``filter`` on ``dedup_minhash_keep`` (reason ``dedup:minhash``).
 """
@@ -183,7 +185,7 @@ class MinhashDedup(Composite[MinhashDedupConfig]):
     @classmethod
     def parts(cls, config: MinhashDedupConfig) -> Sequence[Part]:
         from operators.dedup.lsh import AssignComponent, LshBuckets, LshComponents
-        from operators.dedup.near_keep import VerifyKeep
+        from operators.dedup.near_keep import KeepApply, VerifyKeep
 
         from operators.dedup.minhash_index import AssignPrior, BloomProbe, IndexMatch
 
@@ -194,7 +196,7 @@ class MinhashDedup(Composite[MinhashDedupConfig]):
             index = (Part("index_probe", BloomProbe, config),)
         return (Part("signature", MinhashSignature, config), Part("buckets", LshBuckets, config),
                 Part("components", LshComponents, config), Part("assign", AssignComponent, config),
-                *index, Part("keep", VerifyKeep, config))
+                *index, Part("keep", VerifyKeep, config), Part("apply", KeepApply, config))
 
 
 def fixed_list_values(column: pa.ChunkedArray | pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -125,8 +125,8 @@ def test_composite_parts_follow_the_index_form() -> None:
     def suffixes(config: MinhashDedupConfig) -> list[str]:
         return [p.suffix for p in MinhashDedup.parts(config)]
 
-    assert suffixes(MinhashDedupConfig()) == ["signature", "buckets", "components", "assign", "keep"]
-    assert suffixes(CONFIG)[-3:] == ["index_match", "index_assign", "keep"]
-    assert suffixes(BLOOM)[-2:] == ["index_probe", "keep"]
+    assert suffixes(MinhashDedupConfig()) == ["signature", "buckets", "components", "assign", "keep", "apply"]
+    assert suffixes(CONFIG)[-4:] == ["index_match", "index_assign", "keep", "apply"]
+    assert suffixes(BLOOM)[-3:] == ["index_probe", "keep", "apply"]
     assert MinhashSignature.columns_written(CONFIG) == ("dedup_minhash_bands", "dedup_minhash_sketch")
     assert MinhashSignature.columns_written(BLOOM) == ("dedup_minhash_bands",)

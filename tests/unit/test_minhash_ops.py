@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from pydantic import ValidationError
 
 from operators.base import FILE_COLUMN
 from operators.dedup.lsh import CANDIDATES, COMPONENT, EDGE_SCHEMA, AssignComponent, LshBuckets, LshComponents
 from operators.dedup.minhash import BANDS, MinhashDedup, MinhashDedupConfig, MinhashSignature
-from operators.dedup.near_keep import CLUSTER_ID, CLUSTER_SIZE, KEEP, VerifyKeep
+from operators.dedup.near_keep import CLUSTER_ID, CLUSTER_SIZE, KEEP, KeepApply, VerifyKeep
 
 WORDS = ("the quick brown fox jumps over the lazy dog while seven wizards quietly hex "
          "every jolly pilot and the band plays on through the night").split()
@@ -39,8 +40,8 @@ def test_verify_favors_recall_in_the_banding() -> None:
 
 def test_composite_parts_in_order() -> None:
     parts = MinhashDedup.parts(MinhashDedupConfig())
-    assert [p.suffix for p in parts] == ["signature", "buckets", "components", "assign", "keep"]
-    assert [p.operator.kind for p in parts] == ["map", "group", "fit", "map", "group"]
+    assert [p.suffix for p in parts] == ["signature", "buckets", "components", "assign", "keep", "apply"]
+    assert [p.operator.kind for p in parts] == ["map", "group", "fit", "map", "group", "map"]
 
 
 def test_signature_copies_share_bands_and_empty_docs_are_null() -> None:
@@ -155,6 +156,35 @@ def test_keep_is_independent_of_row_order() -> None:
     second = VerifyKeep(MinhashDedupConfig())(keep_input(rows[::-1]))
     assert sorted(zip(first["id"].to_pylist(), first[KEEP].to_pylist())) == \
         sorted(zip(second["id"].to_pylist(), second[KEEP].to_pylist()))
+
+
+def test_apply_marks_what_keep_on_every_document_would() -> None:
+    """keep on the candidates alone + apply on the whole file == keep on the whole file,
+    with index matches among both candidates and other documents."""
+    from operators.dedup.minhash_index import PRIOR_ID, PRIOR_MATCH
+
+    base = doc(80, 1)
+    near = base.split()
+    near[40] = "zebra"
+    rows = [("a", base, "a"), ("b", " ".join(near), "a"), ("c", doc(80, 2), "a"), ("d", base, "d"),
+            ("e", base, "d"), ("s", doc(50, 3), None), ("t", doc(50, 4), None), ("u", doc(50, 5), None)]
+    prior = {"e": "old-1", "t": "old-2"}
+    table = keep_input(rows, **{PRIOR_MATCH: [r[0] in prior for r in rows],
+                                PRIOR_ID: pa.array([prior.get(r[0]) for r in rows], pa.string())})
+    config = MinhashDedupConfig(index={"name": "idx"})
+    whole = VerifyKeep(config)(table)
+    candidates = table.filter(pc.is_valid(table[COMPONENT]))
+    marks = VerifyKeep(config)(candidates.append_column(FILE_COLUMN, pa.array(["f"] * candidates.num_rows)))
+    assert marks.column_names == [FILE_COLUMN, "id", CLUSTER_ID, CLUSTER_SIZE, KEEP]
+    applied = KeepApply(config, artifact=marks.drop_columns([FILE_COLUMN]))(table)
+    for column in (CLUSTER_ID, CLUSTER_SIZE, KEEP):
+        assert applied[column].to_pylist() == whole[column].to_pylist(), column
+    assert applied["text"].equals(table["text"])  # the documents themselves are untouched
+    alone = KeepApply(config)(table)  # a file without candidates: everyone keeps but index matches
+    assert alone[KEEP].to_pylist() == [r[0] not in prior for r in rows]
+    assert alone[CLUSTER_ID].to_pylist() == [prior.get(r[0], r[0]) for r in rows]
+    assert alone[CLUSTER_SIZE].to_pylist() == [None if r[0] in prior else 1 for r in rows]
+    assert KeepApply.columns_read(config) == ("id", PRIOR_MATCH, PRIOR_ID)
 
 
 def test_signatures_do_not_depend_on_shingle_dedup() -> None:

@@ -12,14 +12,14 @@ from operators.base import FILE_COLUMN
 from operators.dedup import minhash_math as mm
 from operators.dedup.lsh import AssignComponent, LshBuckets, LshComponents
 from operators.dedup.minhash import MinhashDedupConfig, MinhashSignature, shingle_sets
-from operators.dedup.near_keep import KEEP, VerifyKeep
+from operators.dedup.near_keep import KEEP, KeepApply, VerifyKeep
 
 CONFIG = MinhashDedupConfig(threshold=0.7, num_perm=64)
 VOCAB = [f"w{i}" for i in range(400)]
 
 
 def dedup(table: pa.Table) -> pa.Table:
-    """The five primitives as jobs/ chains them, on one table standing for one file."""
+    """The six primitives as jobs/ chains them, on one table standing for one file."""
     table = table.append_column(FILE_COLUMN, pa.array(["f"] * table.num_rows))
     signed = MinhashSignature(CONFIG)(table)
     buckets = LshBuckets(CONFIG)
@@ -28,8 +28,9 @@ def dedup(table: pa.Table) -> pa.Table:
     components = LshComponents(CONFIG).fit(iter([edges]))
     assigned = AssignComponent(CONFIG, artifact=components)(signed)
     keep = VerifyKeep(CONFIG)
-    ordered = assigned.sort_by([(keep.group_key()[0], "ascending"), ("id", "ascending")])
-    return keep(ordered).drop_columns([FILE_COLUMN])
+    candidates = assigned.filter(pa.compute.is_valid(assigned[keep.group_key()[0]]))  # the others bypass
+    marks = keep(candidates.sort_by([(keep.group_key()[0], "ascending"), ("id", "ascending")]))
+    return KeepApply(CONFIG, artifact=marks)(assigned).drop_columns([FILE_COLUMN])
 
 
 @st.composite
