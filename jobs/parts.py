@@ -216,10 +216,14 @@ def read_part(store: Store, key: str, columns: list[str] | None = None) -> pa.Ta
     return pa.concat_tables(batches) if batches else pq.read_schema(store.fs_path(key), filesystem=store.fs).empty_table()
 
 
-def column_part(batch: pa.Table, result: pa.Table, written: tuple[str, ...], base: str) -> pa.Table:
+def column_part(batch: pa.Table, result: pa.Table, written: tuple[str, ...], base: str,
+                base_columns: list[str] | None = None) -> pa.Table:
     """What a row-keeping map stage stores of ``result``: only the columns it ``written``,
-    with its input file ``base`` and the order of all ``result``'s columns in the schema
+    with its input file ``base`` and the order of all the output's columns in the schema
     metadata (input columns the operator dropped are left out of that order).
+
+    ``base_columns``: all of the input file's columns, in order, when ``batch`` holds only
+    some of them (the columns the operator reads); the others pass through unread.
 
     Raises:
         RuntimeError: ``result`` is not ``batch`` row for row with only ``written`` columns
@@ -231,7 +235,11 @@ def column_part(batch: pa.Table, result: pa.Table, written: tuple[str, ...], bas
         if name not in written and (name not in batch.column_names or not _same_data(result[name], batch[name])):
             raise RuntimeError(f"an operator declaring keeps_rows wrote column {name!r}, which it does not "
                                f"declare (it writes {list(written)})")
-    meta = {BASE_KEY: base.encode(), COLUMNS_KEY: json.dumps(result.column_names).encode()}
+    order = result.column_names
+    if base_columns is not None:  # unread columns pass through, in place; new ones go last, as set_column puts them
+        kept = [c for c in base_columns if c in result.column_names or c not in batch.column_names]
+        order = kept + [c for c in result.column_names if c not in kept]
+    meta = {BASE_KEY: base.encode(), COLUMNS_KEY: json.dumps(order).encode()}
     return result.select([c for c in result.column_names if c in written]).replace_schema_metadata(meta)
 
 
@@ -241,6 +249,13 @@ def _same_data(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:
         return [(c.offset, len(c), [buf.address if buf is not None else 0 for buf in c.buffers()])
                 for c in column.chunks]
     return a.type == b.type and where(a) == where(b)
+
+
+def logical_columns(store: Store, key: str) -> list[str]:
+    """All the columns a document file holds, in order, a column file's base's included."""
+    schema = pq.read_schema(store.fs_path(key), filesystem=store.fs)
+    meta = schema.metadata or {}
+    return json.loads(meta[COLUMNS_KEY]) if COLUMNS_KEY in meta else schema.names
 
 
 def logical_bytes(store: Store, key: str) -> int:

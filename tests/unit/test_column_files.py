@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from jobs.parts import FileOutput, column_part, iter_file_batches, logical_bytes, read_part
+from jobs.parts import FileOutput, column_part, iter_file_batches, logical_bytes, logical_columns, read_part
 from jobs.store import S3Options, Store
 from operators.base import set_column
 
@@ -117,3 +117,19 @@ def test_an_operator_that_breaks_its_promise_is_caught() -> None:
         column_part(batch, set_column(batch, "text", pc.utf8_upper(batch["text"])), ("score",), "k")
     # passing columns through, even reordered, is fine
     assert column_part(batch, batch.select(["tmp", "id", "text", "score"]), ("score",), "k").column_names == ["score"]
+
+
+def test_an_operator_given_only_the_columns_it_reads(tmp_path: Path) -> None:
+    """jobs/ hands a row-keeping operator only its columns_read: the others pass through
+    unread, and the stored column order is the one a whole-batch run gives."""
+    store = _store(tmp_path)
+    base = _write(store, "a", "part.parquet", [_docs(120)])
+    whole_stats, expected = _map_file(store, base["key"], "whole", batch_rows=50)
+    reads = ["text", "score", "tmp"]  # _op reads text and score, and drops tmp
+    batches = list(iter_file_batches(store, base["key"], 50, reads))
+    assert batches[0].column_names == reads
+    parts = [column_part(b, _op(b), WRITTEN, base["key"], logical_columns(store, base["key"])) for b in batches]
+    stats = _write(store, "narrow", "part.parquet", parts)
+    assert read_part(store, stats["key"]).equals(expected)
+    assert read_part(store, stats["key"]).column_names == read_part(store, whole_stats["key"]).column_names
+    assert logical_columns(store, stats["key"]) == expected.column_names
