@@ -44,7 +44,7 @@ from datasketch import MinHash
 from operators.dedup import minhash_math as mm
 from operators.dedup.minhash import MinhashDedupConfig, MinhashSignature
 from operators.dedup.minhash_math import Permutations, signatures
-from operators.dedup import token_kernel
+from operators.dedup import hash_kernel
 from operators.dedup.shingle_hash import window_hashes, word_hashes
 from operators.dedup.shingling import normalize_for_near_dup, word_shingles
 from operators.dedup.tokens import normalize_words
@@ -207,8 +207,8 @@ def print_steps(batch: pa.Array, operator: MinhashSignature, repeat: int) -> Non
     steps: list[tuple[str, Callable[[], object]]] = [
         ("NFKC where needed + lowercase + words (tokens.normalize_words)",
          lambda: normalize_words(batch, map_digits=False)),
-        ("5-gram shingle hashes, fused (token_kernel.shingle_values)",
-         lambda: token_kernel.shingle_values(words.data, words.offsets, words.counts, NGRAM)),
+        ("5-gram shingle hashes, fused (hash_kernel.shingle_values)",
+         lambda: hash_kernel.shingle_values(words.data, words.offsets, words.counts, NGRAM)),
         ("  the same in two steps: word spans (NormalizedText.spans)", words.spans),
         ("  word hashes from bytes (shingle_hash.word_hashes)", lambda: word_hashes(spans)),
         ("  5-gram window hashes (shingle_hash.window_hashes)", lambda: window_hashes(tokens, counts, NGRAM)),

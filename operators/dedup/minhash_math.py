@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from operators.dedup import token_kernel
+from operators.dedup import hash_kernel
 from operators.dedup.shingling import Scheme, ShingleSets, splitmix64
 
 MAX_HASH = (1 << 32) - 1
@@ -129,7 +129,7 @@ def signatures(shingles: ShingleSets, perms: Permutations, *,
     """MinHash signature of every document: the minimum of each hash function over its set.
 
     ``"fast"`` permutations run in one compiled loop
-    (:func:`~operators.dedup.token_kernel.min_hashes`), the hash functions innermost on
+    (:func:`~operators.dedup.hash_kernel.min_hashes`), the hash functions innermost on
     SIMD lanes: 4 times as fast as the numpy passes below, which the ``"datasketch"``
     scheme (64-bit arithmetic modulo a prime) still takes.
 
@@ -161,7 +161,7 @@ def signatures(shingles: ShingleSets, perms: Permutations, *,
                          "(word_shingles(..., scheme='datasketch')); got values >= 2**32")
     keys = perms.keys(values)
     if perms.scheme == "fast":  # compiled, SIMD over the hash functions
-        return token_kernel.min_hashes(keys, shingles.offsets, perms.a, perms.b).astype(np.uint64)
+        return hash_kernel.min_hashes(keys, shingles.offsets, perms.a, perms.b).astype(np.uint64)
     nonempty = np.flatnonzero(shingles.sizes)
     seg_starts = shingles.offsets[nonempty]  # strictly increasing, tiling [0, len(values))
     acc = np.empty((num_perm, len(nonempty)), perms.a.dtype)  # permutation-major: rows fill slices
@@ -257,7 +257,7 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     """
     # one compiled merge: about 3 us for two 700-shingle sets, against 37 us for a
     # searchsorted of one into the other and its Python overhead
-    return float(token_kernel.sorted_jaccard(np.ascontiguousarray(a, dtype=np.uint64),
+    return float(hash_kernel.sorted_jaccard(np.ascontiguousarray(a, dtype=np.uint64),
                                              np.ascontiguousarray(b, dtype=np.uint64)))
 
 

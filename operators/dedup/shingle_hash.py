@@ -3,19 +3,18 @@
 Words are hashed from their bytes where they lie in the batch's normalized buffer
 (:class:`~operators.dedup.tokens.TokenSpans`), without building a string per word; the
 ``n`` word hashes of each window are combined as a polynomial modulo ``2**64``. The loops
-are compiled (:mod:`operators.dedup.token_kernel`); words over ``LONG_WORD`` bytes (rare:
-hex, base64) take xxHash64, one call each. The values are those of the vectorized numpy
-implementation this replaced, bit for bit (tests compare both with a plain Python
-reference), so indexes built by earlier runs stay valid. Pure functions.
+are compiled (:mod:`operators.dedup.hash_kernel`); words over ``LONG_WORD`` bytes (rare:
+hex, base64) take xxHash64. The values are those of the vectorized numpy implementation
+this replaced, bit for bit (the tests pin a digest from before and compare with a plain
+Python reference), so indexes built by earlier runs stay valid. Pure functions.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import xxhash
 
-from operators.dedup import token_kernel
-from operators.dedup.token_kernel import LONG_WORD
+from operators.dedup import hash_kernel
+from operators.dedup.hash_kernel import LONG_WORD
 from operators.dedup.tokens import TokenSpans
 
 __all__ = ["LONG_WORD", "window_counts", "window_hashes", "word_hashes"]
@@ -29,14 +28,7 @@ def word_hashes(spans: TokenSpans) -> np.ndarray:
     never collide); words over :data:`LONG_WORD` bytes take xxHash64. A pure function of
     the word's bytes: the same word hashes the same in any batch.
     """
-    h = token_kernel.word_hashes(spans.data, spans.starts, spans.lengths)
-    long_words = np.flatnonzero(spans.lengths > LONG_WORD)
-    if long_words.size:
-        data = spans.data
-        h[long_words] = np.fromiter((xxhash.xxh64_intdigest(data[s:s + n].tobytes()) for s, n in
-                                     zip(spans.starts[long_words].tolist(), spans.lengths[long_words].tolist())),
-                                    dtype=np.uint64, count=long_words.size)
-    return h
+    return hash_kernel.word_hashes(spans.data, spans.starts, spans.lengths)
 
 
 def window_counts(token_counts: np.ndarray, ngram: int) -> np.ndarray:
@@ -58,5 +50,5 @@ def window_hashes(token_hashes: np.ndarray, token_counts: np.ndarray, ngram: int
     """
     if ngram < 1:
         raise ValueError(f"ngram must be a positive integer, got {ngram!r}")
-    return token_kernel.window_hashes(np.ascontiguousarray(token_hashes, dtype=np.uint64),
+    return hash_kernel.window_hashes(np.ascontiguousarray(token_hashes, dtype=np.uint64),
                                       np.ascontiguousarray(token_counts, dtype=np.int64), int(ngram))

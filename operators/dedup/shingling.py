@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from operators.dedup.shingle_hash import window_counts, window_hashes
-from operators.dedup import token_kernel
+from operators.dedup import hash_kernel
 from operators.dedup.tokens import DECIMAL_DIGIT, SEPARATOR_RUN, nfkc, normalize_words
 
 # nfkc is imported by exact.normalize_text; the patterns are part of the documented semantics.
@@ -131,7 +131,7 @@ def word_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
     words = normalize_words(texts, map_digits=map_digits)
     windows = window_counts(words.counts, ngram)
     if scheme == "fast":
-        values = token_kernel.shingle_values(words.data, words.offsets, words.counts, int(ngram))
+        values = hash_kernel.shingle_values(words.data, words.offsets, words.counts, int(ngram))
     else:  # "datasketch", checked above
         docs = (s.split(" ") for s in words.joined().to_pylist() if s)
         values = _sha1_shingles((" ".join(words[i:i + ngram]) for words in docs

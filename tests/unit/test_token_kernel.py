@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from operators.dedup import minhash_math as mm
-from operators.dedup import token_kernel
+from operators.dedup import hash_kernel, token_kernel
 from operators.dedup.code_points import NFKC_UNSAFE, code_point_classes, lower_map
 from operators.dedup.shingle_hash import window_counts, window_hashes, word_hashes
 from operators.dedup.shingling import ShingleSets, char_shingles, word_shingles
@@ -39,7 +39,7 @@ def reference_word_hash(word: bytes) -> int:
         h = h * 0xC4CEB9FE1A85EC53 & _MASK
         return h ^ h >> 33
 
-    if len(word) > token_kernel.LONG_WORD:
+    if len(word) > hash_kernel.LONG_WORD:
         return xxhash.xxh64_intdigest(word)
     h = fmix(int.from_bytes(word[:8], "little") ^ (len(word) * 0x243F6A8885A308D3 & _MASK))
     for k in range(8, len(word), 8):
@@ -87,7 +87,7 @@ def test_shingle_hashes_are_unchanged_since_the_numpy_implementation() -> None:
 def test_word_and_window_hashes_equal_the_python_reference() -> None:
     spans = token_spans(pa.array(TEXTS, pa.string()), map_digits=False)
     words = [spans.data[s:s + n].tobytes() for s, n in zip(spans.starts.tolist(), spans.lengths.tolist())]
-    assert any(len(w) > token_kernel.LONG_WORD for w in words)
+    assert any(len(w) > hash_kernel.LONG_WORD for w in words)
     hashes = word_hashes(spans).tolist()
     assert hashes == [reference_word_hash(w) for w in words]
     bounds = np.concatenate([[0], np.cumsum(spans.counts)]).tolist()
@@ -95,14 +95,14 @@ def test_word_and_window_hashes_equal_the_python_reference() -> None:
         expected = [v for d in range(len(spans.counts))
                     for v in reference_windows(hashes[bounds[d]:bounds[d + 1]], ngram)]
         assert window_hashes(np.array(hashes, dtype=np.uint64), spans.counts, ngram).tolist() == expected
-        fused = token_kernel.shingle_values(spans.data, spans.offsets, spans.counts, ngram)
+        fused = hash_kernel.shingle_values(spans.data, spans.offsets, spans.counts, ngram)
         assert fused.tolist() == expected
 
 
 @pytest.mark.parametrize("length", [*range(0, 70), 255, 256, 257, 1000, 4099])
 def test_xxh64_equals_the_xxhash_package(length: int) -> None:
     data = np.random.default_rng(length).integers(0, 256, length + 16).astype(np.uint8)
-    assert token_kernel._xxh64(data, 3, length) == xxhash.xxh64_intdigest(data[3:3 + length].tobytes())
+    assert hash_kernel._xxh64(data, 3, length) == xxhash.xxh64_intdigest(data[3:3 + length].tobytes())
 
 
 def test_lower_map_is_utf8_lower_on_whole_texts() -> None:
