@@ -38,10 +38,10 @@ from isal import igzip, isal_zlib
 from jobs import shuffle
 from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, STATS_SCHEMA, FileOutput, append_by_file, basename,
                         column_part, conform, iter_file_batches, logical_columns, metrics_row, parquet_writer,
-                        read_files, stats_table)
+                        read_files, row_part, stats_table)
 from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store, filesystem_for
-from operators.base import FitOperator, GroupOperator, Operator, ResourceHint
+from operators.base import DROP_REASON, FitOperator, GroupOperator, Operator, ResourceHint
 from operators.io.jsonl_block import parse_jsonl_batch
 from operators.io.records import FieldMapping, normalize_table
 
@@ -172,9 +172,12 @@ class FileMapper:
         # a row-keeping operator's files hold only what it writes (see parts.column_part)
         keeps_rows = column_files and getattr(operator, "keeps_rows", False)
         self.written = tuple(operator.columns_written(config)) if keeps_rows else ()
+        # ... or, when it marks rows dropped, the numbers of the rows it keeps (parts.row_part)
+        self.drops = DROP_REASON in self.written
         # ... and needs only the columns it reads: the others stay in the files they are in
-        # (all of them for an operator that reads none: a batch of no columns has no rows)
-        self.reading = list(operator.columns_read(config)) or None if keeps_rows else None
+        # (all of them for an operator that reads none: a batch of no columns has no rows;
+        # all of them when it drops rows, which rejected/ keeps whole)
+        self.reading = list(operator.columns_read(config)) or None if keeps_rows and not self.drops else None
         self.follows, self.name = follows, name or operator.name
         self.slices: dict[str, list[str]] | None = None  # document file name -> its artifact slices
         if artifact and artifact["by_file"]:
@@ -208,10 +211,17 @@ class FileMapper:
                 op = self.operator(self.config, artifact=read_files(self.store, parts) if parts else None)
             writer = self.out.writer()
             base_columns = logical_columns(self.store, key) if self.reading is not None else None
+            first_row = 0
             for batch in iter_file_batches(self.store, key, self.batch_rows, self.reading):
                 result = op(batch)
-                writer.write(name, column_part(batch, result, self.written, key, base_columns) if self.written
-                             else result)
+                if self.drops:
+                    kept, rejected = row_part(batch, result, self.written, key, first_row)
+                    writer.append("rejected", name, rejected)
+                    writer.append("kept", name, kept)
+                else:
+                    writer.write(name, column_part(batch, result, self.written, key, base_columns) if self.written
+                                 else result)
+                first_row += batch.num_rows
             stats += writer.close()
             if op is not self.op:
                 stats += metrics_row(op.metrics(), self.out.prefix)

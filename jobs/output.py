@@ -12,10 +12,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import pyarrow.parquet as pq
-
 from jobs import checkpoint as cp
 from jobs import execute
+from jobs.part_reader import logical_schema
 from jobs.spec import redacted_config
 from jobs.store import Store
 
@@ -84,7 +83,7 @@ def _funnel(stage: dict[str, Any], store: Store) -> dict[str, Any]:
 def _schema(store: Store, files: list[dict[str, Any]]) -> list[dict[str, str]]:
     if not files:
         return []
-    schema = pq.read_schema(store.fs_path(files[0]["key"]), filesystem=store.fs)
+    schema = logical_schema(store, files[0]["key"])  # a linked file's own schema lacks its base's columns
     return [{"name": f.name, "type": str(f.type)} for f in schema if f.name not in execute.INTERNAL_COLUMNS]
 
 

@@ -18,15 +18,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from jobs.part_reader import (BASE_KEY, COLUMNS_KEY, ROW_COLUMN, iter_file_batches, linked_bytes,  # noqa: F401
+                              logical_bytes, logical_columns, logical_schema, read_part)
 from jobs.store import Store
 from operators.base import DROP_REASON, FILE_COLUMN
 from operators.runs import run_starts
 
 INTERNAL_COLUMNS = (DROP_REASON, FILE_COLUMN)
 UNIQUE_COLUMNS = ("text", "id")
-BASE_KEY, COLUMNS_KEY = b"tamis.base", b"tamis.columns"
-"""Schema metadata of a column file: the key of the file holding its other columns, and the
-JSON list of all its columns in order (its own and the base's it keeps)."""
 STATS_SCHEMA = pa.schema([("kind", pa.string()), ("key", pa.string()), ("rows", pa.int64()),
                           ("bytes", pa.int64()), ("reasons", pa.string())])
 SUBDIR = {"kept": "", "rejected": "rejected/", "artifact": "artifact/", "artifact_by_file": "artifact/"}
@@ -92,8 +91,8 @@ class PartWriter:
             key = self.out.key(kind, name)
             size = self.out.store.fs.get_file_info(self.out.store.fs_path(key)).size
             base = (writer.schema.metadata or {}).get(BASE_KEY)
-            if base:  # a column file stands for its base's columns too
-                size += logical_bytes(self.out.store, base.decode())
+            if base:  # a linked file stands for (its share of) its base's columns too
+                size += linked_bytes(self.out.store, base.decode(), self._rows[(kind, name)])
             stats.append({"kind": kind, "key": key, "rows": self._rows[(kind, name)], "bytes": size,
                           "reasons": json.dumps(dict(self._reasons[(kind, name)]))})
         self._writers.clear()
@@ -150,72 +149,6 @@ def metrics_row(metrics: dict[str, float], prefix: str = "") -> list[dict[str, A
     return [{"kind": "metrics", "key": prefix, "rows": 0, "bytes": 0, "reasons": json.dumps(metrics)}] if metrics else []
 
 
-def iter_file_batches(store: Store, key: str, batch_rows: int,
-                      columns: list[str] | None = None) -> Iterator[pa.Table]:
-    """Stream a committed Parquet file in batches of at most ``batch_rows`` rows
-    (only ``columns`` when given: the others are never read or decompressed).
-
-    A column file (see :func:`column_part`) streams its own columns alongside the batches
-    of its base file, read for the other columns, and joins them row by row.
-    """
-    with store.fs.open_input_file(store.fs_path(key)) as f:
-        parquet = pq.ParquetFile(f)
-        meta = parquet.schema_arrow.metadata or {}
-        if BASE_KEY not in meta:
-            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
-                yield pa.Table.from_batches([batch])
-            return
-        names, rows = parquet.schema_arrow.names, parquet.metadata.num_rows
-        base, order = meta[BASE_KEY].decode(), json.loads(meta[COLUMNS_KEY])
-        if columns is not None and set(columns) - set(order):
-            raise KeyError(f"{key}: no columns {sorted(set(columns) - set(order))} (it has {order})")
-        order = [c for c in order if columns is None or c in columns]
-        mine = [c for c in order if c in names]
-        own = _RowRanges(parquet.iter_batches(batch_size=batch_rows, columns=mine)) if mine else None
-        wanted = [c for c in order if c not in names]
-        if not wanted:  # everything asked for is in this file
-            while own is not None and (piece := own.take(batch_rows)).num_rows:
-                yield piece.select(order)
-            return
-        offset = 0
-        for batch in iter_file_batches(store, base, batch_rows, wanted):
-            offset += batch.num_rows
-            if own is None:  # none of this file's own columns asked for: its rows are its base's
-                yield batch.select(order)
-                continue
-            piece = own.take(batch.num_rows)
-            yield pa.Table.from_arrays([piece[c] if c in names else batch[c] for c in order], names=order)
-    if offset != rows:
-        raise RuntimeError(f"{key} has {rows} rows but its base {base} has {offset}")
-
-
-class _RowRanges:
-    """Consecutive row ranges of a stream of batches, whatever their sizes (a column file's
-    own batches need not line up with its base's), holding at most about two batches."""
-
-    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
-        self._batches, self._held = batches, None
-
-    def take(self, n: int) -> pa.Table:
-        """The next ``n`` rows (fewer at the end; none, with no columns, once exhausted)."""
-        parts = [] if self._held is None else [self._held]
-        held = sum(p.num_rows for p in parts)
-        while held < n and (batch := next(self._batches, None)) is not None:
-            parts.append(pa.Table.from_batches([batch]))
-            held += batch.num_rows
-        if not parts:
-            return pa.table({})
-        table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        self._held = table.slice(n)
-        return table.slice(0, n)
-
-
-def read_part(store: Store, key: str, columns: list[str] | None = None) -> pa.Table:
-    """A whole committed document file (a column file joined to its base)."""
-    batches = list(iter_file_batches(store, key, 1 << 20, columns))
-    return pa.concat_tables(batches) if batches else pq.read_schema(store.fs_path(key), filesystem=store.fs).empty_table()
-
-
 def column_part(batch: pa.Table, result: pa.Table, written: tuple[str, ...], base: str,
                 base_columns: list[str] | None = None) -> pa.Table:
     """What a row-keeping map stage stores of ``result``: only the columns it ``written``,
@@ -243,31 +176,35 @@ def column_part(batch: pa.Table, result: pa.Table, written: tuple[str, ...], bas
     return result.select([c for c in result.column_names if c in written]).replace_schema_metadata(meta)
 
 
+def row_part(batch: pa.Table, result: pa.Table, written: tuple[str, ...], base: str,
+             first_row: int) -> tuple[pa.Table, pa.Table]:
+    """What a row-keeping map stage that marks rows dropped (``drop_reason`` among the
+    columns it writes, as ``filter`` does) stores of ``result``: (kept, rejected).
+
+    Kept rows become a row file: their row numbers in ``base`` (``batch`` being that file's
+    rows from ``first_row`` on, every column read) and any other column written; their text
+    is not copied. Rejected rows are returned whole, for ``rejected/``, which users read.
+
+    Raises:
+        RuntimeError: as :func:`column_part`.
+    """
+    part = column_part(batch, result, written, base)
+    meta = dict(part.schema.metadata)
+    meta[COLUMNS_KEY] = json.dumps([c for c in json.loads(meta[COLUMNS_KEY]) if c not in INTERNAL_COLUMNS]).encode()
+    dropped = pc.fill_null(pc.is_valid(result[DROP_REASON]), False)
+    rows = pa.array(np.arange(first_row, first_row + batch.num_rows, dtype=np.int64))
+    own = _without(part, INTERNAL_COLUMNS)
+    kept = pa.Table.from_arrays([rows, *own.columns], names=[ROW_COLUMN, *own.column_names])
+    kept = kept.filter(pc.invert(dropped)).replace_schema_metadata(meta)
+    return kept, _without(result.filter(dropped), (FILE_COLUMN,))
+
+
 def _same_data(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:
     """Whether two columns are the same memory (a column passed through untouched)."""
     def where(column: pa.ChunkedArray) -> list[tuple[int, int, list[int]]]:
         return [(c.offset, len(c), [buf.address if buf is not None else 0 for buf in c.buffers()])
                 for c in column.chunks]
     return a.type == b.type and where(a) == where(b)
-
-
-def logical_columns(store: Store, key: str) -> list[str]:
-    """All the columns a document file holds, in order, a column file's base's included."""
-    schema = pq.read_schema(store.fs_path(key), filesystem=store.fs)
-    meta = schema.metadata or {}
-    return json.loads(meta[COLUMNS_KEY]) if COLUMNS_KEY in meta else schema.names
-
-
-def logical_bytes(store: Store, key: str) -> int:
-    """Bytes of a document file including, for a column file, its chain of bases: the size
-    the scheduler plans waves, partitions and output shards by."""
-    total = 0
-    while key:
-        path = store.fs_path(key)
-        total += int(store.fs.get_file_info(path).size or 0)
-        meta = pq.read_schema(path, filesystem=store.fs).metadata or {}
-        key = meta.get(BASE_KEY, b"").decode()
-    return total
 
 
 def read_files(store: Store, keys: list[str]) -> pa.Table | None:

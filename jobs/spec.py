@@ -89,6 +89,7 @@ class ExecutionSpec(_Strict):
                              "checkpointed; false runs them one after another.")
     column_files: bool = Field(True, description="A map stage that keeps its input's rows (the operator's "
                                "keeps_rows) stores only the columns it writes, joined to its input file when read; "
+                               "one that marks rows dropped stores its kept rows' numbers (rejected rows whole); "
                                "false: every map stage stores whole documents.")
     checkpoint_compression: Literal["lz4", "zstd", "snappy", "none"] = Field(
         "lz4", description="Parquet codec of checkpoint files. lz4 writes and reads fastest; zstd makes files "

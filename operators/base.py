@@ -124,7 +124,9 @@ class MapOperator(Operator[ConfigT]):
     keeps_rows: ClassVar[bool] = False
     """True when the output is always the input, row for row and in order, with only the
     columns of :meth:`columns_written` added, replaced or dropped: then its checkpoint holds
-    only those columns (jobs/parts.py, ``column_part``), checked on every batch."""
+    only those columns (jobs/parts.py, ``column_part``), checked on every batch. When
+    ``drop_reason`` is among them, the kept rows are stored as their row numbers in the
+    input file (``row_part``), the rejected ones whole."""
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         raise NotImplementedError

@@ -169,6 +169,7 @@ class ClusterPruneApply(MapOperator[ClusterPruneConfig]):
     version = 1
     Config = ClusterPruneConfig
     uses_artifact = True
+    keeps_rows = True
     reads = ("id", CLUSTER_ID, CLUSTER_DISTANCE)
     writes = (CLUSTER_SIZE, DROP_REASON)
 

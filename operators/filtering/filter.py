@@ -150,6 +150,7 @@ class Filter(MapOperator[FilterConfig]):
 
     version = 1
     Config = FilterConfig
+    keeps_rows = True  # the stage stores the kept rows' numbers, not their text (jobs/parts.py, row_part)
     writes = (DROP_REASON,)
 
     def __init__(self, config: FilterConfig, artifact: pa.Table | None = None) -> None:

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import demo_config
@@ -64,6 +65,10 @@ def test_manifest_describes_the_output(demo_run: dict[str, Any]) -> None:
     names = {c["name"] for c in manifest["schema"]}
     assert {"id", "text", "source", "dedup_exact_keep", "quality_word_count"} <= names
     assert "drop_reason" not in names
+    # the last stage (the filter) stores row files: the schema is the documents', as written
+    first = manifest_path.parent / manifest["files"][0]["path"]
+    written = pq.read_schema(first)
+    assert manifest["schema"] == [{"name": f.name, "type": str(f.type)} for f in written]
 
 
 def test_rerun_skips_everything(demo_run: dict[str, Any]) -> None:
