@@ -46,7 +46,7 @@ def write_output(sched: "RunScheduler", last: dict[str, Any], started: float) ->
             out_store.delete_prefix(key)
     t0 = time.time()
     sizes = [(f["key"], f["bytes"]) for f in last["files"]]
-    shards = cp.plan_waves(sizes, spec.output.target_shard_mb << 20)
+    shards = cp.plan_even(sizes, spec.output.target_shard_mb << 20)
     stats = execute.run_write(shards, sched.store, uri, spec.s3_options(), spec.output.format,
                               spec.execution.batch_rows) if shards else []
     files = sorted(({"path": s["key"], "rows": s["rows"], "bytes": s["bytes"]} for s in stats),

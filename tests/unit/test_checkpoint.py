@@ -206,3 +206,24 @@ def test_commit_refused_but_unreadable_fails_loudly(tmp_path: Path,
     monkeypatch.setattr(store, "create_json", lambda key, body: False)
     with pytest.raises(RuntimeError, match="refused but cannot be read"):
         cp.commit(store, "x/_COMMIT.json", {})
+
+
+def test_plan_even_balances_output_shards() -> None:
+    # 8 files of a 100k-document run against a 256 MB shard: greedy packing gives 7 + 1 files
+    sizes = [(f"f{n}", 30) for n in range(8)]
+    assert [len(s) for s in cp.plan_waves(sizes, 210)] == [7, 1]
+    assert cp.plan_even(sizes, 210) == [[f"f{n}" for n in range(4)], [f"f{n}" for n in range(4, 8)]]
+    assert cp.plan_even([], 100) == []
+    assert cp.plan_even([("huge", 1000)], 100) == [["huge"]]
+
+
+@given(st.lists(st.integers(0, 300), max_size=30), st.integers(1, 200))
+def test_plan_even_properties(sizes: list[int], budget: int) -> None:
+    items = [(f"k{n}", size) for n, size in enumerate(sizes)]
+    groups, greedy = cp.plan_even(items, budget), cp.plan_waves(items, budget)
+    assert [k for g in groups for k in g] == [k for k, _ in items]  # order, none lost
+    assert all(groups) and len(groups) <= len(greedy)
+    by_key, total = dict(items), sum(sizes)
+    if len(groups) > 1:  # no run is further from an even share than one input takes it
+        share = total / len(greedy)
+        assert max(sum(by_key[k] for k in g) for g in groups) <= share + max(sizes)
