@@ -149,6 +149,9 @@ class GroupOperator(Operator[ConfigT]):
     """With ``emits = "artifact"``: the artifact has :data:`FILE_COLUMN` and is stored split
     per document file (one slice per file and partition), for a later map stage to read
     only its file's rows."""
+    lone_rows_matter: ClassVar[bool] = True
+    """False when a group of one row adds nothing to the output (an LSH bucket of one
+    document has no edge): the shuffle then drops such rows before the full sort."""
 
     def group_key(self) -> tuple[str, ...]:
         """Columns whose values define a group; every group arrives whole in one call."""
