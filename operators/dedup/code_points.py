@@ -9,17 +9,25 @@ very functions over all code points, so the byte-level normalization that reads 
 :func:`decode` turns the lead bytes of a UTF-8 buffer into code points, vectorized.
 
 The lowercase mapping :func:`lower_map` (4.4 MB) is built the same way, by running
-``utf8_lower``. Pure functions; each table is built once per process, in well under a second.
+``utf8_lower``. Pure functions; the tables are built once per machine, in well under a
+second, and kept in a cache file (:func:`cache_path`) that later processes load.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import logging
+import os
 import unicodedata
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+log = logging.getLogger(__name__)
 
 # Whitespace as in exact.normalize_text (RE2's \s is ASCII-only, so \p{Z} adds Unicode
 # spaces and separators: U+00A0, U+2028, U+3000, ...), plus punctuation and symbols.
@@ -85,8 +93,60 @@ def _every_code_point() -> tuple[np.ndarray, str, pa.Array]:
     return points, text, strings
 
 
+CACHE_ENV = "TAMIS_CACHE_DIR"
+"""Where the tables are kept between processes (default ``$XDG_CACHE_HOME/tamis`` or
+``~/.cache/tamis``). Building them takes about 0.7 s, paid by every new worker process
+before its first near-dup batch; loading them takes a few milliseconds."""
+
+
+def cache_path() -> Path:
+    """The cache file of this process's tables: named by everything they are built from
+    (this module's source, pyarrow's version, Python's Unicode database)."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tamis")
+    source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    key = hashlib.sha256(f"{source} {pa.__version__} {unicodedata.unidata_version}".encode()).hexdigest()[:16]
+    return Path(root) / f"code-points-{key}.npz"
+
+
 @functools.cache
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    """(lower map, classes): loaded from :func:`cache_path`, else built and saved there (an
+    unwritable or damaged cache only costs the build)."""
+    path = cache_path()
+    try:
+        with np.load(path) as saved:
+            lower, classes = saved["lower"], saved["classes"]
+        if lower.shape == classes.shape == (MAX_CODE_POINT + 1,) and lower.dtype == np.uint32 \
+                and classes.dtype == np.uint8:
+            return lower, classes
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        pass
+    lower, classes = _build_lower_map(), _build_classes()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        with open(partial, "wb") as f:
+            np.savez(f, lower=lower, classes=classes)
+        os.replace(partial, path)  # readers never see a half-written file
+    except OSError as err:
+        log.debug("code-point tables not cached at %s: %s", path, err)
+    return lower, classes
+
+
 def lower_map() -> np.ndarray:
+    """Arrow's ``utf8_lower`` of every code point (``uint32``, indexed by code point); see
+    :func:`_build_lower_map`."""
+    return _tables()[0]
+
+
+def code_point_classes() -> np.ndarray:
+    """Class bits of every code point (``uint8``, indexed by code point); see
+    :func:`_build_classes`."""
+    return _tables()[1]
+
+
+def _build_lower_map() -> np.ndarray:
     """Arrow's ``utf8_lower`` of every code point (``uint32``, indexed by code point).
 
     ``utf8_lower`` maps each code point to exactly one, whatever its neighbours (checked
@@ -105,8 +165,7 @@ def lower_map() -> np.ndarray:
     return table
 
 
-@functools.cache
-def code_point_classes() -> np.ndarray:
+def _build_classes() -> np.ndarray:
     """Class bits of every code point (``uint8``, indexed by code point)."""
     points, text, strings = _every_code_point()
     classes = np.zeros(MAX_CODE_POINT + 1, dtype=np.uint8)

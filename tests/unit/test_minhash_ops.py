@@ -196,3 +196,17 @@ def test_signatures_do_not_depend_on_shingle_dedup() -> None:
     as_sets = mm.signatures(word_shingles(texts, 5, "fast"), perms)
     raw = mm.signatures(word_shingles(texts, 5, "fast", as_sets=False), perms)
     assert np.array_equal(as_sets, raw)
+
+
+def test_keep_shingles_each_distinct_text_once_with_the_same_sets() -> None:
+    from operators.dedup.minhash import shingle_sets
+    from operators.dedup.near_keep import _RowSets
+
+    config = MinhashDedupConfig()
+    texts = ["the same words over and over " * 5, None, "other words that differ a little here " * 4, ""]
+    column = pa.chunked_array([pa.array(texts[:3] + texts[:1]), pa.array(texts[1:] + texts[:2])])
+    rows = _RowSets(column, config)
+    assert len(rows.sets.offsets) - 1 == 4  # four distinct values, null included
+    plain = shingle_sets(column.combine_chunks(), config)
+    for row in range(len(column)):
+        assert np.array_equal(rows.doc(row), plain.doc(row))
