@@ -93,20 +93,18 @@ def _every_code_point() -> tuple[np.ndarray, str, pa.Array]:
     return points, text, strings
 
 
-CACHE_ENV = "TAMIS_CACHE_DIR"
-"""Where the tables are kept between processes (default ``$XDG_CACHE_HOME/tamis`` or
-``~/.cache/tamis``). Building them takes about 0.7 s, paid by every new worker process
-before its first near-dup batch; loading them takes a few milliseconds."""
+CACHE_DIR = Path(__file__).parent / "__pycache__"
+"""Where the tables are kept between processes, beside numba's cache of the kernels.
+Building them takes about 0.7 s, paid by every new worker process before its first near-dup
+batch; loading them takes about 10 ms."""
 
 
 def cache_path() -> Path:
     """The cache file of this process's tables: named by everything they are built from
     (this module's source, pyarrow's version, Python's Unicode database)."""
-    root = os.environ.get(CACHE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tamis")
     source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
     key = hashlib.sha256(f"{source} {pa.__version__} {unicodedata.unidata_version}".encode()).hexdigest()[:16]
-    return Path(root) / f"code-points-{key}.npz"
+    return CACHE_DIR / f"code-points-{key}.npz"
 
 
 @functools.cache

@@ -13,7 +13,7 @@ from operators.dedup import code_points
 
 @pytest.fixture
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv(code_points.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(code_points, "CACHE_DIR", tmp_path / "cache")
     code_points._tables.cache_clear()
     yield tmp_path / "cache"
     code_points._tables.cache_clear()  # later tests get tables of the default cache again
@@ -40,7 +40,7 @@ def test_a_damaged_cache_file_is_rebuilt(cache_dir: Path) -> None:
 
 def test_an_unwritable_cache_only_costs_the_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "a-file").write_text("")  # a directory inside a file cannot be made, even by root
-    monkeypatch.setenv(code_points.CACHE_ENV, str(tmp_path / "a-file" / "cache"))
+    monkeypatch.setattr(code_points, "CACHE_DIR", tmp_path / "a-file" / "cache")
     code_points._tables.cache_clear()
     try:
         assert np.array_equal(code_points.lower_map(), code_points._build_lower_map())
