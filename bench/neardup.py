@@ -16,7 +16,7 @@ then, on the same JSONL.gz shards:
 Each method runs in a fresh interpreter (multiprocessing spawn) so that its memory is its
 own: peak memory is the highest sampled sum of PSS over the child's process tree (for tamis
 that includes Ray's GCS, raylet and workers), and CPU seconds are the tree's user+system
-time. Both are sampled every 0.2 s. CPU seconds are the figure to compare when other work
+time. Both are sampled every 0.5 s (bench/process_usage.py says why). CPU seconds are the figure to compare when other work
 shares the machine (the load average is printed): wall-clock rates drop under contention.
 
     python bench/neardup.py --docs 20000 [--threshold 0.8] [--num-perm N] [--no-verify]
