@@ -18,7 +18,6 @@ No Ray here: jobs/execute.py runs these functions as Ray Data tasks.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ import pyarrow.compute as pc
 from jobs.parts import FILE_COLUMN, FileOutput, append_by_file, basename, conform, iter_file_batches, metrics_row
 from jobs.store import Store
 from operators.base import GroupOperator
-from operators.dedup.shingling import splitmix64
+from operators.dedup.shingling import splitmix64, string_hashes
 from operators.runs import run_starts
 
 SHUFFLE_DIR = "shuffle"
@@ -51,10 +50,7 @@ def partition_of(rows: pa.Table, key: tuple[str, ...], partitions: int) -> np.nd
             if pa.types.is_integer(column.type):
                 values = pc.fill_null(column, 0).cast(pa.uint64(), safe=False).to_numpy()
             else:
-                encoded = pc.dictionary_encode(column.cast(pa.string()))
-                distinct = np.array([int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
-                                     for v in encoded.dictionary.to_pylist()] or [0], dtype=np.uint64)
-                values = distinct[pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)]
+                values = string_hashes(column)
             # splitmix64's finalizer of (h ^ splitmix64(values)): splitmix64 adds its increment first
             h = splitmix64((h ^ splitmix64(values)) - _INCREMENT)
     return (h % np.uint64(partitions)).astype(np.int64)

@@ -8,7 +8,6 @@ its smallest id rather than k(k-1)/2 pairs; connectivity is the same.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -18,7 +17,7 @@ import pyarrow.compute as pc
 from operators.base import FILE_COLUMN, FitOperator, GroupOperator, MapOperator, Rounds, set_column
 from operators.dedup.minhash import (BANDS, CANDIDATES, COMPONENT, EDGE_SCHEMA, MinhashDedupConfig,
                                      fixed_list_values)
-from operators.dedup.shingling import splitmix64
+from operators.dedup.shingling import splitmix64, string_hashes
 from operators.dedup.star_components import ComponentsByFile, LargeStar, SmallStar, StarSizes
 from operators.registry import register
 from operators.runs import run_heads, run_starts
@@ -53,10 +52,7 @@ def bucket_rows(batch: pa.Table, config: MinhashDedupConfig) -> pa.Table:
     does is add a candidate pair, which ``verify`` checks.
     """
     rows = band_rows(batch, config)
-    encoded = pc.dictionary_encode(rows[SCOPE].combine_chunks())
-    scopes = np.array([int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
-                       for v in encoded.dictionary.to_pylist()] or [0], dtype=np.uint64)
-    scope = scopes[encoded.indices.to_numpy(zero_copy_only=False)]
+    scope = string_hashes(rows[SCOPE])
     band = rows[BAND].to_numpy().astype(np.uint64)
     key = splitmix64(splitmix64(scope ^ splitmix64(band)) ^ rows[HASH].to_numpy())
     columns = {BUCKET: pa.array(key, pa.uint64()), "id": rows["id"]}

@@ -137,7 +137,8 @@ class _RowSets:
         encoded = pc.dictionary_encode(text, null_encoding="encode")  # one dictionary for all chunks
         dictionary = encoded.chunks[0].dictionary if encoded.num_chunks else pa.array([], pa.string())
         self.sets = shingle_sets(dictionary, config)
-        self.index = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks] or [[]])
+        self.index = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks] or
+                                    [np.empty(0, np.int32)])
 
     def doc(self, row: int) -> np.ndarray:
         return self.sets.doc(int(self.index[row]))

@@ -20,6 +20,8 @@ functions of their input: no I/O, no randomness, no state.
 
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass
 from typing import Literal
 
@@ -183,6 +185,20 @@ def _check_arguments(ngram: int, scheme: str) -> None:
         raise ValueError(f"ngram must be a positive integer, got {ngram!r}")
     if scheme not in ("fast", "datasketch"):
         raise ValueError(f"scheme must be 'fast' or 'datasketch', got {scheme!r}")
+
+
+def string_hashes(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A 64-bit hash (``uint64``) of each value's string form: BLAKE2b of each distinct value,
+    so the cost is per distinct value, not per row. A null hashes as the first distinct value."""
+    encoded = pc.dictionary_encode(column.cast(pa.string()))
+    if isinstance(encoded, pa.ChunkedArray):  # one dictionary for all chunks
+        dictionary = encoded.chunks[0].dictionary if encoded.num_chunks else pa.array([], pa.string())
+        indices = pa.chunked_array([c.indices for c in encoded.chunks], pa.int32())
+    else:
+        dictionary, indices = encoded.dictionary, encoded.indices
+    distinct = np.array([int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
+                         for v in dictionary.to_pylist()] or [0], dtype=np.uint64)
+    return distinct[pc.fill_null(indices, 0).to_numpy(zero_copy_only=False)]
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:

@@ -113,3 +113,16 @@ def test_lsh_edges_are_the_same_without_lone_buckets(tmp_path: Path) -> None:
     pruned = op(shared.take(pc.sort_indices(shared, [(BUCKET, "ascending"), ("id", "ascending")])))
     assert sorted(full.to_pylist(), key=str) == sorted(pruned.to_pylist(), key=str)
     assert full.num_rows > 0
+
+
+def test_string_hashes_are_blake2b_of_each_value_whatever_the_chunking() -> None:
+    import hashlib
+
+    from operators.dedup.shingling import string_hashes
+
+    values = ["web", "books", "web", "", "код"]
+    expected = [int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little") for v in values]
+    assert string_hashes(pa.array(values)).tolist() == expected
+    assert string_hashes(pa.chunked_array([values[:2], values[2:]])).tolist() == expected
+    three = int.from_bytes(hashlib.blake2b(b"3", digest_size=8).digest(), "little")
+    assert string_hashes(pa.array([3, 3], pa.int64())).tolist() == [three, three]  # by string form
