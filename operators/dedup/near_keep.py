@@ -32,6 +32,7 @@ from operators.dedup import minhash_math as mm
 from operators.dedup.lsh import COMPONENT
 from operators.dedup.minhash import MinhashDedupConfig, shingle_sets
 from operators.dedup.minhash_index import PRIOR_ID, PRIOR_MATCH, index_columns
+from operators.dedup.shingling import distinct_values
 from operators.registry import register
 
 CLUSTER_ID = "dedup_minhash_cluster_id"
@@ -134,11 +135,8 @@ class _RowSets:
     dedup stage before), and shingling is most of the keep step's time."""
 
     def __init__(self, text: pa.ChunkedArray, config: MinhashDedupConfig) -> None:
-        encoded = pc.dictionary_encode(text, null_encoding="encode")  # one dictionary for all chunks
-        dictionary = encoded.chunks[0].dictionary if encoded.num_chunks else pa.array([], pa.string())
+        dictionary, self.index = distinct_values(text, nulls=True)
         self.sets = shingle_sets(dictionary, config)
-        self.index = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks] or
-                                    [np.empty(0, np.int32)])
 
     def doc(self, row: int) -> np.ndarray:
         return self.sets.doc(int(self.index[row]))

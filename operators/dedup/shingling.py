@@ -21,7 +21,6 @@ functions of their input: no I/O, no randomness, no state.
 from __future__ import annotations
 
 import hashlib
-
 from dataclasses import dataclass
 from typing import Literal
 
@@ -187,18 +186,24 @@ def _check_arguments(ngram: int, scheme: str) -> None:
         raise ValueError(f"scheme must be 'fast' or 'datasketch', got {scheme!r}")
 
 
+def distinct_values(column: pa.Array | pa.ChunkedArray, *, nulls: bool = False) -> tuple[pa.Array, np.ndarray]:
+    """(distinct values, each row's index into them), one dictionary for all chunks. With
+    ``nulls`` a null is a distinct value of its own; otherwise its index is 0."""
+    encoded = pc.dictionary_encode(column, null_encoding="encode" if nulls else "mask")
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    if not chunks:
+        return pa.array([], column.type), np.empty(0, np.int64)
+    indices = np.concatenate([pc.fill_null(c.indices, 0).to_numpy(zero_copy_only=False) for c in chunks])
+    return chunks[0].dictionary, indices
+
+
 def string_hashes(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A 64-bit hash (``uint64``) of each value's string form: BLAKE2b of each distinct value,
     so the cost is per distinct value, not per row. A null hashes as the first distinct value."""
-    encoded = pc.dictionary_encode(column.cast(pa.string()))
-    if isinstance(encoded, pa.ChunkedArray):  # one dictionary for all chunks
-        dictionary = encoded.chunks[0].dictionary if encoded.num_chunks else pa.array([], pa.string())
-        indices = pa.chunked_array([c.indices for c in encoded.chunks], pa.int32())
-    else:
-        dictionary, indices = encoded.dictionary, encoded.indices
+    dictionary, indices = distinct_values(column.cast(pa.string()))
     distinct = np.array([int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
                          for v in dictionary.to_pylist()] or [0], dtype=np.uint64)
-    return distinct[pc.fill_null(indices, 0).to_numpy(zero_copy_only=False)]
+    return distinct[indices]
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
