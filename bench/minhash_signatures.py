@@ -42,7 +42,8 @@ import pyarrow as pa
 import datasketch
 from datasketch import MinHash
 from operators.dedup import minhash_math as mm
-from operators.dedup.minhash import MinhashDedupConfig, MinhashSignature
+from operators.dedup.minhash_config import MinhashDedupConfig
+from operators.dedup.minhash_signature import MinhashSignature
 from operators.dedup.minhash_math import Permutations, signatures
 from operators.dedup import hash_kernel
 from operators.dedup.shingle_hash import window_hashes, word_hashes

@@ -27,7 +27,8 @@ import pyarrow as pa
 from jobs import checkpoint as cp
 from jobs.parts import iter_file_batches, parquet_writer, read_files
 from jobs.store import Store
-from operators.dedup.minhash import BANDS, SKETCH, MinhashDedupConfig, MinhashSignature
+from operators.dedup.minhash_config import BANDS, SKETCH, MinhashDedupConfig
+from operators.dedup.minhash_signature import MinhashSignature
 from operators.dedup.minhash_index import KEEP, bloom_update, index_row_schema, index_rows
 
 VERSION = re.compile(r"v-(\d{5,})\.json$")

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from jobs.parts import FILE_COLUMN, FileOutput, append_by_file, basename, conform, iter_file_batches, metrics_row
 from jobs.store import Store
 from operators.base import GroupOperator
-from operators.dedup.shingling import splitmix64, string_hashes
+from operators.hashing import splitmix64, string_hashes
 from operators.runs import run_starts
 
 SHUFFLE_DIR = "shuffle"

@@ -19,6 +19,7 @@ _REGISTRY: dict[str, Registered] = {}
 _BUILTIN_MODULES = (
     "operators.dedup.exact",
     "operators.dedup.minhash",
+    "operators.dedup.minhash_signature",
     "operators.dedup.lsh",
     "operators.dedup.near_keep",
     "operators.quality.heuristics",

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from operators.base import FILE_COLUMN, FitOperator, GroupOperator, MapOperator, Rounds, set_column
-from operators.dedup.minhash import (BANDS, CANDIDATES, COMPONENT, EDGE_SCHEMA, MinhashDedupConfig,
-                                     fixed_list_values)
-from operators.dedup.shingling import splitmix64, string_hashes
+from operators.dedup.minhash_config import (BANDS, CANDIDATES, COMPONENT, EDGE_SCHEMA, MinhashDedupConfig,
+                                            fixed_list_values)
+from operators.hashing import splitmix64, string_hashes
 from operators.dedup.star_components import ComponentsByFile, LargeStar, SmallStar, StarSizes
 from operators.registry import register
 from operators.runs import run_heads, run_starts

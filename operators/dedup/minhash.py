@@ -1,4 +1,4 @@
-"""Near-duplicate removal with MinHash LSH: config, signatures, and the composite.
+"""Near-duplicate removal with MinHash LSH: the ``minhash_dedup`` composite.
 
 ``minhash_dedup`` runs as six primitives that hand over through committed outputs:
 
@@ -22,153 +22,14 @@ Removal is a later ``filter`` on ``dedup_minhash_keep`` (reason ``dedup:minhash`
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
 
-import numpy as np
-import pyarrow as pa
-from pydantic import Field, model_validator
-
-from operators.base import Composite, MapOperator, OperatorConfig, Part, set_column
-from operators.dedup import minhash_math as mm
-from operators.dedup.shingling import ShingleSets, char_shingles, word_shingles
+from operators.base import Composite, Part
+from operators.dedup.lsh import AssignComponent, LshBuckets, LshComponents
+from operators.dedup.minhash_config import MinhashDedupConfig
+from operators.dedup.minhash_index import AssignPrior, BloomProbe, IndexMatch
+from operators.dedup.minhash_signature import MinhashSignature
+from operators.dedup.near_keep import KeepApply, VerifyKeep
 from operators.registry import register
-
-BANDS = "dedup_minhash_bands"
-SKETCH = "dedup_minhash_sketch"
-"""Lowest 8 bits of each MinHash value (b-bit MinHash, Li and Koenig 2010): what the exact
-index keeps per band row to verify matches."""
-COMPONENT = "dedup_minhash_component"
-CANDIDATES = "dedup_minhash_candidates"
-EDGE_SCHEMA = pa.schema([("src", pa.string()), ("dst", pa.string()), ("src_file", pa.string()),
-                         ("dst_file", pa.string())])
-"""Candidate edges, oriented from the larger id to the smaller, with each end's file."""
-
-
-class LshConfig(OperatorConfig):
-    bands: int | None = Field(None, gt=0, description="LSH bands; chosen from threshold and num_perm when unset.")
-    rows: int | None = Field(None, gt=0, description="Rows per band; set together with bands.")
-    false_negative_weight: float | None = Field(
-        None, gt=0, lt=1, description="Weight of missed pairs vs false candidates when choosing bands "
-        "(default 0.95 with verify, since verification removes false candidates; 0.5 without).")
-    seed: int = Field(1, description="Seed of the hash-function draw.")
-    scheme: Literal["fast", "datasketch"] = Field(
-        "fast", description="fast: 64-bit word hashes from UTF-8 bytes + affine permutations mod 2**32; "
-        "datasketch: bit-identical to datasketch's legacy MinHash (slow, for checks).")
-
-
-class ComponentsConfig(OperatorConfig):
-    method: Literal["auto", "single", "distributed"] = Field(
-        "auto", description="single: union of the candidate edges on one worker (scipy); distributed: "
-        "large-star/small-star rounds over Ray Data, each committed; auto: single up to max_single_edges.")
-    max_single_edges: int = Field(20_000_000, gt=0, description="Most candidate edges auto sends to one "
-                                  "worker (about 100 bytes each in memory).")
-
-
-class IndexConfig(OperatorConfig):
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="Index in the "
-                             "store (indexes/<name>/): also remove documents near-duplicating ones kept by the "
-                             "earlier runs that added to it; null: no index.")
-    form: Literal["exact", "bloom"] = Field("exact", description="exact: band hashes, ids and signatures, "
-                                            "matched by a shuffle and verified; bloom: one Bloom filter per "
-                                            "band (LSHBloom), probed in place, unverified.")
-    update: bool = Field(True, description="Add this run's kept documents to the index when the run succeeds.")
-    bloom_capacity: int = Field(10_000_000, gt=0, description="Documents each band's Bloom filter is sized "
-                                "for; fixed when the index is created.")
-    bloom_fp_rate: float = Field(1e-5, gt=0, lt=1, description="False-positive rate of one band's filter at "
-                                 "capacity; a document falsely matches with probability about bands x this.")
-
-
-class MinhashDedupConfig(OperatorConfig):
-    threshold: float = Field(0.8, gt=0, lt=1, description="Jaccard similarity of shingle sets that makes a "
-                             "duplicate (below 1: identical texts are exact_dedup's job).")
-    ngram: int = Field(5, gt=0, description="Words per shingle.")
-    char_ngram: int | None = Field(None, gt=0, description="Use character n-grams of this size instead of words.")
-    num_perm: int = Field(112, gt=0, le=1024, description="MinHash permutations (signature length).")
-    scope: Literal["source", "global"] = Field("source", description="Deduplicate within each source, or globally.")
-    verify: bool = Field(True, description="Check candidates' exact Jaccard before treating them as duplicates.")
-    keep: str = Field("min_id", pattern=r"^(min_id|max:[A-Za-z0-9_]+)$",
-                      description="Keeper of a cluster: min_id, or max:<column> (ties: smallest id).")
-    map_digits: bool = Field(False, description="Map every digit to 0 before shingling.")
-    lsh: LshConfig = Field(default_factory=LshConfig, description="Banding and hashing details.")
-    components: ComponentsConfig = Field(default_factory=ComponentsConfig,
-                                         description="How connected components of the candidates are found.")
-    index: IndexConfig = Field(default_factory=IndexConfig,
-                               description="Deduplicate against documents kept by earlier runs.")
-
-    @model_validator(mode="after")
-    def _bands_fit(self) -> "MinhashDedupConfig":
-        if (self.lsh.bands is None) != (self.lsh.rows is None):
-            raise ValueError("lsh.bands and lsh.rows go together: give both or neither")
-        if self.lsh.bands is not None and self.lsh.bands * self.lsh.rows > self.num_perm:
-            raise ValueError(f"lsh.bands x lsh.rows = {self.lsh.bands * self.lsh.rows} exceeds "
-                             f"num_perm = {self.num_perm}")
-        return self
-
-    def banding(self) -> tuple[int, int]:
-        if self.lsh.bands is not None and self.lsh.rows is not None:
-            return self.lsh.bands, self.lsh.rows
-        fn = self.lsh.false_negative_weight or (0.95 if self.verify else 0.5)
-        return mm.optimal_bands(self.threshold, self.num_perm, fp_weight=1 - fn, fn_weight=fn)
-
-    def keep_column(self) -> str | None:
-        return self.keep.split(":", 1)[1] if self.keep.startswith("max:") else None
-
-
-def shingle_sets(texts: pa.Array | pa.ChunkedArray, config: MinhashDedupConfig,
-                 as_sets: bool = True) -> ShingleSets:
-    """The shingles ``config`` describes (shared by signatures and verification); sets
-    unless ``as_sets`` is False (word shingles only: repeats do not change a minimum)."""
-    if config.char_ngram:
-        return char_shingles(texts, config.char_ngram, config.lsh.scheme, map_digits=config.map_digits)
-    return word_shingles(texts, config.ngram, config.lsh.scheme, map_digits=config.map_digits, as_sets=as_sets)
-
-
-@register("minhash_dedup.signature")
-class MinhashSignature(MapOperator[MinhashDedupConfig]):
-    """MinHash signature per document, reduced to one 64-bit hash per LSH band.
-
-    Reads: text. Writes: dedup_minhash_bands (fixed-size list of uint64, one per band; null
-    for a document with no shingles, which is then never a candidate); with an exact
-    ``index``, also dedup_minhash_sketch (the low byte of each MinHash value). Vectorized over the
-    batch; deterministic for the same config (seeded hash functions).
-    """
-
-    keeps_rows = True
-    version = 2  # 2: "fast" hashes words from their bytes and permutes 32-bit keys mod 2**32
-    Config = MinhashDedupConfig
-    reads = ("text",)
-    writes = (BANDS,)
-
-    def __init__(self, config: MinhashDedupConfig, artifact: pa.Table | None = None) -> None:
-        super().__init__(config, artifact)
-        self.perms = mm.Permutations(config.num_perm, config.lsh.seed, config.lsh.scheme)
-        self.bands, self.rows = config.banding()
-        self.sketch = SKETCH in self.columns_written(config)
-
-    @classmethod
-    def describe(cls, config: MinhashDedupConfig) -> dict[str, Any]:  # type: ignore[override]
-        bands, rows = config.banding()
-        return {"bands": bands, "rows": rows, "num_perm": config.num_perm,
-                "candidate_probability_at_threshold": round(mm.candidate_probability(config.threshold, bands, rows), 4),
-                "shingles": f"char {config.char_ngram}-grams" if config.char_ngram else f"word {config.ngram}-grams"}
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        shingles = shingle_sets(batch["text"], self.config, as_sets=False)
-        sigs = mm.signatures(shingles, self.perms)
-        hashes = mm.band_hashes(sigs, self.bands, self.rows)
-        values = pa.array(hashes.reshape(-1), pa.uint64())
-        empty = pa.array(shingles.sizes == 0)
-        bands = pa.FixedSizeListArray.from_arrays(values, self.bands, mask=empty)
-        batch = set_column(batch, BANDS, bands)
-        if self.sketch:  # the exact index verifies its matches with the low byte of each value
-            low = pa.array((sigs & np.uint64(0xFF)).astype(np.uint8).reshape(-1), pa.uint8())
-            batch = set_column(batch, SKETCH, pa.FixedSizeListArray.from_arrays(low, self.config.num_perm, mask=empty))
-        return batch
-
-    @classmethod
-    def columns_written(cls, config: OperatorConfig) -> tuple[str, ...]:
-        exact_index = isinstance(config, MinhashDedupConfig) and config.index.name and config.index.form == "exact"
-        return (BANDS, SKETCH) if exact_index else (BANDS,)
 
 
 @register("minhash_dedup")
@@ -184,11 +45,6 @@ class MinhashDedup(Composite[MinhashDedupConfig]):
 
     @classmethod
     def parts(cls, config: MinhashDedupConfig) -> Sequence[Part]:
-        from operators.dedup.lsh import AssignComponent, LshBuckets, LshComponents
-        from operators.dedup.near_keep import KeepApply, VerifyKeep
-
-        from operators.dedup.minhash_index import AssignPrior, BloomProbe, IndexMatch
-
         index: tuple[Part, ...] = ()
         if config.index.name and config.index.form == "exact":
             index = (Part("index_match", IndexMatch, config), Part("index_assign", AssignPrior, config))
@@ -197,13 +53,3 @@ class MinhashDedup(Composite[MinhashDedupConfig]):
         return (Part("signature", MinhashSignature, config), Part("buckets", LshBuckets, config),
                 Part("components", LshComponents, config), Part("assign", AssignComponent, config),
                 *index, Part("keep", VerifyKeep, config), Part("apply", KeepApply, config))
-
-
-def fixed_list_values(column: pa.ChunkedArray | pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows x width) values of a fixed-size list column and the mask of its valid rows."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    valid = array.is_valid().to_numpy(zero_copy_only=False)
-    flat = array.flatten().to_numpy()  # skips null rows' slots
-    values = np.zeros((len(array), width), dtype=np.uint64)
-    values[valid] = flat.reshape(-1, width)
-    return values, valid

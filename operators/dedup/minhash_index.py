@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from operators.base import FILE_COLUMN, GroupOperator, MapOperator, OperatorConfig, set_column
 from operators.dedup.lsh import BAND, HASH, SCOPE, band_rows
-from operators.dedup.minhash import BANDS, SKETCH, MinhashDedupConfig, fixed_list_values
+from operators.dedup.minhash_config import BANDS, SKETCH, MinhashDedupConfig, fixed_list_values
 from operators.registry import register
 from operators.runs import run_heads, run_starts
 

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from operators.dedup import hash_kernel
-from operators.dedup.shingling import Scheme, ShingleSets, splitmix64
+from operators.dedup.shingling import Scheme, ShingleSets
+from operators.hashing import splitmix64
 
 MAX_HASH = (1 << 32) - 1
 """Largest signature value, also the value of every position of an empty document."""

@@ -29,10 +29,9 @@ import pyarrow.compute as pc
 
 from operators.base import FILE_COLUMN, GroupOperator, MapOperator, OperatorConfig, set_column
 from operators.dedup import minhash_math as mm
-from operators.dedup.lsh import COMPONENT
-from operators.dedup.minhash import MinhashDedupConfig, shingle_sets
+from operators.dedup.minhash_config import COMPONENT, MinhashDedupConfig, shingle_sets
 from operators.dedup.minhash_index import PRIOR_ID, PRIOR_MATCH, index_columns
-from operators.dedup.shingling import distinct_values
+from operators.hashing import distinct_values
 from operators.registry import register
 
 CLUSTER_ID = "dedup_minhash_cluster_id"

@@ -20,7 +20,6 @@ functions of their input: no I/O, no randomness, no state.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,16 +30,16 @@ import pyarrow.compute as pc
 from operators.dedup.shingle_hash import window_counts, window_hashes
 from operators.dedup import hash_kernel
 from operators.dedup.tokens import DECIMAL_DIGIT, SEPARATOR_RUN, nfkc, normalize_words
+from operators.hashing import splitmix64
 
 # nfkc is imported by exact.normalize_text; the patterns are part of the documented semantics.
 __all__ = ["DECIMAL_DIGIT", "SEPARATOR_RUN", "Scheme", "ShingleSets", "char_shingles", "nfkc",
-           "normalize_for_near_dup", "splitmix64", "word_shingles"]
+           "normalize_for_near_dup", "word_shingles"]
 
 Scheme = Literal["fast", "datasketch"]
 """Hashing scheme of shingles and permutations (see the module docstring)."""
 
 _U64 = np.uint64
-_GOLDEN = _U64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: splitmix64's increment
 _CODE_POINT_SALT = _U64(0x452821E638D01377)
 
 
@@ -184,38 +183,6 @@ def _check_arguments(ngram: int, scheme: str) -> None:
         raise ValueError(f"ngram must be a positive integer, got {ngram!r}")
     if scheme not in ("fast", "datasketch"):
         raise ValueError(f"scheme must be 'fast' or 'datasketch', got {scheme!r}")
-
-
-def distinct_values(column: pa.Array | pa.ChunkedArray, *, nulls: bool = False) -> tuple[pa.Array, np.ndarray]:
-    """(distinct values, each row's index into them), one dictionary for all chunks. With
-    ``nulls`` a null is a distinct value of its own; otherwise its index is 0."""
-    encoded = pc.dictionary_encode(column, null_encoding="encode" if nulls else "mask")
-    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
-    if not chunks:
-        return pa.array([], column.type), np.empty(0, np.int64)
-    indices = np.concatenate([pc.fill_null(c.indices, 0).to_numpy(zero_copy_only=False) for c in chunks])
-    return chunks[0].dictionary, indices
-
-
-def string_hashes(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A 64-bit hash (``uint64``) of each value's string form: BLAKE2b of each distinct value,
-    so the cost is per distinct value, not per row. A null hashes as the first distinct value."""
-    dictionary, indices = distinct_values(column.cast(pa.string()))
-    distinct = np.array([int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
-                         for v in dictionary.to_pylist()] or [0], dtype=np.uint64)
-    return distinct[indices]
-
-
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    """One splitmix64 step on ``uint64`` values: a bijective 64-bit avalanche mix.
-
-    Steele, Lea and Flood 2014, "Fast splittable pseudorandom number generators" (OOPSLA).
-    Arithmetic wraps modulo ``2**64``, as intended.
-    """
-    x = x + _GOLDEN
-    x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
-    return x ^ (x >> _U64(31))
 
 
 def _sha1_shingles(shingles, count: int) -> np.ndarray:

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from operators.base import FILE_COLUMN, GroupOperator
-from operators.dedup.minhash import CANDIDATES, COMPONENT, EDGE_SCHEMA, MinhashDedupConfig
+from operators.dedup.minhash_config import CANDIDATES, COMPONENT, EDGE_SCHEMA, MinhashDedupConfig
 from operators.registry import register
 from operators.runs import run_heads, run_starts
 

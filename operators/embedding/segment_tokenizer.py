@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from operators.dedup.code_points import MAX_CODE_POINT, decode
-from operators.dedup.shingling import splitmix64
+from operators.hashing import splitmix64
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import pytest
 
 from operators.dedup import minhash_math as mm
 from operators.dedup.lsh import LshComponents
-from operators.dedup.minhash import COMPONENT, MinhashDedupConfig, shingle_sets
+from operators.dedup.minhash_config import COMPONENT, MinhashDedupConfig, shingle_sets
 from tests.conftest import REPO, demo_config, write_config
 from tests.integration.conftest import read_output, read_rejected, run_config
 from tests.integration.test_resume import finish, output_table, run_json

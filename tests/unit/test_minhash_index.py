@@ -9,7 +9,8 @@ import pytest
 from operators.base import FILE_COLUMN
 from operators.dedup import minhash_math as mm
 from operators.dedup.lsh import BAND, HASH, SCOPE
-from operators.dedup.minhash import COMPONENT, MinhashDedupConfig, MinhashSignature
+from operators.dedup.minhash_config import COMPONENT, MinhashDedupConfig
+from operators.dedup.minhash_signature import MinhashSignature
 from operators.dedup.minhash_index import (PRIOR_ID, PRIOR_MATCH, AssignPrior, BloomProbe, IndexMatch,
                                            bloom_add, bloom_contains, bloom_parameters, bloom_update,
                                            index_rows, sketch_similarity)
@@ -46,7 +47,7 @@ def test_sketch_similarity_estimates_jaccard() -> None:
     edited = base[:240] + words(2, 60)
     table = signed([" ".join(base), " ".join(edited)], ["a", "b"])
     config = CONFIG
-    from operators.dedup.minhash import shingle_sets
+    from operators.dedup.minhash_config import shingle_sets
 
     sets = shingle_sets(table["text"], config)
     truth = mm.jaccard(sets.doc(0), sets.doc(1))

@@ -11,7 +11,9 @@ from pydantic import ValidationError
 
 from operators.base import FILE_COLUMN
 from operators.dedup.lsh import CANDIDATES, COMPONENT, EDGE_SCHEMA, AssignComponent, LshBuckets, LshComponents
-from operators.dedup.minhash import BANDS, MinhashDedup, MinhashDedupConfig, MinhashSignature
+from operators.dedup.minhash import MinhashDedup
+from operators.dedup.minhash_config import BANDS, MinhashDedupConfig
+from operators.dedup.minhash_signature import MinhashSignature
 from operators.dedup.near_keep import CLUSTER_ID, CLUSTER_SIZE, KEEP, KeepApply, VerifyKeep
 
 WORDS = ("the quick brown fox jumps over the lazy dog while seven wizards quietly hex "
@@ -199,7 +201,7 @@ def test_signatures_do_not_depend_on_shingle_dedup() -> None:
 
 
 def test_keep_shingles_each_distinct_text_once_with_the_same_sets() -> None:
-    from operators.dedup.minhash import shingle_sets
+    from operators.dedup.minhash_config import shingle_sets
     from operators.dedup.near_keep import _RowSets
 
     config = MinhashDedupConfig()

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from operators.base import FILE_COLUMN
 from operators.dedup import minhash_math as mm
 from operators.dedup.lsh import AssignComponent, LshBuckets, LshComponents
-from operators.dedup.minhash import MinhashDedupConfig, MinhashSignature, shingle_sets
+from operators.dedup.minhash_config import MinhashDedupConfig, shingle_sets
+from operators.dedup.minhash_signature import MinhashSignature
 from operators.dedup.near_keep import KEEP, KeepApply, VerifyKeep
 
 CONFIG = MinhashDedupConfig(threshold=0.7, num_perm=64)

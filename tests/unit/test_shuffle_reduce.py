@@ -13,7 +13,7 @@ from jobs.parts import FILE_COLUMN, FileOutput, read_files
 from jobs.store import S3Options, Store
 from operators.base import GroupOperator, OperatorConfig
 from operators.dedup.lsh import BUCKET, LshBuckets, bucket_rows
-from operators.dedup.minhash import BANDS, MinhashDedupConfig
+from operators.dedup.minhash_config import BANDS, MinhashDedupConfig
 
 
 class _Pairs(GroupOperator[OperatorConfig]):
@@ -118,7 +118,7 @@ def test_lsh_edges_are_the_same_without_lone_buckets(tmp_path: Path) -> None:
 def test_string_hashes_are_blake2b_of_each_value_whatever_the_chunking() -> None:
     import hashlib
 
-    from operators.dedup.shingling import string_hashes
+    from operators.hashing import string_hashes
 
     values = ["web", "books", "web", "", "код"]
     expected = [int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little") for v in values]

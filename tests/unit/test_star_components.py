@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from operators.base import FILE_COLUMN, GroupOperator
 from operators.dedup.lsh import LshComponents
-from operators.dedup.minhash import EDGE_SCHEMA, MinhashDedupConfig
+from operators.dedup.minhash_config import EDGE_SCHEMA, MinhashDedupConfig
 from operators.dedup.star_components import COMPONENT_SCHEMA, LargeStar, SmallStar
 
 CONFIG = MinhashDedupConfig()
