@@ -58,7 +58,7 @@ def decode(data: np.ndarray, leads: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
     ``leads`` are the offsets in ``data``, ascending, of bytes ``>= 0xC0``. The 4 bytes at
     each lead are read at once (big-endian), the bytes past the sequence masked off and the
-    6-bit payloads packed together by shifts, about twice as fast as byte by byte. Invalid
+    6-bit payloads packed together by shifts, faster than byte by byte. Invalid
     sequences decode to some code point at most :data:`MAX_CODE_POINT`, never out of range.
     """
     words = np.zeros(len(leads), dtype=np.uint32)
@@ -95,8 +95,8 @@ def _every_code_point() -> tuple[np.ndarray, str, pa.Array]:
 
 CACHE_DIR = Path(__file__).parent / "__pycache__"
 """Where the tables are kept between processes, beside numba's cache of the kernels.
-Building them takes about 0.7 s, paid by every new worker process before its first near-dup
-batch; loading them takes about 10 ms."""
+Building them is a real cost for every new worker process before its first near-dup batch;
+loading them is cheap (docs/benchmarks.md)."""
 
 
 def cache_path() -> Path:

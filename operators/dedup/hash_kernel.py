@@ -236,8 +236,8 @@ def min_hashes(keys: np.ndarray, doc_offsets: np.ndarray, a: np.ndarray, b: np.n
 
     ``keys`` (``uint32``) of document ``d`` are ``keys[doc_offsets[d]:doc_offsets[d + 1]]``;
     a document without keys keeps ``2**32 - 1`` everywhere. The loop over the hash
-    functions is innermost and branch-free, so that LLVM runs it on SIMD lanes (4 times
-    as fast as the numpy passes it replaced).
+    functions is innermost and branch-free, so that LLVM runs it on SIMD lanes (faster
+    than the numpy passes it replaced).
     """
     num_perm = len(a)
     result = np.empty((len(doc_offsets) - 1, num_perm), dtype=np.uint32)

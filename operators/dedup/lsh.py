@@ -45,8 +45,8 @@ def bucket_rows(batch: pa.Table, config: MinhashDedupConfig) -> pa.Table:
 
     ``splitmix64(splitmix64(blake2b(scope) ^ splitmix64(band)) ^ hash)``: the shuffle then
     hashes, sorts and compares one number per row instead of a string and two numbers
-    (phase 2 of the LSH shuffle of 1M documents: 2.7 s -> about 0.5 s per partition, with
-    :attr:`~operators.base.GroupOperator.lone_rows_matter`). Within a scope and band the
+    (with :attr:`~operators.base.GroupOperator.lone_rows_matter`, a much cheaper phase 2;
+    docs/benchmarks.md). Within a scope and band the
     key is a bijection of the band hash; two buckets of different (scope, band) share a key
     with probability 2**-64 per pair (about 1e-5 over 1M documents x 14 bands), and all that
     does is add a candidate pair, which ``verify`` checks.

@@ -35,10 +35,9 @@ MERSENNE_PRIME = (1 << 61) - 1
 DEFAULT_CHUNK_BYTES = 256 << 10
 """Target size of one row of hash values in :func:`signatures` (64 K ``uint32`` keys).
 
-A row and its keys stay in the L2 cache of one core while all the hash functions pass over
-them. Measured on a 2-vCPU Xeon with 2 MiB of L2 per core (bench/minhash_signatures.py,
-112 permutations, 1.38 M shingles): 39-43 ms from 256 to 768 KiB, 47 ms at 1 MiB, 68 ms at
-2 MiB; below 128 KiB the per-call overhead of the loop over permutations grows.
+A row and its keys stay in one core's L2 while all the hash functions pass over them;
+larger blocks fall out of L2, and below 128 KiB the per-call overhead of the loop over
+permutations grows (docs/benchmarks.md).
 """
 
 _U64 = np.uint64
@@ -131,15 +130,15 @@ def signatures(shingles: ShingleSets, perms: Permutations, *,
 
     ``"fast"`` permutations run in one compiled loop
     (:func:`~operators.dedup.hash_kernel.min_hashes`), the hash functions innermost on
-    SIMD lanes: 4 times as fast as the numpy passes below, which the ``"datasketch"``
+    SIMD lanes: faster than the numpy passes below, which the ``"datasketch"``
     scheme (64-bit arithmetic modulo a prime) still takes.
 
     Shingles are taken in blocks of whole documents, about ``chunk_bytes`` of keys each;
     for every block, each hash function in turn fills one row (two contiguous ``uint32``
     passes with a scalar operand, numpy's fastest loops) that ``np.minimum.reduceat``
-    reduces per document straight into the result. Measured against one
-    (permutations x block) matrix per block with broadcast operands, this is 1.5 times as
-    fast even with its Python loop over permutations (one iteration per 64 K shingles).
+    reduces per document straight into the result. Against one (permutations x block)
+    matrix per block with broadcast operands, this is faster even with its Python loop over
+    permutations (one iteration per 64 K shingles; docs/benchmarks.md).
     ``reduceat`` returns ``row[i]`` (not the identity) for an empty segment, so documents
     without shingles are left out of the segments; they keep ``MAX_HASH`` everywhere,
     datasketch's initial value.
@@ -211,7 +210,7 @@ def band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return splitmix64(np.add.reduce(mixed, axis=2, dtype=np.uint64))
 
 
-@functools.lru_cache(maxsize=64)  # 0.2 s per call; asked for once per batch by the band projections
+@functools.lru_cache(maxsize=64)  # slow to compute, and the band projections ask for it once per batch
 def optimal_bands(threshold: float, num_perm: int, fp_weight: float = 0.5,
                   fn_weight: float = 0.5) -> tuple[int, int]:
     """``(bands, rows)`` minimizing the weighted false-positive and false-negative areas.
@@ -256,8 +255,8 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     Two empty sets give 0.0, not 1.0: documents without shingles carry no evidence of
     being copies of each other and must never be joined.
     """
-    # one compiled merge: about 3 us for two 700-shingle sets, against 37 us for a
-    # searchsorted of one into the other and its Python overhead
+    # one compiled merge: much cheaper than a searchsorted of one into the other and its
+    # Python overhead
     return float(hash_kernel.sorted_jaccard(np.ascontiguousarray(a, dtype=np.uint64),
                                              np.ascontiguousarray(b, dtype=np.uint64)))
 

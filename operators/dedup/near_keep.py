@@ -15,8 +15,7 @@ Only candidates are shuffled; ``keep`` emits their marks as an artifact split pe
 file, and ``apply`` joins each file with its slices, marking every other document as its
 own keeper. The documents outside any component (about 90% of a web crawl) are thus
 never rewritten: ``apply`` stores three columns (a column file). When ``keep`` wrote the
-whole documents, their rewrite was most of its time (0.72 s of a 12.5k-document file's
-0.8 s at 1M documents).
+whole documents, their rewrite was most of its time (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -196,8 +196,8 @@ def _sha1_shingles(shingles, count: int) -> np.ndarray:
 
 LOOP_MIN_SHINGLES = 32
 """From this many shingles per document on average, :func:`_as_sets` sorts each document
-on its own: 700-shingle documents (4.5 KB of text) take 16 us each that way, against about
-170 us in the global sort, whose ranks over millions of values miss the cache."""
+on its own: long documents sort far faster one by one than in the global sort, whose ranks
+over millions of values miss the cache (docs/benchmarks.md)."""
 
 
 def _as_sets(values: np.ndarray, windows: np.ndarray) -> ShingleSets:
@@ -205,7 +205,7 @@ def _as_sets(values: np.ndarray, windows: np.ndarray) -> ShingleSets:
 
     Long documents are sorted one by one (see :data:`LOOP_MIN_SHINGLES`). Many short ones
     go through one vectorized pass instead, equivalent to ``np.lexsort((values, doc))``
-    then masking repeats but about four times faster: each value is replaced by its rank
+    then masking repeats but faster: each value is replaced by its rank
     in one global argsort, so that ``doc * n + rank`` is a single ``int64`` key whose plain
     sort orders by document, then value. Equal values of a document get consecutive
     ranks, so they end up adjacent.
@@ -231,7 +231,7 @@ def _as_sets(values: np.ndarray, windows: np.ndarray) -> ShingleSets:
 def _sets_one_by_one(values: np.ndarray, windows: np.ndarray) -> ShingleSets:
     bounds = np.zeros(len(windows) + 1, dtype=np.int64)
     np.cumsum(windows, out=bounds[1:])
-    sets = []  # numpy's sort (SIMD) beats a compiled loop's np.sort: 0.24 s against 0.32 for 9k documents
+    sets = []  # numpy's sort (SIMD) beats a compiled loop's np.sort
     for begin, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         doc = np.sort(values[begin:end])
         sets.append(doc[np.concatenate(([True], doc[1:] != doc[:-1]))] if len(doc) > 1 else doc)

@@ -8,8 +8,8 @@ by single spaces (:func:`fold_words`); the stretches NFKC may change are found f
 (:mod:`operators.dedup.hash_kernel`) then read the words where they lie in that buffer.
 The result is the regex pipeline's exactly (the tests compare the two).
 
-Why numba: at 4.5 KB per document the numpy passes cost about 170 us per document,
-two thirds of the signature stage; a loop per byte compiled by LLVM costs about 10.
+Why numba: the numpy passes were most of the signature stage; one loop per byte compiled
+by LLVM costs a small fraction of them (docs/benchmarks.md).
 The functions are compiled once per process and cached on disk (``cache=True``); they
 release the GIL. Pure functions: no I/O, no state.
 """

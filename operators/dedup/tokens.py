@@ -14,7 +14,7 @@ The result is the regex pipeline's exactly (NFKC, ``utf8_lower``, ``\\p{Nd}`` to
 versions included: both tables are built by running those very functions over all code
 points, and the tests compare the two on adversarial text. The kernel replaced about
 twenty vectorized numpy passes (and ``ascii_lower``, ``utf8_lower`` and a regex on the
-rows that needed them): 1.3 s against about 0.45 s for 12,500 documents of 4.9 KB.
+rows that needed them) and is faster (docs/benchmarks.md).
 Pure functions.
 """
 
@@ -94,8 +94,8 @@ class TokenSpans(NormalizedText):
 def nfkc(text: pa.Array) -> pa.Array:
     """NFKC, applied only to the rows that are not already in NFKC.
 
-    ``unicodedata.is_normalized`` is a quick check in C (about 5 us for 4.5 KB); most web
-    text passes it (79% of the benchmark corpus), and normalizing costs about 12 times more.
+    ``unicodedata.is_normalized`` is a quick check in C, far cheaper than normalizing; most
+    web text passes it (79% of the benchmark corpus).
     Pure-ASCII rows, always in NFKC, skip even the check.
     """
     candidates = pc.invert(pc.fill_null(pc.string_is_ascii(text), True))

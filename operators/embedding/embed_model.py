@@ -131,8 +131,8 @@ class PrefixTokenizer:
     no token (BERT's pre-tokenizer, ``Whitespace``, ``WhitespaceSplit``): a cut prefix is
     shortened to its last space, tab or line break, so its words are all whole and its
     tokens are the first tokens of the whole text; if it still fills ``max_seq_length`` the
-    ids are final, found with ``encode_batch_fast`` (no offsets or word ids: about twice as
-    fast). Prefixes without such whitespace or with too few tokens take the general path.
+    ids are final, found with ``encode_batch_fast``, which is faster for skipping offsets and
+    word ids. Prefixes without such whitespace or with too few tokens take the general path.
     """
 
     _WHITESPACE_SPLIT = frozenset({"BertPreTokenizer", "Whitespace", "WhitespaceSplit"})
@@ -338,9 +338,8 @@ class BatchEncoder:
     chain already ends with Normalize). On cuda the model runs in fp16; ids go through pinned
     memory with non-blocking copies and results stay on the GPU until the whole batch is
     queued, so the only synchronization is the final copy: the host pads the next mini-batch
-    (about 270,000 rows/s) while the GPU still runs the queued ones. A helper thread for that
-    was measured slower (H200, 256 rows: 24,800 against 34,800 docs/s): it takes the GIL from
-    the thread launching kernels.
+    while the GPU still runs the queued ones. A helper thread for that was slower
+    (docs/benchmarks.md): it takes the GIL from the thread launching kernels.
     """
 
     def __init__(self, model: str, device: str, batch_size: int) -> None:

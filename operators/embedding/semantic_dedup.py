@@ -55,7 +55,8 @@ class SemanticDedupConfig(OperatorConfig):
                                                  "member; ranked: to any earlier-ranked member (the paper).")
     block_rows: int = Field(2048, ge=1, description="Rows per similarity block; memory ~ block_rows^2 floats.")
     precision: Literal["float64", "float32"] = Field("float64", description="float64: products exact to "
-                                                     "float32 whatever the blocking; float32: ~2x faster.")
+                                                     "float32 whatever the blocking; float32: faster "
+                                                     "(docs/benchmarks.md).")
     column: str = Field(EMBEDDING, description="List<float> column of L2-normalized embeddings.")
     target_removal: float | None = Field(
         None, gt=0, lt=1, description="Choose eps so that about this fraction of all documents is removed "

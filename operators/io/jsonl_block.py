@@ -1,7 +1,7 @@
 """JSON lines parsed a batch at a time by Arrow's C++ reader, per line where it cannot.
 
 :func:`operators.io.records.parse_jsonl_lines` runs ``json.loads`` and a dozen checks per
-line in Python: about 100 us per 4.5 KB document, half the read stage. Most batches of a
+line in Python: a large share of the read stage (docs/benchmarks.md). Most batches of a
 clean corpus hold only objects whose mapped fields are strings and that have no other
 field; Arrow parses such a batch in one call, and the few checks left (null, blank or
 oversized text, missing ids) are column operations; other fields go to ``metadata`` as
@@ -107,8 +107,8 @@ def arrow_rows(lines: Sequence[bytes], first_line: int,
 
 def _is_utf8(block: bytes) -> bool:
     """Whether ``block`` is valid UTF-8, by Arrow's validation of a binary-to-string cast:
-    the same verdict as ``bytes.decode("utf-8")`` (surrogates, overlong forms and code
-    points past U+10FFFF are refused; the tests compare the two) at 2.5 times its speed."""
+    the same verdict as ``bytes.decode("utf-8")``, faster (surrogates, overlong forms and
+    code points past U+10FFFF are refused; the tests compare the two)."""
     size = np.array([0, len(block)], dtype=np.int64)
     value = pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(size), pa.py_buffer(block)])
     try:

@@ -49,8 +49,8 @@ class Groups:
 def group_pairs(major: np.ndarray, minor: np.ndarray) -> Groups:
     """Group positions by the pair ``(major[i], minor[i])`` of non-negative integers.
 
-    Sorting one packed int64 (key bits, then position bits) is exact and several times
-    faster than hashing or ``np.lexsort``; pairs too wide to pack fall back to lexsort.
+    Sorting one packed int64 (key bits, then position bits) is exact and faster than
+    hashing or ``np.lexsort``; pairs too wide to pack fall back to lexsort.
     """
     count = len(major)
     if count == 0:

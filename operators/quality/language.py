@@ -81,7 +81,7 @@ def model_path() -> Path:
 
 @functools.cache
 def load_model() -> Predictor:
-    """The lid.176 model, loaded once per process (about 20 ms, a few MB).
+    """The lid.176 model (a few MB), loaded once per process.
 
     Raises:
         ModelFileError: The file is missing or its SHA-256 is not :data:`MODEL_SHA256`: a
@@ -129,8 +129,8 @@ def identify(lines: pa.ChunkedArray, model: Predictor) -> tuple[pa.Array, pa.Arr
     languages: list[str | None] = [None] * len(lines)
     scores = np.zeros(len(lines), dtype=np.float64)
     # One call per document: fasttext-predict 0.9.2.4's list form returns labels without
-    # probabilities (its binding's multilinePredict), and the work per call (about 0.14 us
-    # per character) dwarfs the call itself.
+    # probabilities (its binding's multilinePredict), and the work per call, which grows with
+    # the characters read, dwarfs the call itself.
     rows = np.flatnonzero(has_letter)
     for row, line in zip(rows, pc.filter(lines, pa.array(has_letter)).to_pylist()):
         labels, probabilities = model.predict(line, k=1)
@@ -148,8 +148,8 @@ class LanguageIdConfig(OperatorConfig):
         2000,
         gt=0,
         description="Predict on the first max_chars code points of the text (null: all of "
-        "it). Cost grows linearly (about 0.14 us per character); at 2000, 99.6% of devdocs "
-        "documents get the whole-text language and 97% the same 'en at >= 0.65' decision.",
+        "it). Cost grows linearly with it; at 2000, 99.6% of devdocs documents get the "
+        "whole-text language and 97% the same 'en at >= 0.65' decision (docs/benchmarks.md).",
     )
 
 

@@ -86,7 +86,7 @@ def _ranges(codepoints: list[int]) -> str:
 
 @functools.cache
 def _patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """(URL, infix) patterns, built once per process from the Unicode tables (~50 ms)."""
+    """(URL, infix) patterns, built once per process from the Unicode tables (the build walks every code point)."""
     lower, upper, symbols = [], [], []
     for cp in range(0x30000):  # the planes holding cased letters, scripts and emoji
         category = unicodedata.category(chr(cp))
