@@ -37,6 +37,11 @@ def stage_prefix(name: str, fp: str) -> str:
     return f"stages/{name}-{fp}"
 
 
+def commit_key(prefix: str) -> str:
+    """The commit object of the stage, wave or round written under ``prefix``."""
+    return f"{prefix}/{COMMIT}"
+
+
 def wave_prefix(name: str, fp: str, wave: int, inputs: list[str]) -> str:
     """A wave's directory, named by its number and a digest of its inputs: a wave planned
     differently (say after ``wave_mb`` changed) never reuses another plan's commit."""
@@ -50,6 +55,16 @@ class FileRef:
     key: str
     rows: int
     bytes: int
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A stage's side table as later stages are given it: its files, whether they are split
+    per document file (see operators.base.FILE_COLUMN), and its rows."""
+
+    files: list[str]
+    by_file: bool = False
+    rows: int = 0
 
 
 @dataclass
@@ -90,6 +105,10 @@ class WaveResult:
     def rows_out(self) -> int:
         return sum(f.rows for f in self.files)
 
+    def made(self) -> Artifact:
+        """The artifact this result wrote (one with no files when it wrote none)."""
+        return Artifact([f.key for f in self.artifact], self.artifact_by_file, sum(f.rows for f in self.artifact))
+
     def to_json(self) -> dict[str, Any]:
         return {"inputs": self.inputs, "files": [f.__dict__ for f in self.files],
                 "rejected": [f.__dict__ for f in self.rejected], "dropped": dict(self.dropped),
@@ -121,10 +140,9 @@ def merge(results: list[WaveResult]) -> WaveResult:
     return total
 
 
-def passthrough_stats(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def passthrough_stats(files: list[FileRef]) -> list[dict[str, Any]]:
     """Stats rows that re-list upstream document files as a stage's own (documents unchanged)."""
-    return [{"kind": "kept", "key": f["key"], "rows": f["rows"], "bytes": f["bytes"], "reasons": "{}"}
-            for f in files]
+    return [{"kind": "kept", "key": f.key, "rows": f.rows, "bytes": f.bytes, "reasons": "{}"} for f in files]
 
 
 def read_fingerprint(files: list[InputFile], input_config: dict[str, Any]) -> str:
@@ -156,8 +174,8 @@ def plan_even(sizes: list[tuple[str, int]], budget: int) -> list[list[str]]:
     """As many consecutive runs of inputs as :func:`plan_waves` makes, cut so that their byte
     totals come out about equal (a run may then pass ``budget`` by part of one input).
 
-    Output shards are written one task each: packed greedily, 100k documents made one shard
-    of 79.5k rows and one of 11.3k, and the first ran alone on a 2-core machine.
+    Output shards are written one task each: packed greedily, the shards can be very uneven,
+    and the largest then runs alone.
     """
     count = len(plan_waves(sizes, budget))
     total = sum(size for _, size in sizes)

@@ -36,6 +36,7 @@ import ray
 from isal import igzip, isal_zlib
 
 from jobs import shuffle
+from jobs.checkpoint import Artifact
 from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, STATS_SCHEMA, FileOutput, append_by_file, basename,
                         column_part, conform, iter_file_batches, logical_columns, metrics_row, parquet_writer,
                         read_files, row_part, stats_table)
@@ -46,10 +47,6 @@ from operators.io.jsonl_block import parse_jsonl_batch
 from operators.io.records import FieldMapping, normalize_table
 
 log = logging.getLogger(__name__)
-
-Artifact = dict[str, Any]
-"""An upstream artifact as the scheduler passes it: ``{"files": [keys], "by_file": bool}``."""
-
 
 # -- read ---------------------------------------------------------------------------------
 def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, out: FileOutput,
@@ -102,9 +99,9 @@ def _parse_input(uri: str, fmt: str, fields: FieldMapping, s3: S3Options,
 def _open_text_stream(fs: Any, path: str) -> Iterator[Any]:
     """The decompressed bytes of an input file.
 
-    gzip goes through ISA-L (``isal.igzip``), 2.1 times as fast as zlib, which Arrow's
-    stream uses (0.16 s against 0.33 s for 64 MB of JSON lines): decompression was a
-    third of the read stage. Other extensions (.zst, .bz2, .lz4) are Arrow's to detect.
+    gzip goes through ISA-L (``isal.igzip``) rather than the zlib Arrow's stream uses:
+    decompression is a large share of the read stage and ISA-L's is faster
+    (docs/benchmarks.md). Other extensions (.zst, .bz2, .lz4) are Arrow's to detect.
     """
     if not path.lower().endswith(".gz"):
         with fs.open_input_stream(path) as stream:
@@ -118,17 +115,20 @@ def run_read(files: list[tuple[int, str]], input_spec: InputSpec, s3: S3Options,
              part_rows: int, batch_rows: int, store: Store, then: list["MapStep"]) -> list[dict[str, Any]]:
     """Read ``(index, uri)`` input files in parallel, then run the map stages ``then`` on
     what they write, streaming; one stats row per file written (by any of them)."""
-    ds = ray.data.from_items([{"index": i, "uri": u} for i, u in files], override_num_blocks=len(files))
-    ds = ds.map_batches(_read_input_files, batch_size=1, batch_format="pyarrow",
-                        fn_kwargs=dict(input_spec=input_spec, s3=s3, out=out, part_rows=part_rows,
-                                       batch_rows=batch_rows),
-                        **_task_options(ResourcesSpec(), ResourceHint()))
+    ds = _per_item([{"index": i, "uri": u} for i, u in files], _read_input_files,
+                   **_task_options(ResourcesSpec(), ResourceHint()),
+                   fn_kwargs=dict(input_spec=input_spec, s3=s3, out=out, part_rows=part_rows, batch_rows=batch_rows))
     return _collect(_then(ds, then, out.prefix, store, batch_rows, len(files)), actors=_uses_actors(then))
 
 
-def _file_items(keys: list[str]) -> ray.data.Dataset:
-    """One row (and one block, so one task) per checkpoint file."""
-    return ray.data.from_items([{"key": k} for k in keys], override_num_blocks=len(keys))
+def _items(items: list[dict[str, Any]]) -> ray.data.Dataset:
+    """One row (and one block, so one task or actor call) per item: a file, a partition, a shard."""
+    return ray.data.from_items(items, override_num_blocks=len(items))
+
+
+def _per_item(items: list[dict[str, Any]], fn: Any, **options: Any) -> ray.data.Dataset:
+    """``fn`` applied to each item on its own (a one-row pyarrow batch)."""
+    return _items(items).map_batches(fn, batch_size=1, batch_format="pyarrow", **options)
 
 
 # -- map ------------------------------------------------------------------------------------
@@ -180,11 +180,11 @@ class FileMapper:
         self.reading = list(operator.columns_read(config)) or None if keeps_rows and not self.drops else None
         self.follows, self.name = follows, name or operator.name
         self.slices: dict[str, list[str]] | None = None  # document file name -> its artifact slices
-        if artifact and artifact["by_file"]:
+        if artifact and artifact.by_file:
             self.slices = {}
-            for k in artifact["files"]:
+            for k in artifact.files:
                 self.slices.setdefault(basename(k), []).append(k)
-        whole = read_files(store, artifact["files"]) if artifact and not artifact["by_file"] else None
+        whole = read_files(store, artifact.files) if artifact and not artifact.by_file else None
         self.op = None if self.slices is not None else operator(config, artifact=whole)
         self._reported: dict[str, float] = {}
 
@@ -240,7 +240,7 @@ def _map_files(items: pa.Table, **kwargs: Any) -> pa.Table:
 def run_map(steps: list[MapStep], keys: list[str], store: Store, batch_rows: int) -> list[dict[str, Any]]:
     """Run a chain of map stages over upstream files, streaming each file from one stage to
     the next; every stage writes (and reports) its own files."""
-    return _collect(_then(_file_items(keys), steps, None, store, batch_rows, len(keys)), actors=_uses_actors(steps))
+    return _collect(_then(_items([{"key": k} for k in keys]), steps, None, store, batch_rows, len(keys)), actors=_uses_actors(steps))
 
 
 def _then(ds: ray.data.Dataset, steps: list[MapStep], follows: str | None, store: Store, batch_rows: int,
@@ -278,9 +278,9 @@ def _partition_files(items: pa.Table, *, operator: type[GroupOperator[Any]], con
     # A projection reads only its declared columns: LSH buckets never touch the text.
     columns = list(operator.columns_read(config)) if op.emits == "artifact" else None
     stats: list[dict[str, Any]] = []
-    for number, key, from_index in zip(items["number"].to_pylist(), items["key"].to_pylist(),
-                                       items["index"].to_pylist()):
-        stats += shuffle.partition_file(op, store, key, number, from_index, out, partitions, batch_rows, columns)
+    for number, key, from_state in zip(items["number"].to_pylist(), items["key"].to_pylist(),
+                                       items["state"].to_pylist()):
+        stats += shuffle.partition_file(op, store, key, number, from_state, out, partitions, batch_rows, columns)
     if op.bypass_null_keys and op.emits == "documents":  # what the operator did to the bypassing rows
         stats += metrics_row(op.metrics())
     return stats_table(stats)
@@ -297,25 +297,22 @@ def _reduce_partitions(items: pa.Table, *, operator: type[GroupOperator[Any]], c
 
 def run_group(operator: type[GroupOperator[Any]], config: Any, keys: list[str], store: Store,
               out: FileOutput, partitions: int, batch_rows: int, resources: ResourcesSpec,
-              index_keys: list[str] | None = None) -> list[dict[str, Any]]:
+              state_keys: list[str] | None = None) -> list[dict[str, Any]]:
     """Hash-partition the (projected) input on the operator's key through fragment files in
     the store; each partition arrives whole at one task (jobs/shuffle.py).
 
-    ``index_keys`` are an index's files (``uses_index``), grouped together with the input."""
+    ``state_keys`` are the files of the cross-run state the operator reads
+    (``cross_run_state``), grouped together with the input."""
     fragments = f"{out.prefix}/{shuffle.SHUFFLE_DIR}"
     store.delete_prefix(fragments)  # an interrupted attempt's, perhaps with another partition count
-    items = [{"number": n, "key": k, "index": n >= len(keys)} for n, k in enumerate([*keys, *(index_keys or [])])]
-    stats = _collect(ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        _partition_files, batch_size=1, batch_format="pyarrow",
-        fn_kwargs=dict(operator=operator, config=config, store=store, out=out, partitions=partitions,
-                       batch_rows=batch_rows)))
+    items = [{"number": n, "key": k, "state": n >= len(keys)} for n, k in enumerate([*keys, *(state_keys or [])])]
+    stats = _collect(_per_item(items, _partition_files, fn_kwargs=dict(
+        operator=operator, config=config, store=store, out=out, partitions=partitions, batch_rows=batch_rows)))
     stats, by_partition = shuffle.fragments_by_partition(stats)
     if by_partition:
         reduce_items = [{"partition": p, "keys": json.dumps(k)} for p, k in by_partition.items()]
-        stats += _collect(ray.data.from_items(reduce_items, override_num_blocks=len(reduce_items)).map_batches(
-            _reduce_partitions, batch_size=1, batch_format="pyarrow",
-            fn_kwargs=dict(operator=operator, config=config, store=store, out=out),
-            **_cpu_memory(effective(resources, operator.resources))))
+        stats += _collect(_per_item(reduce_items, _reduce_partitions, **_cpu_memory(effective(resources, operator.resources)),
+                                    fn_kwargs=dict(operator=operator, config=config, store=store, out=out)))
     store.delete_prefix(fragments)
     return stats
 
@@ -379,10 +376,8 @@ def run_write(shards: list[list[str]], store: Store, out_uri: str, s3: S3Options
               batch_rows: int) -> list[dict[str, Any]]:
     """Write each group of upstream files as one output shard ``part-<n>``."""
     items = [{"shard": n, "keys": json.dumps(keys)} for n, keys in enumerate(shards)]
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.map_batches(_write_shards, batch_size=1, batch_format="pyarrow",
-                        fn_kwargs=dict(store=store, out_uri=out_uri, s3=s3, fmt=fmt, batch_rows=batch_rows))
-    return _collect(ds)
+    return _collect(_per_item(items, _write_shards,
+                              fn_kwargs=dict(store=store, out_uri=out_uri, s3=s3, fmt=fmt, batch_rows=batch_rows)))
 
 
 # -- resources ------------------------------------------------------------------------------
@@ -391,10 +386,9 @@ def _collect(ds: ray.data.Dataset, *, actors: bool = False) -> list[dict[str, An
 
     By default Ray Data reserves half of the cluster's CPUs for its operators' own use,
     split between them; a dataset of one fused task stage fed by ``from_items`` is then
-    held to half the CPUs (one task at a time on 2 CPUs, measured: 8 tasks of 0.15 s took
-    1.54 s against 0.91 s without). The reservation protects actor pools further down a
-    chain from being starved by the stages before them; a dataset without actors has none
-    to protect, so it runs without it.
+    held to half the CPUs (one task at a time on 2 CPUs; docs/benchmarks.md). The
+    reservation protects actor pools further down a chain from being starved by the stages
+    before them; a dataset without actors has none to protect, so it runs without it.
     """
     if not actors:
         # Dataset has no public setter for its own context; the global DataContext is shared

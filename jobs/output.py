@@ -10,33 +10,31 @@ sees complete shards.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobs import checkpoint as cp
-from jobs import execute
+from jobs.checkpoint import FileRef
+from jobs.ledger import RunContext, StageCommit
 from jobs.part_reader import logical_schema
+from jobs.parts import INTERNAL_COLUMNS
 from jobs.spec import redacted_config
 from jobs.store import Store
-
-if TYPE_CHECKING:
-    from jobs.scheduler import RunScheduler
 
 MANIFEST = "_MANIFEST.json"
 
 
-def output_uri(sched: "RunScheduler") -> str:
-    return sched.spec.output.path or sched.store.url(f"runs/{sched.run_id}/output")
+def write_output(ctx: RunContext, run_id: str, last: StageCommit, stages: list[dict[str, Any]],
+                 started: float) -> dict[str, Any]:
+    """Write the last stage's rows as the run's output; returns the output's summary.
 
-
-def write_output(sched: "RunScheduler", last: dict[str, Any], started: float) -> dict[str, Any]:
-    """Write the last stage's rows as the run's output; returns the output's summary."""
-    spec = sched.spec
-    uri = output_uri(sched)
+    ``stages`` are the stages' states as run.json holds them, for the manifest's funnel."""
+    spec = ctx.spec
+    uri = spec.output.path or ctx.store.url(f"runs/{run_id}/output")
     out_store = Store(uri, spec.s3_options())
-    fp = cp.fingerprint({"upstream": last["fingerprint"], "output": spec.output.model_dump(mode="json")})
+    fp = cp.fingerprint({"upstream": last.fingerprint, "output": spec.output.model_dump(mode="json")})
     existing = out_store.read_json(MANIFEST)
     if existing is not None and existing.get("fingerprint") == fp:
-        sched._event(f"output: {uri} is up to date (fingerprint {fp}), skipped")
+        ctx.progress.event(f"output: {uri} is up to date (fingerprint {fp}), skipped")
         return _summary(uri, existing)
     # Remove only what tamis wrote there (old shards, the old manifest, manifest first so no
     # reader trusts half-deleted shards); output.path may hold other files of the user's.
@@ -45,22 +43,21 @@ def write_output(sched: "RunScheduler", last: dict[str, Any], started: float) ->
         if "/" not in key and key.startswith("part-"):
             out_store.delete_prefix(key)
     t0 = time.time()
-    sizes = [(f["key"], f["bytes"]) for f in last["files"]]
-    shards = cp.plan_even(sizes, spec.output.target_shard_mb << 20)
-    stats = execute.run_write(shards, sched.store, uri, spec.s3_options(), spec.output.format,
-                              spec.execution.batch_rows) if shards else []
+    shards = cp.plan_even([(f.key, f.bytes) for f in last.files], spec.output.target_shard_mb << 20)
+    stats = ctx.executor.run_write(shards, ctx.store, uri, spec.s3_options(), spec.output.format,
+                                   spec.execution.batch_rows) if shards else []
     files = sorted(({"path": s["key"], "rows": s["rows"], "bytes": s["bytes"]} for s in stats),
                    key=lambda f: f["path"])
     manifest = {
-        "run_id": sched.run_id,
+        "run_id": run_id,
         "pipeline": spec.name,
         "fingerprint": fp,
         "created_at": time.time(),
-        "rows_in": sched.state["stages"][0]["rows_in"],
+        "rows_in": stages[0]["rows_in"],
         "rows_out": sum(f["rows"] for f in files),
-        "funnel": [_funnel(s, sched.store) for s in sched.state["stages"]],
-        "stages": {s["name"]: s["fingerprint"] for s in sched.state["stages"]},
-        "schema": _schema(sched.store, last["files"]),
+        "funnel": [_funnel(s, ctx.store) for s in stages],
+        "stages": {s["name"]: s["fingerprint"] for s in stages},
+        "schema": _schema(ctx.store, last.files),
         "format": spec.output.format,
         "files": files,
         "config": redacted_config(spec),
@@ -68,7 +65,7 @@ def write_output(sched: "RunScheduler", last: dict[str, Any], started: float) ->
         "wall_seconds": round(time.time() - started, 3),
     }
     out_store.write_json(MANIFEST, manifest)
-    sched._event(f"output: {len(files)} shard(s), {manifest['rows_out']:,} rows at {uri}")
+    ctx.progress.event(f"output: {len(files)} shard(s), {manifest['rows_out']:,} rows at {uri}")
     return _summary(uri, manifest)
 
 
@@ -80,11 +77,11 @@ def _funnel(stage: dict[str, Any], store: Store) -> dict[str, Any]:
             if stage["dropped"] else None}
 
 
-def _schema(store: Store, files: list[dict[str, Any]]) -> list[dict[str, str]]:
+def _schema(store: Store, files: list[FileRef]) -> list[dict[str, str]]:
     if not files:
         return []
-    schema = logical_schema(store, files[0]["key"])  # a linked file's own schema lacks its base's columns
-    return [{"name": f.name, "type": str(f.type)} for f in schema if f.name not in execute.INTERNAL_COLUMNS]
+    schema = logical_schema(store, files[0].key)  # a linked file's own schema lacks its base's columns
+    return [{"name": f.name, "type": str(f.type)} for f in schema if f.name not in INTERNAL_COLUMNS]
 
 
 def _summary(uri: str, manifest: dict[str, Any]) -> dict[str, Any]:

@@ -1,65 +1,54 @@
 """A fit run as rounds of distributed group steps (see :class:`operators.base.Rounds`).
 
-Each round is one hash-partitioned ``groupby`` over the previous round's artifact, committed
+Each round is one hash-partitioned group step over the previous round's artifact, committed
 under the fit stage's prefix before the next starts::
 
     stages/<stage>-<fp>/round-00000-large_star/artifact/part-*.parquet
     stages/<stage>-<fp>/round-00000-large_star/_COMMIT.json
 
-A rerun reads the commits in order and resumes at the first missing round; as every round's
-input is the previous round's committed output, the sequence of rounds is the same however
-often the run is interrupted.
+A rerun reads the commits in order (:meth:`jobs.ledger.StageLedger.run_wave`) and resumes
+at the first missing round; as every round's input is the previous round's committed
+output, the sequence of rounds is the same however often the run is interrupted.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from jobs import checkpoint as cp
-from jobs import execute
+from jobs.checkpoint import FileRef, WaveResult
+from jobs.ledger import RunContext, StageEntry, Stats
 from jobs.parts import metrics_row
 
-if TYPE_CHECKING:
-    from jobs.scheduler import RunScheduler
-    from jobs.spec import PlannedStage
 
-
-def run_rounds(scheduler: "RunScheduler", index: int, entry: dict[str, Any], stage: "PlannedStage",
-               keys: list[str], input_rows: int) -> list[dict[str, Any]]:
-    """Run ``stage``'s rounds over the artifact ``keys`` (``input_rows`` rows in all); returns
+def run_rounds(ctx: RunContext, entry: StageEntry, keys: list[str], input_rows: int) -> Stats:
+    """Run the fit's rounds over the artifact ``keys`` (``input_rows`` rows in all); returns
     the stats rows of the final artifact and the metrics."""
+    stage = entry.stage
+    assert stage is not None and stage.operator.rounds is not None
     rounds = stage.operator.rounds
-    assert rounds is not None
-    prefix = cp.stage_prefix(entry["name"], entry["fingerprint"])
-    store, ex = scheduler.store, scheduler.spec.execution
-    refs = [cp.FileRef(k, 0, _size(store, k)) for k in keys]
-    metrics: Counter[str] = Counter()
+    ex, executor = ctx.spec.execution, ctx.executor
+    refs = [FileRef(k, 0, _size(ctx.store, k)) for k in keys]
     number = 0
 
-    def one(step: Any) -> cp.WaveResult:
+    def one(step: Any) -> WaveResult:
         nonlocal number, refs
         short = step.name.rsplit(".", 1)[-1]
-        out = scheduler.output(f"{prefix}/round-{number:05d}-{short}")
-        key = f"{out.prefix}/{cp.COMMIT}"
-        existing = store.read_json(key)
-        if existing is not None:
-            result = cp.WaveResult.from_json(existing)
-            scheduler._event(f"{entry['name']}: round {number} ({short}) committed earlier, skipped")
-        else:
-            t0 = time.time()
-            inputs = [r.key for r in refs]
-            memory_bytes = 4 * sum(r.bytes for r in refs)  # as for group stages: Parquet is ~4x smaller
-            partitions = max(execute.cluster_cpus(), math.ceil(memory_bytes / (ex.group_partition_mb << 20)))
-            stats = execute.run_group(step, stage.config, inputs, store, out, partitions, ex.batch_rows,
+        out = ctx.output(f"{entry.prefix}/round-{number:05d}-{short}")
+
+        def run(_: int, inputs: list[str]) -> Stats:
+            # as for group stages: the rows in memory are about 4 times their Parquet bytes
+            partitions = max(executor.cluster_cpus(),
+                             math.ceil(4 * sum(r.bytes for r in refs) / (ex.group_partition_mb << 20)))
+            return executor.run_group(step, stage.config, inputs, ctx.store, out, partitions, ex.batch_rows,
                                       stage.resources) if inputs else []
-            result = cp.WaveResult.from_stats(inputs, stats, None, time.time() - t0)
-            result = cp.WaveResult.from_json(cp.commit(store, key, result.to_json()))
-            scheduler._event(f"{entry['name']}: round {number} ({short}) committed: "
-                             f"{sum(f.rows for f in result.artifact):,} rows, {dict(result.metrics)}")
-        scheduler._update(index, waves_done=number + 1)
+
+        [result], reused = ctx.ledger.run_wave([out.prefix], [r.key for r in refs], None, run)
+        ctx.progress.event(f"{entry.name}: round {number} ({short}) " + (
+            "committed earlier, skipped" if reused else
+            f"committed: {sum(f.rows for f in result.artifact):,} rows, {dict(result.metrics)}"))
+        ctx.progress.stage(entry.index, waves_done=number + 1)
         number += 1
         refs = result.artifact
         return result
@@ -70,8 +59,9 @@ def run_rounds(scheduler: "RunScheduler", index: int, entry: dict[str, Any], sta
         for step in rounds.steps[1:]:
             one(step)
     else:
-        raise RuntimeError(f"{entry['name']}: no fixed point after {rounds.max_rounds} rounds")
+        raise RuntimeError(f"{entry.name}: no fixed point after {rounds.max_rounds} rounds")
     converged_at = number
+    metrics: Counter[str] = Counter()
     for step in rounds.finish:
         last = one(step)
         metrics.update(last.metrics)

@@ -9,21 +9,22 @@ whole partition. Names depend only on the inputs and the partition count, so a r
 overwrites its own fragments; the scheduler clears ``shuffle/`` before and after.
 
 This replaces Ray Data's hash shuffle, whose fixed cost per stage was most of a small group
-stage's time (24.6 s of LSH buckets over 100k documents, against about 5 s of work), and
-whose blocks pass through the object store: here the data stays in files, which the store
-already holds, and memory is at most BUFFER_BYTES of rows per task in phase 1 and one
-partition in phase 2.
+stage's time (docs/benchmarks.md), and whose blocks pass through the object store: here
+the data stays in files, which the store already holds, and memory is at most BUFFER_BYTES
+of rows per task in phase 1 and one partition in phase 2.
 No Ray here: jobs/execute.py runs these functions as Ray Data tasks.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jobs.checkpoint import FileRef
 from jobs.parts import FILE_COLUMN, FileOutput, append_by_file, basename, conform, iter_file_batches, metrics_row
 from jobs.store import Store
 from operators.base import GroupOperator
@@ -74,33 +75,45 @@ SAMPLE_FILES = 4
 """Upstream files whose first batch :func:`shuffled_bytes` projects."""
 
 
-def shuffled_bytes(op: GroupOperator[Any], store: Store, files: list[dict[str, Any]], batch_rows: int) -> int:
+SAMPLE_MARGIN = 2.0
+"""Partitions are sized for this many times the bytes the sample projects: room for files
+the sample does not represent, since a phase-2 task holds its partition, sorted, in memory."""
+
+
+def partition_count(op: GroupOperator[Any], store: Store, files: list[FileRef], batch_rows: int, cpus: int,
+                    partition_mb: int) -> int:
+    """Partitions of a group stage: enough for :func:`shuffled_bytes` to fit ``partition_mb``
+    MiB each with :data:`SAMPLE_MARGIN`, and at least one per CPU (or the group step runs on
+    a few cores)."""
+    return max(cpus, math.ceil(SAMPLE_MARGIN * shuffled_bytes(op, store, files, batch_rows) / (partition_mb << 20)))
+
+
+def shuffled_bytes(op: GroupOperator[Any], store: Store, files: list[FileRef], batch_rows: int) -> int:
     """Estimated in-memory bytes of the rows a group stage shuffles, to size its partitions.
 
     The first batch of up to :data:`SAMPLE_FILES` upstream files, spread over the list, is
     projected as phase 1 would (without the rows that bypass the shuffle); its bytes per
-    input row, times all input rows. What is shuffled differs from the documents by much:
-    LSH buckets move about 1 KB of band rows per 4.9 KB document, the keep step only its
-    candidates. Sizing by the documents (the former rule, 4 x their Parquet bytes) gave 45
-    partitions for a million documents where 8 were enough, and a fragment file per input
-    file and partition costs about 4 ms.
+    input row, times all input rows. What is shuffled differs from the documents by much
+    (LSH buckets move band rows, not text; the keep step only its candidates), and every
+    partition costs each phase-1 task a fragment file, so sizing by the documents' bytes
+    made several times too many partitions (docs/benchmarks.md).
     """
-    files = [f for f in files if f["rows"]]
+    files = [f for f in files if f.rows]
     if not files:
         return 0
     picks = sorted({round(i * (len(files) - 1) / max(SAMPLE_FILES - 1, 1)) for i in range(min(SAMPLE_FILES, len(files)))})
     columns = list(op.columns_read(op.config)) if op.emits == "artifact" else None
     sampled = shuffled = 0
     for i in picks:
-        batch = next(iter(iter_file_batches(store, files[i]["key"], batch_rows, columns)), None)
+        batch = next(iter(iter_file_batches(store, files[i].key, batch_rows, columns)), None)
         if batch is None or batch.num_rows == 0:
             continue
-        rows = projected(op, batch, basename(files[i]["key"]))
+        rows = projected(op, batch, basename(files[i].key))
         if op.bypass_null_keys:
             rows = rows.filter(pc.invert(null_key(rows, op.group_key())))
         sampled += batch.num_rows
         shuffled += rows.nbytes
-    return int(shuffled / max(sampled, 1) * sum(f["rows"] for f in files))
+    return int(shuffled / max(sampled, 1) * sum(f.rows for f in files))
 
 
 def fragment_key(out: FileOutput, partition: int, number: int) -> str:
@@ -109,8 +122,8 @@ def fragment_key(out: FileOutput, partition: int, number: int) -> str:
 
 BUFFER_BYTES = 32 << 20
 """Rows a phase-1 task holds before writing them to its fragments. Written batch by batch,
-a file's rows made ~1,000 small IPC batches per partition; phase 2's sort over so many
-chunks took 1.8 s where one chunk took 0.7 s."""
+a file's rows made many small IPC batches per partition, and phase 2 sorts many chunks far
+more slowly than one."""
 
 
 class _Fragments:
@@ -156,16 +169,16 @@ class _Fragments:
         return stats
 
 
-def partition_file(op: GroupOperator[Any], store: Store, file_key: str, number: int, from_index: bool,
+def partition_file(op: GroupOperator[Any], store: Store, file_key: str, number: int, from_state: bool,
                    out: FileOutput, partitions: int, batch_rows: int, columns: list[str] | None) -> list[dict[str, Any]]:
     """Phase 1 for one file: fragment rows plus stats of any bypass output written."""
     key = op.group_key()
     name = basename(file_key)
     fragments = _Fragments(store, out, number)
-    # index rows (an earlier run's, see jobs/index.py) are never bypassed: they only match
-    single = out.writer() if op.bypass_null_keys and op.emits == "documents" and not from_index else None
-    for batch in iter_file_batches(store, file_key, batch_rows, None if from_index else columns):
-        rows = op.index_project(batch) if from_index else projected(op, batch, name)
+    # cross-run state rows (jobs/state.py) are never bypassed: they only match
+    single = out.writer() if op.bypass_null_keys and op.emits == "documents" and not from_state else None
+    for batch in iter_file_batches(store, file_key, batch_rows, None if from_state else columns):
+        rows = op.state_project(batch) if from_state else projected(op, batch, name)
         if op.bypass_null_keys:
             nulls = null_key(rows, key)
             if single is not None:  # rows with a null key are groups of one
@@ -227,7 +240,7 @@ def reduce_partition(op: GroupOperator[Any], store: Store, partition: int, keys:
 
 def _sort_indices(table: pa.Table, columns: list[str]) -> pa.Array:
     """Indices sorting ``table`` by ``columns``, ascending; the sort columns are made one
-    chunk first (Arrow's sort over many chunks is up to 2.6 times slower)."""
+    chunk first (Arrow sorts one chunk faster than many)."""
     keys = pa.table({c: table[c].combine_chunks() for c in columns})
     return pc.sort_indices(keys, sort_keys=[(c, "ascending") for c in columns])
 

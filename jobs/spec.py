@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from operators import registry
 from operators.base import CORE_COLUMNS, DROP_REASON, Composite, Operator, OperatorConfig
+from operators.config_paths import project_config
 from operators.io.records import METADATA, FieldMapping
 from jobs.store import InputFile, S3Options, Store, StoreError, is_s3, resolve_inputs
 
@@ -92,9 +93,9 @@ class ExecutionSpec(_Strict):
                                "one that marks rows dropped stores its kept rows' numbers (rejected rows whole); "
                                "false: every map stage stores whole documents.")
     checkpoint_compression: Literal["lz4", "zstd", "snappy", "none"] = Field(
-        "lz4", description="Parquet codec of checkpoint files. lz4 writes and reads fastest; zstd makes files "
-        "about 30% smaller for about 20% more time (docs/configuration.md has the figures). Final outputs are "
-        "always zstd.")
+        "lz4", description="Parquet codec of checkpoint files. lz4 writes and reads fastest; zstd makes "
+        "smaller files and takes more time (docs/configuration.md has the figures). Final outputs are always "
+        "zstd.")
     lock_ttl_s: float = Field(120.0, gt=0, description="A run lock whose heartbeat is older is stale.")
 
 
@@ -134,6 +135,13 @@ class PlannedStage:
     config: OperatorConfig
     resources: ResourcesSpec
     yaml_index: int  # which entry of `stages` it came from
+    # the config fields the stage's fingerprint covers (a composite part's ``fields``); None: all
+    config_fields: tuple[str, ...] | None = None
+
+    def fingerprint_config(self) -> dict[str, Any]:
+        """The config as the stage fingerprint sees it: the JSON dump, cut to ``config_fields``."""
+        dump = self.config.model_dump(mode="json")
+        return dump if self.config_fields is None else project_config(dump, self.config_fields)
 
 
 @dataclass(frozen=True)
@@ -245,7 +253,8 @@ def plan_stages(spec: PipelineSpec) -> tuple[tuple[PlannedStage, ...], list[str]
             for part in cls.parts(config):
                 # a part with no suffix is the stage the user named (a composite of one part)
                 part_name = f"{name}.{part.suffix}" if part.suffix else name
-                planned.append(PlannedStage(part_name, part.operator, part.config, stage.resources, i))
+                planned.append(PlannedStage(part_name, part.operator, part.config, stage.resources, i,
+                                            part.fields))
         else:
             planned.append(PlannedStage(name, cls, config, stage.resources, i))
     return tuple(planned), problems

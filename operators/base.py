@@ -27,6 +27,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from operators.config_paths import config_path_problem
+
 DROP_REASON = "drop_reason"
 """Column naming why a row was removed; null for kept rows."""
 
@@ -37,6 +39,24 @@ FILE_COLUMN = "_tamis_file"
 """Set by jobs/ on rows a group operator projects: the checkpoint file a document lives in.
 An artifact that keeps it is split per file, so a later map stage reads only its own file's
 slice (a co-partitioned lookup: no shuffle of documents, no broadcast)."""
+
+
+@dataclass(frozen=True)
+class CrossRunState:
+    """State an operator keeps across runs in the store (jobs/state.py versions it).
+
+    Example: ``minhash_dedup``'s index of the documents earlier runs kept. Each successful
+    run that reads it folds its output into a new version (``fold_state``); a run pins one
+    version, so its result does not depend on runs that finish while it works.
+    """
+
+    family: str  # store folder and run.json key, e.g. "indexes"
+    label: str  # what one is called in messages and stage info, e.g. "index"
+    name: str  # which one: <family>/<name>/ in the store
+    compat: dict[str, Any]  # settings every version must share; a state built otherwise is refused
+    columns: tuple[str, ...]  # the output columns folding reads
+    update: bool = True  # fold this run's output into a new version when the run succeeds
+    replace: bool = False  # each version one table folded from the last (else a segment appended)
 
 
 class OperatorConfig(BaseModel):
@@ -78,9 +98,6 @@ class Operator(Generic[ConfigT]):
     writes: ClassVar[tuple[str, ...]] = ()
     resources: ClassVar[ResourceHint] = ResourceHint()
     uses_artifact: ClassVar[bool] = False
-    # With ``uses_index``, jobs/ hands the operator an index kept across runs in the store: a
-    # map gets it as its (whole) artifact, a group gets its rows through ``index_project``.
-    uses_index: ClassVar[bool] = False
     # With ``model_field``, that config field names a model file (local path or s3://); jobs/
     # reads it when the run starts, has ``check_model`` vet it and hands it over as the artifact.
     model_field: ClassVar[str | None] = None
@@ -105,6 +122,24 @@ class Operator(Generic[ConfigT]):
     def describe(cls, config: OperatorConfig) -> dict[str, Any]:
         """Facts derived from the config worth recording in run.json and the manifest."""
         return {}
+
+    @classmethod
+    def cross_run_state(cls, config: OperatorConfig) -> "CrossRunState | None":
+        """The state kept across runs that this operator reads for ``config``, or None.
+
+        jobs/ pins one version per run and hands over its files: a map gets them as its
+        (whole) artifact, a group gets their rows through :meth:`GroupOperator.state_project`.
+        """
+        return None
+
+    @classmethod
+    def fold_state(cls, config: OperatorConfig, previous: pa.Table | None,
+                   documents: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        """With :meth:`cross_run_state`: the tables of the next version, from a successful
+        run's output ``documents`` (batches of the state's ``columns``). The first table fixes
+        the schema and may be empty. Append form: the rows to add (``previous`` is None);
+        replace form: the whole new state, built from ``previous`` (None for the first)."""
+        raise NotImplementedError(f"{cls.__name__} declares cross-run state but does not fold it")
 
     @classmethod
     def check_model(cls, config: OperatorConfig, table: pa.Table) -> dict[str, Any]:
@@ -164,8 +199,9 @@ class GroupOperator(Operator[ConfigT]):
         """
         return batch
 
-    def index_project(self, rows: pa.Table) -> pa.Table:
-        """With ``uses_index``: rows of the index in the form :meth:`project` gives documents."""
+    def state_project(self, rows: pa.Table) -> pa.Table:
+        """With :meth:`cross_run_state`: the state's rows in the form :meth:`project` gives
+        documents, so they are grouped together with this run's."""
         raise NotImplementedError
 
     def __call__(self, table: pa.Table) -> pa.Table:
@@ -212,11 +248,32 @@ class FitOperator(Operator[ConfigT]):
 
 @dataclass(frozen=True)
 class Part:
-    """One primitive of a composite: a stage-name suffix, the operator and its config."""
+    """One primitive of a composite: a stage-name suffix, the operator and its config.
+
+    ``fields`` names the config fields the part reads, as dotted paths into ``config``
+    (``"keep"``, ``"lsh.seed"``); None means the whole config. Only these enter the part's
+    stage fingerprint, so a change to any other field reuses the part's checkpoint: the
+    list must hold everything that can change the part's output for the same input, read
+    directly or indirectly (through a config method such as ``banding()``, through
+    :meth:`Operator.columns_read`, :meth:`Operator.columns_written` or
+    :meth:`FitOperator.use_rounds`, or by the steps of its :class:`Rounds`). A field that
+    only chooses how the same output is computed may be left out. The list may depend on
+    the config ``parts`` is given (banding's inputs only when the bands are not set): two
+    lists name different keys, so their fingerprints differ; each list must then be
+    complete for every config that yields it.
+    """
 
     suffix: str
     operator: type[Operator[Any]]
     config: OperatorConfig
+    fields: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for path in self.fields or ():
+            if (why := config_path_problem(type(self.config), path)) is not None:
+                # the composite's code is wrong, not the YAML: fail as a bug
+                raise TypeError(f"part {self.suffix!r} ({self.operator.__name__}) declares config field "
+                                f"{path!r}, which does not exist: {why}")
 
 
 class Composite(Generic[ConfigT]):

@@ -118,4 +118,5 @@ class ExactDedup(Composite[ExactDedupConfig]):
 
     @classmethod
     def parts(cls, config: ExactDedupConfig) -> Sequence[Part]:
-        return (Part("hash", ExactHash, config), Part("keep", ExactKeep, config))
+        # keep reads no setting: scope is already in the hash it groups by
+        return (Part("hash", ExactHash, config), Part("keep", ExactKeep, config, ()))

@@ -45,11 +45,46 @@ class MinhashDedup(Composite[MinhashDedupConfig]):
 
     @classmethod
     def parts(cls, config: MinhashDedupConfig) -> Sequence[Part]:
+        # Each part is fingerprinted on the fields it reads (Part.fields), so changing `keep`
+        # reruns keep and apply, not the signatures. `index.update` is read by no part: it only
+        # says whether jobs/ advances the index after the run. `components.*` choose where the
+        # components are found (one worker or star rounds), not which: both give the same table.
+        banding = _banding_fields(config)
+        exact = bool(config.index.name) and config.index.form == "exact"
         index: tuple[Part, ...] = ()
-        if config.index.name and config.index.form == "exact":
-            index = (Part("index_match", IndexMatch, config), Part("index_assign", AssignPrior, config))
+        if exact:
+            index = (Part("index_match", IndexMatch, config,
+                          _fields("index.name", "scope", "verify", "threshold", "num_perm", *banding)),
+                     Part("index_assign", AssignPrior, config, ()))
         elif config.index.name:
-            index = (Part("index_probe", BloomProbe, config),)
-        return (Part("signature", MinhashSignature, config), Part("buckets", LshBuckets, config),
-                Part("components", LshComponents, config), Part("assign", AssignComponent, config),
-                *index, Part("keep", VerifyKeep, config), Part("apply", KeepApply, config))
+            index = (Part("index_probe", BloomProbe, config,
+                          _fields("index.name", "index.bloom_capacity", "index.bloom_fp_rate", *banding)),)
+        # the signature writes dedup_minhash_sketch exactly when there is an exact index
+        signature = _fields("num_perm", "lsh.seed", *SHINGLE_FIELDS, *banding, *(("index.form",) if exact else ()))
+        return (Part("signature", MinhashSignature, config, signature),
+                Part("buckets", LshBuckets, config, _fields("scope", *banding)),
+                Part("components", LshComponents, config, ()),
+                Part("assign", AssignComponent, config, ()),
+                *index,
+                # index.name: whether it reads the index match columns
+                Part("keep", VerifyKeep, config, _fields("keep", "verify", "threshold", *SHINGLE_FIELDS, "index.name")),
+                Part("apply", KeepApply, config, ("index.name",)))
+
+
+SHINGLE_FIELDS = ("ngram", "char_ngram", "map_digits", "lsh.scheme")
+"""The fields :func:`~operators.dedup.minhash_config.shingle_sets` reads."""
+
+
+def _banding_fields(config: MinhashDedupConfig) -> tuple[str, ...]:
+    """The fields :meth:`MinhashDedupConfig.banding` reads for ``config``: given bands and
+    rows are used as they are; otherwise they follow from threshold, num_perm and the
+    false-negative weight, whose default depends on verify."""
+    if config.lsh.bands is not None:
+        return ("lsh.bands", "lsh.rows")
+    weight = ("lsh.false_negative_weight",) + (("verify",) if config.lsh.false_negative_weight is None else ())
+    return ("lsh.bands", "lsh.rows", "threshold", "num_perm", *weight)
+
+
+def _fields(*paths: str) -> tuple[str, ...]:
+    """``paths`` without repeats, in order."""
+    return tuple(dict.fromkeys(paths))

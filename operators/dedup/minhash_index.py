@@ -1,7 +1,8 @@
 """Near-duplicates of documents kept by earlier runs: the incremental MinHash index.
 
 An index holds, for every document earlier runs kept, its band hashes per scope, in one of
-two forms (jobs/index.py stores and versions it):
+two forms; the operators that read it declare it as cross-run state (:class:`ReadsIndex`),
+which jobs/state.py stores and versions:
 
 * ``exact``: rows (scope, band, band hash, id, 8-bit sketch). ``index_match`` (group on
   scope, band, hash) meets this run's band rows with the index rows; a new document sharing
@@ -29,9 +30,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from operators.base import FILE_COLUMN, GroupOperator, MapOperator, OperatorConfig, set_column
+from collections.abc import Iterator
+from typing import Any
+
+from operators.base import FILE_COLUMN, CrossRunState, GroupOperator, MapOperator, OperatorConfig, set_column
 from operators.dedup.lsh import BAND, HASH, SCOPE, band_rows
 from operators.dedup.minhash_config import BANDS, SKETCH, MinhashDedupConfig, fixed_list_values
+from operators.dedup.minhash_signature import MinhashSignature
 from operators.registry import register
 from operators.runs import run_heads, run_starts
 
@@ -61,12 +66,50 @@ def index_rows(docs: pa.Table, config: MinhashDedupConfig) -> pa.Table:
                      SKETCH: signature.take(take)}, schema=index_row_schema(config.num_perm))
 
 
+class ReadsIndex:
+    """The index as cross-run state: named by ``index.name``, its versions usable together
+    only with the same band hashes, folded from a run's kept documents when it succeeds."""
+
+    @classmethod
+    def cross_run_state(cls, config: MinhashDedupConfig) -> CrossRunState | None:  # type: ignore[override]
+        if not config.index.name:
+            return None
+        bands, rows = config.banding()
+        # what makes band hashes comparable across runs (not the threshold); a new signature
+        # algorithm gives other hashes for the same text
+        compat = {"ngram": config.ngram, "char_ngram": config.char_ngram, "num_perm": config.num_perm,
+                  "scope": config.scope, "map_digits": config.map_digits, "bands": bands, "rows": rows,
+                  "seed": config.lsh.seed, "scheme": config.lsh.scheme, "form": config.index.form,
+                  "signature_version": MinhashSignature.version}
+        bloom = config.index.form == "bloom"
+        if bloom:
+            compat.update(capacity=config.index.bloom_capacity, fp_rate=config.index.bloom_fp_rate)
+        columns = ("id", "source", BANDS, KEEP) + (() if bloom else (SKETCH,))
+        return CrossRunState("indexes", "index", config.index.name, compat, columns, config.index.update, bloom)
+
+    @classmethod
+    def fold_state(cls, config: MinhashDedupConfig, previous: pa.Table | None,  # type: ignore[override]
+                   documents: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        """Exact: the kept documents' index rows. Bloom: the filters with them added."""
+        if config.index.form == "exact":
+            yield index_row_schema(config.num_perm).empty_table()
+            yield from (index_rows(batch, config) for batch in documents)
+            return
+        table = previous
+        for batch in documents:
+            table = bloom_update(table, batch, config)
+        if table is None:  # a first run that kept nothing: empty filters
+            none = pa.table({BANDS: pa.array([], pa.list_(pa.uint64(), config.banding()[0])), KEEP: pa.array([], pa.bool_())})
+            table = bloom_update(None, none, config)
+        yield table
+
+
 @register("minhash_dedup.index_match")
-class IndexMatch(GroupOperator[MinhashDedupConfig]):
+class IndexMatch(ReadsIndex, GroupOperator[MinhashDedupConfig]):
     """Documents sharing a band bucket with an indexed document of an earlier run.
 
     Reads: id, source, dedup_minhash_bands, dedup_minhash_sketch, plus the index rows
-    jobs/ adds (``uses_index``). Writes no document column: emits the match artifact
+    jobs/ adds (cross-run state). Writes no document column: emits the match artifact
     (id, its file, dedup_minhash_prior_id: the smallest matching indexed id). With ``verify``
     a match needs a sketch estimate of Jaccard of at least ``threshold``.
     """
@@ -75,7 +118,6 @@ class IndexMatch(GroupOperator[MinhashDedupConfig]):
     Config = MinhashDedupConfig
     reads = ("id", "source", BANDS, SKETCH)
     emits = "artifact"
-    uses_index = True
 
     def __init__(self, config: MinhashDedupConfig, artifact: pa.Table | None = None) -> None:
         super().__init__(config, artifact)
@@ -92,7 +134,7 @@ class IndexMatch(GroupOperator[MinhashDedupConfig]):
         return rows.append_column(SKETCH, batch[SKETCH].take(take)).append_column(
             PRIOR, pa.array(np.zeros(rows.num_rows, dtype=bool)))
 
-    def index_project(self, rows: pa.Table) -> pa.Table:
+    def state_project(self, rows: pa.Table) -> pa.Table:
         """Index rows in the projected form (no file; flagged as prior)."""
         return pa.table({SCOPE: rows[SCOPE], BAND: rows[BAND], HASH: rows[HASH], "id": rows["id"],
                          FILE_COLUMN: pa.nulls(rows.num_rows, pa.string()), SKETCH: rows[SKETCH],
@@ -152,10 +194,10 @@ class AssignPrior(MapOperator[MinhashDedupConfig]):
 
 
 @register("minhash_dedup.index_probe")
-class BloomProbe(MapOperator[MinhashDedupConfig]):
+class BloomProbe(ReadsIndex, MapOperator[MinhashDedupConfig]):
     """LSHBloom probe: a document matches when any of its band hashes is in that band's filter.
 
-    Reads: dedup_minhash_bands (and the index's Bloom filters, ``uses_index``). Writes:
+    Reads: dedup_minhash_bands (and the index's Bloom filters, cross-run state). Writes:
     dedup_minhash_prior_match (bool), dedup_minhash_prior_id (always null: filters hold no ids).
     """
 
@@ -164,7 +206,6 @@ class BloomProbe(MapOperator[MinhashDedupConfig]):
     Config = MinhashDedupConfig
     reads = (BANDS,)
     writes = (PRIOR_MATCH, PRIOR_ID)
-    uses_index = True
 
     def __init__(self, config: MinhashDedupConfig, artifact: pa.Table | None = None) -> None:
         super().__init__(config, artifact)

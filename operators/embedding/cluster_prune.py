@@ -222,4 +222,5 @@ class ClusterPrune(Composite[ClusterPruneConfig]):
 
     @classmethod
     def parts(cls, config: ClusterPruneConfig) -> Sequence[Part]:
-        return (Part("plan", ClusterPrunePlan, config), Part("apply", ClusterPruneApply, config))
+        # apply reads the policy as the plan's per-cluster thresholds, nothing of the config
+        return (Part("plan", ClusterPrunePlan, config), Part("apply", ClusterPruneApply, config, ()))

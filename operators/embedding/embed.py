@@ -65,7 +65,7 @@ class EmbedEncodeConfig(OperatorConfig):
         "float16", description="Element type of `embedding`; float16 halves storage and moves the cosine "
         "to the float32 vector by < 1e-5.")
     batch_size: int = Field(512, gt=0, description="Documents per forward pass (one mini-batch); "
-                            "on an H200, 512 reaches the forward-pass ceiling, 256 about 95 % of it.")
+                            "512 reached the forward-pass ceiling on the GPU measured (docs/benchmarks.md).")
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: cuda (fp16) when the worker sees a GPU, else cpu (fp32).")
 
@@ -92,7 +92,8 @@ class EmbedTokenize(MapOperator[EmbedTokenizeConfig]):
     BERT tokenizers (WordPiece after ``BertPreTokenizer``) first take a batch-at-once path
     (``segment_tokenizer.py``): each text's segments (words, isolated punctuation) are found
     with array operations and every distinct segment is tokenized once per worker process,
-    8-9x the tokenizer's own batch encoding per core; its ids are identical.
+    several times the tokenizer's own batch encoding per core (docs/benchmarks.md); its ids
+    are identical.
 
     Reads: text. Writes: ``embed_token_ids`` (list<int32>, [CLS] ... [SEP] for BERT models;
     ``embed.encode`` removes it). Null text tokenizes as "". Drop reasons: none.
@@ -147,9 +148,8 @@ class EmbedEncode(MapOperator[EmbedEncodeConfig]):
     reads = (TOKEN_IDS,)
     writes = (EMBEDDING,)
     # where the cluster has GPUs, four actors share each (jobs/ reserves a quarter GPU each):
-    # one actor's parquet read and write overlaps the others' forward passes (H200, 1.5 M
-    # documents: 17,195 docs/s with four, 16,953 with two; 9,717 vs 8,285 for four vs one
-    # at 800k, docs/benchmarks.md); a CPU each otherwise
+    # one actor's parquet read and write overlaps the others' forward passes
+    # (docs/benchmarks.md); a CPU each otherwise
     resources = ResourceHint(num_cpus=1, stateful=True, gpus_when_available=0.25)
 
     def __init__(self, config: EmbedEncodeConfig, artifact: pa.Table | None = None) -> None:
@@ -182,4 +182,7 @@ class Embed(Composite[EmbedConfig]):
     def parts(cls, config: EmbedConfig) -> Sequence[Part]:
         tokenize = EmbedTokenizeConfig(**{k: getattr(config, k) for k in EmbedTokenizeConfig.model_fields})
         encode = EmbedEncodeConfig(**{k: getattr(config, k) for k in EmbedEncodeConfig.model_fields})
-        return (Part("tokenize", EmbedTokenize, tokenize), Part("encode", EmbedEncode, encode))
+        # chars_per_token only sizes the first prefix tried: the ids are the whole text's for
+        # any value (PrefixTokenizer), so changing it reruns neither tokenize nor encode
+        return (Part("tokenize", EmbedTokenize, tokenize, ("model", "max_seq_length")),
+                Part("encode", EmbedEncode, encode))

@@ -247,4 +247,5 @@ class KMeans(Composite[KMeansConfig]):
 
     @classmethod
     def parts(cls, config: KMeansConfig) -> Sequence[Part]:
-        return (Part("fit", KMeansFit, config), Part("assign", ClusterAssign, config))
+        # assign reads the centroids from the fit's artifact: of the config, only the column
+        return (Part("fit", KMeansFit, config), Part("assign", ClusterAssign, config, ("column",)))

@@ -142,7 +142,10 @@ class SemanticDedupComposite(Composite[SemanticDedupConfig]):
 
     @classmethod
     def parts(cls, config: SemanticDedupConfig) -> Sequence[Part]:
-        pairs = Part("", SemanticDedup, config)
         if config.target_removal is None:
-            return (pairs,)
-        return (pairs, Part("eps", SemanticDedupEps, config), Part("apply", SemanticDedupApply, config))
+            return (Part("", SemanticDedup, config),)
+        # with a target the pairs stage decides nothing (eps is ignored, every row kept), so a
+        # new target reruns only the eps fit and apply, never the pairwise similarities
+        pairs = Part("", SemanticDedup, config, ("keep", "criterion", "block_rows", "precision", "column"))
+        return (pairs, Part("eps", SemanticDedupEps, config, ("target_removal",)),
+                Part("apply", SemanticDedupApply, config, ()))

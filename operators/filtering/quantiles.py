@@ -159,7 +159,8 @@ class Quantiles(Composite[QuantilesConfig]):
 
     @classmethod
     def parts(cls, config: QuantilesConfig) -> Sequence[Part]:
-        return (Part("fit", QuantileSamples, config), Part("rank", QuantileRank, config))
+        # rank reads the samples from the fit's artifact, not sample_size
+        return (Part("fit", QuantileSamples, config), Part("rank", QuantileRank, config, ("columns", "by")))
 
 
 def _numeric(values: Any, column: str) -> pa.Array:

@@ -370,5 +370,6 @@ class TextQualityScoreComposite(Composite[TextQualityConfig]):
         """``score`` alone, or ``calibrate`` then ``score`` with the fitted weights."""
         if config.calibrate is None:
             return (Part("score", TextQualityScore, config),)
-        return (Part("calibrate", TextQualityCalibrate, config),
-                Part("score", TextQualityScoreCalibrated, config))
+        # the fit ignores rule_columns; the score takes its weights from the fit's artifact
+        return (Part("calibrate", TextQualityCalibrate, config, ("rules", "weights", "calibrate")),
+                Part("score", TextQualityScoreCalibrated, config, ("rules", "rule_columns")))

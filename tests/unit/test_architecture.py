@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import graphlib
 import typing
 from pathlib import Path
 
@@ -149,3 +150,62 @@ def test_composite_parts_are_registered_primitives(name: str) -> None:
         assert issubclass(part.operator, Operator)
         assert registry.get(part.operator.name) is part.operator
         assert isinstance(part.config, part.operator.Config)
+
+
+# -- the module graph -------------------------------------------------------------------------------
+PACKAGES = ("jobs", "operators")
+
+
+def project_modules() -> dict[str, Path]:
+    """Every module of jobs/ and operators/ by dotted name (packages by their own name)."""
+    modules = {}
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            name = ".".join(path.relative_to(REPO).with_suffix("").parts)
+            modules[name.removesuffix(".__init__")] = path
+    return modules
+
+
+def import_edges(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the project modules it imports anywhere (lazy and type-only imports count:
+    they still tie the two modules together)."""
+    edges: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets.add(node.module)
+                targets.update(f"{node.module}.{a.name}" for a in node.names)
+        found = set()
+        for target in targets:
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name and target not in PACKAGES and not name.startswith(target + "."):
+                found.add(target)
+        edges[name] = found
+    return edges
+
+
+def test_cycle_detection_finds_a_planted_cycle() -> None:
+    with pytest.raises(graphlib.CycleError):
+        tuple(graphlib.TopologicalSorter({"a": {"b"}, "b": {"c"}, "c": {"a"}}).static_order())
+
+
+def test_no_import_cycle_in_jobs_or_operators() -> None:
+    """A module that imports one that imports it back is one module in two files."""
+    edges = import_edges(project_modules())
+    assert edges["jobs.scheduler"] and edges["operators.dedup.minhash"]  # the walk sees imports
+    try:
+        tuple(graphlib.TopologicalSorter(edges).static_order())
+    except graphlib.CycleError as err:
+        pytest.fail(f"import cycle: {' -> '.join(err.args[1])}")
+
+
+def test_every_module_is_in_the_architecture_doc() -> None:
+    """docs/architecture.md is the map of the code: every module must be on it."""
+    doc = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = [str(path.relative_to(REPO)) for name, path in project_modules().items()
+               if path.name != "__init__.py" and str(path.relative_to(REPO)) not in doc]
+    assert not missing, f"docs/architecture.md does not mention: {', '.join(missing)}"

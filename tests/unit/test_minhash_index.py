@@ -60,7 +60,7 @@ def _match(index_docs: pa.Table, new_docs: pa.Table, config: MinhashDedupConfig 
     op = IndexMatch(config)
     rows = pa.concat_tables([
         op.project(new_docs.append_column(FILE_COLUMN, pa.array(["part-1"] * new_docs.num_rows))),
-        op.index_project(index_rows(index_docs, config))])
+        op.state_project(index_rows(index_docs, config))])
     return op(rows.sort_by([(SCOPE, "ascending"), (BAND, "ascending"), (HASH, "ascending"), ("id", "ascending")]))
 
 

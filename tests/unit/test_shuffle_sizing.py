@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.parts import FILE_COLUMN, FileOutput
+from jobs.checkpoint import FileRef
 from jobs.shuffle import SAMPLE_FILES, shuffled_bytes
 from jobs.store import S3Options, Store
 from operators.base import GroupOperator, OperatorConfig
@@ -46,14 +47,14 @@ def _docs(n: int, candidates_every: int | None) -> pa.Table:
                      "comp": pa.array(comp, pa.string())})
 
 
-def _files(tmp_path: Path, tables: list[pa.Table]) -> tuple[Store, list[dict]]:
+def _files(tmp_path: Path, tables: list[pa.Table]) -> tuple[Store, list[FileRef]]:
     store = Store(str(tmp_path / "store"), S3Options())
     stats = []
     for i, table in enumerate(tables):
         writer = FileOutput(store, "stages/up").writer()
         writer.write(f"part-{i:05d}.parquet", table)
         stats += writer.close()
-    return store, stats
+    return store, [FileRef(s["key"], s["rows"], s["bytes"]) for s in stats]
 
 
 def test_bypassed_rows_are_not_counted(tmp_path: Path) -> None:

@@ -1,0 +1,238 @@
+"""The stage ledger: a run's plan entries, what the store holds committed for them, and the
+one loop through which every stage skips or runs its waves.
+
+A stage's checkpoint lives under ``stages/<name>-<fingerprint>/`` (jobs/checkpoint.py). Its
+unit of work is a *wave*: a directory under that prefix written by one job and closed by a
+``_COMMIT.json`` created last with the store's conditional put. :meth:`StageLedger.run_wave`
+is the only place that decides whether a wave runs:
+
+1. read the wave's commit for each stage it covers (a chain of map stages covers several);
+2. reuse the commits found, up to the first missing one;
+3. run the rest in one call and commit each stage's share of the stats rows it returns.
+
+A stage is done when its own ``_COMMIT.json`` exists (:meth:`StageLedger.commit_stage`). The
+ledger knows nothing of Ray: what runs a wave is a callable handed to it, so the scheduler
+and its helpers can be tested against a local store without a cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+from jobs import checkpoint as cp
+from jobs.checkpoint import Artifact, FileRef, WaveResult
+from jobs.parts import FileOutput
+from jobs.spec import PipelineSpec, PlannedStage
+from jobs.store import Store
+
+Stats = list[dict[str, Any]]
+"""Stats rows as tasks return them (jobs/parts.py): one per file written, plus metrics."""
+
+
+class StageKind(str, Enum):
+    """How a stage runs (jobs/execute.py): the read stage, or an operator kind."""
+
+    READ = "read"
+    MAP = "map"
+    GROUP = "group"
+    FIT = "fit"
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    """One stage of a run's plan: the read stage (``stage`` None) or a primitive operator."""
+
+    index: int  # position in the plan; 0 is the read stage
+    name: str
+    op: str
+    kind: StageKind
+    fingerprint: str
+    stage: PlannedStage | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # facts for run.json (describe(), state, model)
+
+    @property
+    def prefix(self) -> str:
+        return cp.stage_prefix(self.name, self.fingerprint)
+
+    def wave_prefix(self, number: int, named_by: list[str]) -> str:
+        return cp.wave_prefix(self.name, self.fingerprint, number, named_by)
+
+    @property
+    def streams(self) -> bool:
+        """Read and map stages stream their input file by file (jobs/chain.py)."""
+        return self.kind in (StageKind.READ, StageKind.MAP)
+
+    @property
+    def emits_artifact(self) -> bool:
+        """Whether later stages are given what this stage wrote as their artifact."""
+        return self.kind is StageKind.FIT or (
+            self.kind is StageKind.GROUP and self.stage is not None and self.stage.operator.emits == "artifact")
+
+    def initial_state(self) -> dict[str, Any]:
+        """This stage's entry in run.json before it runs."""
+        return {"name": self.name, "op": self.op, "kind": self.kind.value, "fingerprint": self.fingerprint,
+                "info": self.info, "status": "pending", "waves_total": None, "waves_done": 0, "rows_in": None,
+                "rows_out": None, "dropped": {}, "metrics": {}, "seconds": None, "error": None}
+
+
+@dataclass(frozen=True)
+class StageCommit:
+    """A stage's ``_COMMIT.json``: what all its waves wrote."""
+
+    fingerprint: str
+    result: WaveResult
+    waves: int
+    seconds: float
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> "StageCommit":
+        return cls(body["fingerprint"], WaveResult.from_json(body), int(body.get("waves") or 1),
+                   float(body.get("seconds") or 0))
+
+    @property
+    def files(self) -> list[FileRef]:
+        return self.result.files
+
+    @property
+    def rows_out(self) -> int:
+        return self.result.rows_out
+
+    def state_fields(self) -> dict[str, Any]:
+        """What run.json shows of a committed stage."""
+        return {"rows_in": self.result.rows_in, "rows_out": self.rows_out, "dropped": dict(self.result.dropped),
+                "metrics": dict(self.result.metrics), "seconds": round(self.seconds, 3)}
+
+
+class Progress(Protocol):
+    """What the ledger and the stage runners report to: the run's events and stage states."""
+
+    def event(self, message: str) -> None:
+        """A line for the run's log and run.json's events."""
+
+    def stage(self, index: int, **fields: Any) -> None:
+        """Update plan entry ``index``'s state in run.json."""
+
+
+@dataclass(frozen=True)
+class Wave:
+    """One wave to run: its number, its input files, their rows (None: counted from the
+    output) and what names it (the inputs, or the upstream wave it follows)."""
+
+    number: int
+    inputs: list[str]
+    rows_in: int | None = None
+    named_by: list[str] | None = None
+
+
+class StageLedger:
+    """Commits in the store, read and written through one protocol."""
+
+    def __init__(self, store: Store, progress: Progress) -> None:
+        self.store, self.progress = store, progress
+
+    def committed(self, entry: StageEntry) -> StageCommit | None:
+        body = self.store.read_json(cp.commit_key(entry.prefix))
+        return None if body is None else StageCommit.from_json(body)
+
+    def reuse(self, entry: StageEntry) -> StageCommit | None:
+        """The stage's commit, reported as cached, or None when it must run."""
+        done = self.committed(entry)
+        if done is not None:
+            self.progress.stage(entry.index, **{**done.state_fields(), "status": "cached", "seconds": 0.0,
+                                                "waves_total": done.waves, "waves_done": done.waves})
+            self.progress.event(f"{entry.name}: committed earlier (fingerprint {entry.fingerprint}), skipped")
+        return done
+
+    def run_wave(self, prefixes: Sequence[str], inputs: list[str], rows_in: int | None,
+                 run: Callable[[int, list[str]], Stats]) -> tuple[list[WaveResult], int]:
+        """One wave of the stages writing under ``prefixes`` (in chain order).
+
+        Commits found are reused up to the first missing one; ``run(start, inputs)`` then runs
+        the stages from ``start`` on, the first of them on ``inputs`` (the last reused stage's
+        files). Returns each stage's result and how many were reused.
+        """
+        results: list[WaveResult] = []
+        for prefix in prefixes:
+            body = self.store.read_json(cp.commit_key(prefix))
+            if body is None:
+                break
+            results.append(WaveResult.from_json(body))
+        reused = len(results)
+        if reused == len(prefixes):
+            return results, reused
+        if reused:  # resume inside a chain: the stage before committed this wave
+            inputs, rows_in = [f.key for f in results[-1].files], results[-1].rows_out
+        started = time.time()
+        stats = run(reused, inputs)
+        seconds = time.time() - started
+        for prefix in prefixes[reused:]:
+            # in a chain every stage's rows are under its own prefix; a lone stage's may not be
+            # (passthrough rows name upstream files, a fit's metrics no file at all)
+            mine = stats if len(prefixes) == 1 else [
+                r for r in stats if r["key"] == prefix or r["key"].startswith(prefix + "/")]
+            result = WaveResult.from_stats(inputs, mine, rows_in, seconds)
+            result = WaveResult.from_json(cp.commit(self.store, cp.commit_key(prefix), result.to_json()))
+            results.append(result)
+            inputs, rows_in = [f.key for f in result.files], result.rows_out
+        return results, reused
+
+    def run_waves(self, entries: Sequence[StageEntry], waves: Sequence[Wave],
+                  run: Callable[[list[str], list[str]], Stats]) -> list[WaveResult]:
+        """Every wave of ``entries`` (a chain; often one stage), each through :meth:`run_wave`.
+
+        The first entry's wave is named by ``wave.named_by``; each later entry's by the wave
+        of the entry before it, so chained or not, a wave has the same name and commit.
+        ``run(prefixes, inputs)`` runs the stages writing under ``prefixes`` for one wave.
+        Returns each entry's results merged.
+        """
+        for entry in entries:
+            self.progress.stage(entry.index, waves_total=len(waves))
+        merged: list[list[WaveResult]] = [[] for _ in entries]
+        for done, wave in enumerate(waves):
+            prefixes = [entries[0].wave_prefix(wave.number, wave.named_by or wave.inputs)]
+            for entry in entries[1:]:
+                prefixes.append(entry.wave_prefix(wave.number, [prefixes[-1]]))
+            results, reused = self.run_wave(prefixes, wave.inputs, wave.rows_in,
+                                            lambda start, inputs: run(prefixes[start:], inputs))
+            for k, (entry, result) in enumerate(zip(entries, results)):
+                merged[k].append(result)
+                self.progress.event(f"{entry.name}: wave {done + 1}/{len(waves)} " + (
+                    "committed earlier, skipped" if k < reused else f"committed ({result.rows_out:,} rows)"))
+                self.progress.stage(entry.index, waves_done=done + 1, rows_out=sum(r.rows_out for r in merged[k]))
+        return [cp.merge(r) for r in merged]
+
+    def commit_stage(self, entry: StageEntry, result: WaveResult, seconds: float, waves: int = 1,
+                     chain: list[str] | None = None) -> StageCommit:
+        """Create the stage's commit (or adopt a concurrent writer's) and report it."""
+        body = {"stage": entry.name, "op": entry.op, "kind": entry.kind.value, "fingerprint": entry.fingerprint,
+                "config": None if entry.stage is None else entry.stage.config.model_dump(mode="json"),
+                **result.to_json(), "waves": waves, "seconds": round(seconds, 3), **({"chain": chain} if chain else {})}
+        done = StageCommit.from_json(cp.commit(self.store, cp.commit_key(entry.prefix), body))
+        self.progress.stage(entry.index, status="committed", **done.state_fields())
+        self.progress.event(f"{entry.name}: committed {done.rows_out:,} of {done.result.rows_in:,} rows "
+                            f"in {done.seconds:.1f}s")
+        return done
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the stage runners (chain, rounds, output) share: the spec, the store, the ledger,
+    where progress goes and what executes work (jobs.execute on Ray; a stand-in in tests)."""
+
+    spec: PipelineSpec
+    store: Store
+    ledger: StageLedger
+    executor: Any
+
+    @property
+    def progress(self) -> Progress:
+        return self.ledger.progress
+
+    def output(self, prefix: str) -> FileOutput:
+        """Where a task writes its checkpoint files under ``prefix``."""
+        return FileOutput(self.store, prefix, self.spec.execution.checkpoint_compression)
+

@@ -1,0 +1,129 @@
+"""State kept across runs in the store: versions, pinning, and advancing with a run's output.
+
+An operator declares the state it reads with ``cross_run_state(config)`` (a
+:class:`operators.base.CrossRunState`, e.g. ``minhash_dedup``'s index of documents earlier
+runs kept) and how a run's output folds into it with ``fold_state``. This module drives it
+without knowing what it holds::
+
+    <family>/<name>/v-00003.json                          version 3 (created, never rewritten)
+    <family>/<name>/segments/<run>-<output fp>/part-00000.parquet   append form: one run's rows
+    <family>/<name>/tables/v-00003-<output fp>.parquet    replace form: the whole state at version 3
+
+A version names its parent, the run that made it, that run's output fingerprint, and every
+file a reader needs (append: all segments so far; replace: one table). A run pins the newest
+version not made by itself (so rerunning a finished run does not meet its own documents),
+hands its files to the operator, and after its output is written creates version
+``pinned + 1`` with the store's conditional put. If another run got there first the put is
+refused and the run fails with :class:`StateConflictError`: rerunning it re-plans against
+the newer version, reusing every stage before the one that reads the state.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from jobs import checkpoint as cp
+from jobs.parts import iter_file_batches, parquet_writer, read_files
+from jobs.store import Store
+from operators.base import CrossRunState, Operator, OperatorConfig
+
+VERSION = re.compile(r"v-(\d{5,})\.json$")
+
+
+class StateConflictError(RuntimeError):
+    """Another run advanced the state since this run pinned it."""
+
+
+@dataclass(frozen=True)
+class PinnedState:
+    """The version of a state a run reads (version 0: empty)."""
+
+    version: int
+    files: list[str]
+    documents: int
+
+
+class StateVersions:
+    """The versions of one declared state in a store."""
+
+    def __init__(self, store: Store, state: CrossRunState) -> None:
+        self.store, self.state = store, state
+        self.prefix = f"{state.family}/{state.name}"
+        self.compat = cp.fingerprint(state.compat)
+
+    def version(self, number: int) -> dict[str, Any] | None:
+        return self.store.read_json(f"{self.prefix}/v-{number:05d}.json") if number else None
+
+    def current(self) -> dict[str, Any] | None:
+        depth = self.prefix.count("/") + 1
+        numbers = [int(m.group(1)) for k in self.store.list(self.prefix)
+                   if (m := VERSION.search(k)) and k.count("/") == depth]
+        return self.version(max(numbers)) if numbers else None
+
+    def pin(self, run_id: str) -> PinnedState:
+        """The newest version this run did not make."""
+        version = self.current()
+        while version is not None and version["run_id"] == run_id:
+            version = self.version(version["parent"])
+        if version is None:
+            return PinnedState(0, [], 0)
+        if version["compat"] != self.compat:
+            raise ValueError(f"{self.state.label} {self.state.name!r} was built with other settings (one of "
+                             f"{', '.join(sorted(self.state.compat))}); use the same settings or another name")
+        return PinnedState(version["version"], list(version["files"]), int(version["documents"]))
+
+    def advance(self, run_id: str, pinned: PinnedState, output_fp: str, doc_files: list[str], batch_rows: int,
+                operator: type[Operator[Any]], config: OperatorConfig) -> dict[str, Any]:
+        """Fold the documents of ``doc_files`` into version ``pinned + 1``; idempotent."""
+        current = self.current()
+        if current is not None and current["run_id"] == run_id and current["parent"] == pinned.version \
+                and current["output_fingerprint"] == output_fp:
+            return current  # this run advanced it already (a rerun after the commit)
+        if current is not None and current["version"] != pinned.version and not (
+                current["run_id"] == run_id and current["parent"] == pinned.version):
+            raise StateConflictError(
+                f"{self.state.label} {self.state.name!r} moved from version {pinned.version} to "
+                f"{current['version']} (run {current['run_id']!r}) while this run used it; rerun to use the "
+                f"newer version (stages before the one that reads it are reused)")
+        number = (current["version"] if current else 0) + 1
+        added = 0
+
+        def documents() -> Iterator[pa.Table]:
+            nonlocal added
+            for key in doc_files:
+                for batch in iter_file_batches(self.store, key, batch_rows, list(self.state.columns)):
+                    added += batch.num_rows
+                    yield batch
+
+        if self.state.replace:
+            key = f"{self.prefix}/tables/v-{number:05d}-{output_fp[:8]}.parquet"
+            previous = read_files(self.store, pinned.files) if pinned.files else None
+            self._write(key, operator.fold_state(config, previous, documents()))
+            files = [key]
+        else:
+            key = f"{self.prefix}/segments/{run_id}-{output_fp[:8]}/part-00000.parquet"
+            self._write(key, operator.fold_state(config, None, documents()))
+            files = [*pinned.files, key]
+        body = {"version": number, "parent": pinned.version, "run_id": run_id, "output_fingerprint": output_fp,
+                "compat": self.compat, "files": files, "added": added, "documents": pinned.documents + added,
+                "created_at": time.time()}
+        if not self.store.create_json(f"{self.prefix}/v-{number:05d}.json", body):
+            raise StateConflictError(f"{self.state.label} {self.state.name!r}: another run created version "
+                                     f"{number} at the same time; rerun to use it")
+        return body
+
+    def _write(self, key: str, tables: Iterator[pa.Table]) -> None:
+        """Write the tables (the first one fixes the schema; it may be empty) as one file."""
+        first = next(tables)
+        with self.store.open_output(key) as sink:
+            with parquet_writer(sink, first.schema) as writer:
+                if first.num_rows:
+                    writer.write_table(first)
+                for table in tables:
+                    writer.write_table(table.cast(first.schema))
