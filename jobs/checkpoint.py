@@ -1,13 +1,7 @@
 """Store layout, fingerprints and commits: what makes a stage's output reusable.
 
-::
-
-    stages/<stage>-<fingerprint>/wave-00017-<inputs>/part-*.parquet   kept rows
-    stages/<stage>-<fingerprint>/wave-00017-<inputs>/rejected/part-*.parquet
-    stages/<stage>-<fingerprint>/wave-00017-<inputs>/_COMMIT.json     the wave is done
-    stages/<stage>-<fingerprint>/_COMMIT.json                   the stage is done
-    runs/<run-id>/run.json                                      the run's state
-
+A stage writes under ``stages/<stage>-<fingerprint>/``, each wave in its own directory closed
+by a ``_COMMIT.json``, the stage by one of its own (docs/operations.md has the whole layout).
 A fingerprint hashes the operator name and version, its canonical config and the upstream
 fingerprint; the read stage's hashes the input files (URI, size, version) and the input
 config. Commits are created with the store's conditional put and never overwritten: only

@@ -1,21 +1,10 @@
 """How each operator kind runs on Ray Data; the only module that talks to Ray Data.
 
-Every stage reads committed checkpoint files and writes new ones under names derived from its
-input shard, never from Ray task or block numbers: a retried task overwrites its own files
-and nothing else. Each Ray Data task or actor call handles whole files, streaming them in
-batches of ``batch_rows`` so memory is bounded by batch size, and returns one small stats
-row per file written; the scheduler turns those rows into commits.
-
-* read:  one task per input file -> ``part-<file>-<chunk>.parquet`` (+ ``rejected/``)
-* map:   one task (or actor call, for stateful/GPU operators) per upstream file, same name;
-         consecutive read/map stages run as one chain, each file streaming from stage to stage
-* group: one task per file writes its projected rows as hash-partition fragments to the
-         store, then one task per partition -> ``part-<p>`` documents, or ``artifact/part-<p>``
-         when the operator emits an artifact (jobs/shuffle.py); rows with a null key may
-         bypass the shuffle (``single-<file>``, written by the first phase)
-* fit:   one Ray task streams the documents (or the upstream artifact) into ``fit`` and
-         writes ``artifact/``, split per document file when the artifact names files
-* write: upstream files packed into shards of about ``target_shard_mb``
+Every task or actor call handles whole files, streams them in batches of ``batch_rows``,
+writes its outputs under names derived from its input (never from Ray task or block
+numbers, so a retry overwrites its own files and nothing else) and returns one stats row
+per file written, which the ledger turns into commits. docs/architecture.md has the table
+of what each stage kind (read, map, group, fit, write) runs and writes.
 """
 
 from __future__ import annotations

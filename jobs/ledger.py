@@ -1,18 +1,11 @@
 """The stage ledger: a run's plan entries, what the store holds committed for them, and the
 one loop through which every stage skips or runs its waves.
 
-A stage's checkpoint lives under ``stages/<name>-<fingerprint>/`` (jobs/checkpoint.py). Its
-unit of work is a *wave*: a directory under that prefix written by one job and closed by a
-``_COMMIT.json`` created last with the store's conditional put. :meth:`StageLedger.run_wave`
-is the only place that decides whether a wave runs:
-
-1. read the wave's commit for each stage it covers (a chain of map stages covers several);
-2. reuse the commits found, up to the first missing one;
-3. run the rest in one call and commit each stage's share of the stats rows it returns.
-
-A stage is done when its own ``_COMMIT.json`` exists (:meth:`StageLedger.commit_stage`). The
-ledger knows nothing of Ray: what runs a wave is a callable handed to it, so the scheduler
-and its helpers can be tested against a local store without a cluster.
+:meth:`StageLedger.run_wave` is the only place that decides whether a wave runs: it reads
+the wave's commit for each stage it covers (a chain covers several), reuses those found up
+to the first missing one, runs the rest in one call and commits each stage's share of the
+stats rows. It knows nothing of Ray (what runs a wave is a callable handed to it), so the
+scheduler can be tested against a local store without a cluster.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.store import S3Options, Store, is_s3
-from operators.base import Operator
 
 
 class ModelFileError(ValueError):
@@ -36,11 +35,6 @@ class StagedModel:
     key: str  # its copy in the run's store
     sha256: str  # of the file's bytes
     info: dict[str, Any]  # what the operator's check_model reported, for run.json
-
-
-def model_field(operator: type[Operator[Any]]) -> str | None:
-    """The config field naming a model file, or None for operators without one."""
-    return operator.model_field
 
 
 def _location(uri: str, options: S3Options) -> tuple[Store, str]:
@@ -81,7 +75,7 @@ def stage_model(operator: type, config: Any, store: Store, options: S3Options) -
         ModelFileError: The file is missing, unreadable, not Parquet, or not a model the
             operator accepts; the message names the URI and what was expected.
     """
-    uri = getattr(config, model_field(operator))
+    uri = getattr(config, operator.model_field)
     data = read_bytes(uri, options)
     try:
         table = pq.read_table(pa.BufferReader(data))

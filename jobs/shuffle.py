@@ -8,11 +8,9 @@ reads that partition's fragments, sorts them by key and id, and applies the oper
 whole partition. Names depend only on the inputs and the partition count, so a retried task
 overwrites its own fragments; the scheduler clears ``shuffle/`` before and after.
 
-This replaces Ray Data's hash shuffle, whose fixed cost per stage was most of a small group
-stage's time (docs/benchmarks.md), and whose blocks pass through the object store: here
-the data stays in files, which the store already holds, and memory is at most BUFFER_BYTES
-of rows per task in phase 1 and one partition in phase 2.
-No Ray here: jobs/execute.py runs these functions as Ray Data tasks.
+This replaces Ray Data's hash shuffle (docs/architecture.md says why): the data stays in
+files, and memory is at most BUFFER_BYTES of rows per task in phase 1 and one partition in
+phase 2. No Ray here: jobs/execute.py runs these functions as Ray Data tasks.
 """
 
 from __future__ import annotations

@@ -9,13 +9,10 @@ without knowing what it holds::
     <family>/<name>/segments/<run>-<output fp>/part-00000.parquet   append form: one run's rows
     <family>/<name>/tables/v-00003-<output fp>.parquet    replace form: the whole state at version 3
 
-A version names its parent, the run that made it, that run's output fingerprint, and every
-file a reader needs (append: all segments so far; replace: one table). A run pins the newest
-version not made by itself (so rerunning a finished run does not meet its own documents),
-hands its files to the operator, and after its output is written creates version
-``pinned + 1`` with the store's conditional put. If another run got there first the put is
-refused and the run fails with :class:`StateConflictError`: rerunning it re-plans against
-the newer version, reusing every stage before the one that reads the state.
+A version names its parent, its run, that run's output fingerprint and every file a reader
+needs. A run pins the newest version it did not make itself and, after its output is
+written, creates ``pinned + 1`` with the store's conditional put; if another run got there
+first the run fails with :class:`StateConflictError` and a rerun uses the newer version.
 """
 
 from __future__ import annotations
