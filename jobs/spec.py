@@ -184,27 +184,18 @@ def _loc(parts: tuple[Any, ...]) -> str:
     return out
 
 
-def _pydantic_problems(err: ValidationError, prefix: str = "") -> list[str]:
+def _problems(err: ValidationError, prefix: str = "", model: type[OperatorConfig] | None = None) -> list[str]:
+    """Each error as '<YAML path>: <what> (given: ...)'; in an operator's ``model``, an
+    unknown key lists the parameters allowed."""
     problems = []
     for e in err.errors():
-        loc = _loc(e["loc"])
+        loc, given = _loc(e["loc"]), e.get("input")
         where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
-        given = e.get("input")
-        shown = repr(given) if not isinstance(given, dict) else "a mapping"
-        problems.append(f"{where}: {e['msg']} (given: {shown})")
-    return problems
-
-
-def _config_problems(err: ValidationError, prefix: str, model: type[OperatorConfig]) -> list[str]:
-    problems = []
-    for e in err.errors():
-        loc = _loc(e["loc"])
-        where = f"{prefix}.{loc}" if loc else prefix
-        if e["type"] == "extra_forbidden":
-            allowed = ", ".join(model.model_fields) or "none"
-            problems.append(f"{where}: unknown parameter (allowed: {allowed})")
+        if model is not None and e["type"] == "extra_forbidden":
+            problems.append(f"{where}: unknown parameter (allowed: {', '.join(model.model_fields) or 'none'})")
         else:
-            problems.append(f"{where}: {e['msg']} (given: {e.get('input')!r})")
+            shown = "a mapping" if isinstance(given, dict) and model is None else repr(given)
+            problems.append(f"{where}: {e['msg']} (given: {shown})")
     return problems
 
 
@@ -237,7 +228,7 @@ def plan_stages(spec: PipelineSpec) -> tuple[tuple[PlannedStage, ...], list[str]
         try:
             config = cls.Config(**stage.config)
         except ValidationError as err:
-            problems.extend(_config_problems(err, f"{where}.config", cls.Config))
+            problems.extend(_problems(err, f"{where}.config", cls.Config))
             continue
         base = stage.name or stage.op.replace(".", "_")
         if base in RESERVED_STAGE_NAMES:
@@ -311,7 +302,7 @@ def load_pipeline(path: str, overrides: list[str] | None = None, *, check_io: bo
     try:
         spec = PipelineSpec(**raw)
     except ValidationError as err:
-        raise SpecError(path, _pydantic_problems(err)) from None
+        raise SpecError(path, _problems(err)) from None
     spec = _absolute_paths(spec)
     stages, problems = plan_stages(spec)
     files: list[InputFile] | None = None

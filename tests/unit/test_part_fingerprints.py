@@ -350,13 +350,6 @@ def grouped(op: Any, rows: pa.Table) -> pa.Table:
     return rows.sort_by([(k, "ascending") for k in (*op.group_key(), "id")])
 
 
-def index_projected(op: IndexMatch, rows: pa.Table) -> pa.Table:
-    """Index rows in the form jobs/ groups them with this run's (``state_project``, named
-    ``index_project`` before cross-run state was generalized)."""
-    project = op.index_project if hasattr(op, "index_project") else op.state_project
-    return project(rows)
-
-
 class Inputs:
     """Every part's input, computed once with the base config; then each part is run alone."""
 
@@ -386,7 +379,7 @@ class Inputs:
     def run_match(self, config: MinhashDedupConfig) -> tuple[pa.Table, pa.Table]:
         op = IndexMatch(config)
         projected = op.project(with_file(self.assigned))
-        rows = pa.concat_tables([projected, index_projected(op, self.index)])
+        rows = pa.concat_tables([projected, op.state_project(self.index)])
         return projected, op(rows.sort_by([(SCOPE, "ascending"), (BAND, "ascending"), (HASH, "ascending"),
                                            ("id", "ascending")]))
 
