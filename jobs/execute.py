@@ -9,31 +9,25 @@ of what each stage kind (read, map, group, fit, write) runs and writes.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import io
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import ray
-from isal import igzip, isal_zlib
 
 from jobs import shuffle
 from jobs.checkpoint import Artifact
+from jobs.input_files import parse_input
 from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, STATS_SCHEMA, FileOutput, append_by_file, basename,
                         column_part, conform, iter_file_batches, logical_columns, metrics_row, parquet_writer,
                         read_files, row_part, stats_table)
 from jobs.spec import InputSpec, ResourcesSpec
-from jobs.store import S3Options, Store, filesystem_for
+from jobs.store import S3Options, Store
 from operators.base import DROP_REASON, FitOperator, GroupOperator, Operator, ResourceHint
-from operators.io.jsonl_block import parse_jsonl_batch
-from operators.io.records import FieldMapping, normalize_table
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +39,8 @@ def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, 
     try:
         for index, uri in zip(items["index"].to_pylist(), items["uri"].to_pylist()):
             writer = out.writer()
-            for chunk, (docs, rejected) in _parse_input(uri, input_spec.format, fields, s3, part_rows, batch_rows):
+            for chunk, (docs, rejected) in parse_input(uri, input_spec.format, fields, s3, part_rows=part_rows,
+                                                       batch_rows=batch_rows, on_corrupt=input_spec.on_corrupt_file):
                 name = f"part-{index:05d}-{chunk:04d}.parquet"
                 writer.write(name, docs)
                 writer.append("rejected", name, rejected)
@@ -53,51 +48,6 @@ def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, 
     except Exception as err:
         raise _noted(err, "read")
     return stats_table(stats)
-
-
-def _parse_input(uri: str, fmt: str, fields: FieldMapping, s3: S3Options,
-                 part_rows: int, batch_rows: int) -> Iterator[tuple[int, tuple[pa.Table, pa.Table]]]:
-    """Yield (chunk number, parsed batch); a chunk is ``part_rows`` input rows."""
-    fs, path = filesystem_for(uri, s3)
-    row = 0
-    if fmt == "parquet":
-        with fs.open_input_file(path) as f:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
-                table = pa.Table.from_batches([batch])
-                yield row // part_rows, normalize_table(table, uri, row, fields)
-                row += table.num_rows
-        return
-    # Lines stay raw bytes so that invalid UTF-8 is caught per line instead of failing the file.
-    with _open_text_stream(fs, path) as stream:
-        lines: list[bytes] = []
-        try:
-            for line in io.BufferedReader(stream, buffer_size=1 << 20):
-                lines.append(line)
-                if len(lines) == batch_rows or (row + len(lines)) % part_rows == 0:
-                    yield row // part_rows, parse_jsonl_batch(lines, uri, row, fields)
-                    row += len(lines)
-                    lines = []
-        except (EOFError, OSError, isal_zlib.error) as err:  # a truncated or corrupt compressed file
-            err.add_note(f"input file: {uri} (after line {row + len(lines)})")
-            raise
-        if lines:
-            yield row // part_rows, parse_jsonl_batch(lines, uri, row, fields)
-
-
-@contextlib.contextmanager
-def _open_text_stream(fs: Any, path: str) -> Iterator[Any]:
-    """The decompressed bytes of an input file.
-
-    gzip goes through ISA-L (``isal.igzip``) rather than the zlib Arrow's stream uses:
-    decompression is a large share of the read stage and ISA-L's is faster
-    (docs/benchmarks.md). Other extensions (.zst, .bz2, .lz4) are Arrow's to detect.
-    """
-    if not path.lower().endswith(".gz"):
-        with fs.open_input_stream(path) as stream:
-            yield stream
-        return
-    with fs.open_input_stream(path, compression=None) as raw, igzip.IGzipFile(fileobj=raw, mode="rb") as stream:
-        yield stream
 
 
 def run_read(files: list[tuple[int, str]], input_spec: InputSpec, s3: S3Options, out: FileOutput,

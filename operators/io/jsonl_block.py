@@ -9,8 +9,9 @@ the per-line path writes it when every one of them is a string on every row (Arr
 tell a missing field from a null one, nor keep ``1`` apart from ``1.0`` in a column of
 numbers). Whatever Arrow refuses (invalid UTF-8, a lone surrogate escape, a non-object
 line, a number where a string is expected, a repeated key) or what falls outside that
-sends the whole batch down the per-line path, so the result is always what
-``parse_jsonl_lines`` returns.
+(a nested value, looked for before Arrow sees the batch on lines with many brackets) sends
+the whole batch down the per-line path, so the result is always what ``parse_jsonl_lines``
+returns.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from operators.io.records import (JSONL_SCHEMA, REJECTED_SCHEMA, FieldMapping, d
                                   parse_jsonl_lines)
 
 _BOM = b"\xef\xbb\xbf"
+_ARROW_BRACKETS = 64  # a line with no more brackets nests no deeper: cheap for Arrow
 
 
 def parse_jsonl_batch(lines: Sequence[bytes], uri: str, first_line: int,
@@ -78,6 +80,11 @@ def arrow_rows(lines: Sequence[bytes], first_line: int,
     # starting with a bare ``null`` crashes pyarrow 26's reader).
     if not all(raw.lstrip().startswith(b"{") and raw.rstrip().endswith(b"}") for raw in raws):
         return None
+    # Arrow's reader recurses once per level of a nested value, inferring its type slowly (a
+    # line nested 5,000 deep takes seconds, 100,000 deep crashes the process); a nested
+    # value never stays on this path anyway, so a line with many brackets is checked for one.
+    if any(raw.count(b"[") + raw.count(b"{") > _ARROW_BRACKETS and _nested(raw) for raw in raws):
+        return None
     block = b"".join(raws)
     if not block.endswith(b"\n"):
         block += b"\n"
@@ -103,6 +110,16 @@ def arrow_rows(lines: Sequence[bytes], first_line: int,
     else:
         metadata = pa.nulls(table.num_rows, pa.string())
     return table.select(list(names)), metadata, np.asarray(numbers, dtype=np.int64) + first_line, raws
+
+
+def _nested(raw: bytes) -> bool:
+    """Whether the line holds a nested value, or is not a JSON object Python can load
+    (Python's parser fails cleanly where Arrow's would not)."""
+    try:
+        record = json.loads(raw)
+    except (ValueError, RecursionError):
+        return True
+    return not isinstance(record, dict) or any(isinstance(v, (dict, list)) for v in record.values())
 
 
 def _is_utf8(block: bytes) -> bool:

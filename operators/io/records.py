@@ -6,8 +6,12 @@ call returns ``(documents, rejected)``. Documents have the core columns ``id``, 
 (``input_uri``, ``input_line``, and ``raw`` bytes where the row could not be parsed), so
 nothing read is ever lost silently.
 
-Drop reasons: ``read:malformed_json``, ``read:invalid_utf8``, ``read:missing_text``,
-``read:non_string_text``, ``read:empty_text``, ``read:text_too_large``.
+Drop reasons: ``read:malformed_json`` (including lines nested deeper than
+:data:`MAX_NESTING` and numbers Python will not convert, such as integers of more than 4,300
+digits), ``read:invalid_utf8``, ``read:missing_text``, ``read:non_string_text``,
+``read:empty_text``, ``read:text_too_large``; and ``read:corrupt_file`` (one row per input
+file that cannot be read to its end, made by :func:`corrupt_file_row` for the caller, which
+sees the file break).
 
 Ids: taken from ``id_field`` when present and non-null (cast to string), otherwise derived
 from the input URI and the row's 0-based position in that file, so they are stable across
@@ -56,6 +60,31 @@ class FieldMapping:
     source: str | None = None  # one source for the whole input; overrides source_field
     default_source: str = "unknown"
     max_text_bytes: int = 1_000_000
+
+
+MAX_NESTING = 512
+"""Deepest nesting of arrays and objects a JSON line may have; deeper lines are
+``read:malformed_json``. Python's ``json`` recurses once per level and fails at a depth that
+depends on how deep the caller's stack already is; a fixed limit below it gives every line
+the same verdict wherever it is parsed."""
+
+
+def json_depth(value: object) -> int:
+    """How deep lists and dicts nest in a parsed JSON value (0 for a scalar), level by level:
+    no recursion, whatever the depth."""
+    depth, level = 0, [value]
+    while containers := [v for v in level if isinstance(v, (dict, list))]:
+        depth += 1
+        level = [child for v in containers for child in (v.values() if isinstance(v, dict) else v)]
+    return depth
+
+
+def corrupt_file_row(uri: str, line: int) -> pa.Table:
+    """The rejected row that stands for an input file which cannot be read past ``line``
+    (0-based: the first line or row not read): ``read:corrupt_file``, no text, no raw bytes."""
+    rejects = _Rejects(uri)
+    rejects.add("corrupt_file", line, id_=derived_id(uri, line))
+    return rejects.table()
 
 
 def derived_id(uri: str, row: int) -> str:
@@ -107,16 +136,20 @@ def parse_jsonl_lines(lines: Sequence[bytes], uri: str, first_line: int,
         except UnicodeDecodeError:
             rejects.add("invalid_utf8", line_no, id_=derived_id(uri, line_no), raw=bytes(raw))
             continue
+        # ValueError: not JSON, or an integer of more digits than Python converts.
+        # RecursionError (json.loads, or str() of a nested id): within MAX_NESTING only on
+        # an unusually deep stack; the line is rejected either way, never the run stopped.
         try:
             record = json.loads(decoded)
-        except ValueError:
+            loaded = isinstance(record, dict) and not _deeper_than(raw, record, MAX_NESTING)
+            if loaded:
+                doc_id = _record_id(record, fields, uri, line_no)
+                source = _record_source(record, fields)
+        except (ValueError, RecursionError):
+            loaded = False
+        if not loaded:
             rejects.add("malformed_json", line_no, id_=derived_id(uri, line_no), raw=bytes(raw))
             continue
-        if not isinstance(record, dict):
-            rejects.add("malformed_json", line_no, id_=derived_id(uri, line_no), raw=bytes(raw))
-            continue
-        doc_id = _record_id(record, fields, uri, line_no)
-        source = _record_source(record, fields)
         if not _utf8_ok(doc_id, source):  # lone surrogates from \ud800-style escapes
             rejects.add("invalid_utf8", line_no, id_=derived_id(uri, line_no), raw=bytes(raw))
             continue
@@ -129,7 +162,11 @@ def parse_jsonl_lines(lines: Sequence[bytes], uri: str, first_line: int,
             continue
         rest = {k: v for k, v in record.items()
                 if k not in (fields.text_field, fields.id_field, fields.source_field)}
-        meta = json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else None
+        try:
+            meta = json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else None
+        except RecursionError:  # as above: only on a deep stack
+            rejects.add("malformed_json", line_no, id_=doc_id, source=source, raw=bytes(raw))
+            continue
         if meta is not None and not _utf8_ok(meta):
             rejects.add("invalid_utf8", line_no, id_=doc_id, source=source, raw=bytes(raw))
             continue
@@ -138,6 +175,11 @@ def parse_jsonl_lines(lines: Sequence[bytes], uri: str, first_line: int,
         docs["source"].append(source)
         docs[METADATA].append(meta)
     return pa.table(docs, schema=JSONL_SCHEMA), rejects.table()
+
+
+def _deeper_than(raw: bytes, record: dict, limit: int) -> bool:
+    # a line with no more brackets than the limit nests no deeper: two byte counts for most
+    return raw.count(b"[") + raw.count(b"{") > limit and json_depth(record) > limit
 
 
 def _utf8_ok(*values: str) -> bool:

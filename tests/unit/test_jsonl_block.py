@@ -76,6 +76,21 @@ def test_what_arrow_refuses_takes_the_per_line_path(odd: bytes) -> None:
     _same(lines)
 
 
+@pytest.mark.parametrize("depth", [70, 5_000, 100_000])
+def test_a_deeply_nested_line_never_reaches_arrow(depth: int) -> None:
+    # Arrow's reader took seconds on a line nested 5,000 deep and crashed the process at 100,000
+    deep = b'{"id": "d", "text": "x", "meta": ' + b"[" * depth + b"]" * depth + b"}\n"
+    lines = [_line(id="a", text="fine"), deep, _line(id="b", text="also fine")]
+    assert arrow_rows(lines, 0, FieldMapping()) is None
+    _same(lines)
+
+
+def test_brackets_inside_strings_stay_on_the_arrow_path() -> None:
+    lines = [_line(id="a", text="if (x) { y[0] = {z: [1]}; }" * 50), _line(id="b", text="[[[" * 1000 + '\\"{')]
+    assert arrow_rows(lines, 0, FieldMapping()) is not None
+    _same(lines)
+
+
 def test_string_fields_outside_the_mapping_become_metadata_on_the_arrow_path() -> None:
     lines = [_line(id="a", text="one", url="https://x/\u00e9?q=\"1\"", lang="en"),
              _line(lang="fr", id="b", text="two", url="/p\n\t\u0001")]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import sys
 
 import pyarrow as pa
 import pytest
@@ -11,10 +13,13 @@ from operators.base import DROP_REASON
 from operators.io.jsonl_block import parse_jsonl_batch
 from operators.io.records import (
     JSONL_SCHEMA,
+    MAX_NESTING,
     METADATA,
     REJECTED_SCHEMA,
     FieldMapping,
+    corrupt_file_row,
     derived_id,
+    json_depth,
     normalize_table,
     parse_jsonl_lines,
 )
@@ -55,6 +60,86 @@ def test_malformed_json(line: bytes) -> None:
     assert row["input_uri"] == URI
     assert row["id"] == derived_id(URI, 0)
     assert row["text"] is None
+
+
+def _nested(depth: int, field: str = "meta") -> bytes:
+    """A line whose ``field`` is a list nested ``depth`` deep (the line: one more)."""
+    return b'{"id": "d", "text": "fine", "' + field.encode() + b'": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING, 5_000, 100_000])
+def test_a_line_nested_deeper_than_the_limit_is_malformed_json(depth: int) -> None:
+    line = _nested(depth)  # 5,000 deep: json.loads' RecursionError; 100,000: Arrow crashed the process
+    row = reject_one(line)
+    assert (row[DROP_REASON], row["raw"], row["id"]) == ("read:malformed_json", line, derived_id(URI, 0))
+
+
+def test_a_line_nested_to_the_limit_is_a_document() -> None:
+    docs, rejected = parse(_nested(MAX_NESTING - 1))
+    assert rejected == [] and docs[0]["id"] == "d"
+    assert json.loads(docs[0][METADATA]) == {"meta": json.loads(b"[" * (MAX_NESTING - 1) + b"]" * (MAX_NESTING - 1))}
+
+
+@pytest.mark.parametrize("field", ["id", "source", "text"])
+def test_a_deep_value_in_a_mapped_field_is_malformed_json(field: str) -> None:
+    line = b'{"' + field.encode() + b'": ' + b"[" * 600 + b"]" * 600 + b', "x": "y"}'
+    assert reject_one(line)[DROP_REASON] == "read:malformed_json"
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    text = '[{"' * 2000 + "\\" + '"}]' * 2000  # escapes included
+    docs, rejected = parse(json.dumps({"id": "code", "text": text}))
+    assert rejected == [] and docs[0]["text"] == text
+
+
+def test_json_depth_counts_levels_without_recursion() -> None:
+    assert [json_depth(v) for v in ("x", 1, [], {}, [[]], {"a": [1, {"b": []}]})] == [0, 0, 1, 1, 2, 4]
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert json_depth(deep) == 100_001
+
+
+def test_a_python_recursion_error_rejects_the_line_and_never_stops_the_read() -> None:
+    # json.loads fails within MAX_NESTING only on a deep stack: make one
+    line = _nested(MAX_NESTING - 10)
+
+    def at_depth(n: int) -> tuple[list[dict], list[dict]]:
+        return at_depth(n - 1) if n else parse(line)
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    try:
+        docs, rejected = at_depth(1000 - 200 - len(inspect.stack()))
+    finally:
+        sys.setrecursionlimit(limit)
+    assert docs == [] and [r[DROP_REASON] for r in rejected] == ["read:malformed_json"]
+
+
+@pytest.mark.parametrize("value", ["1" * 5000, "-" + "9" * 4301])
+def test_an_integer_python_will_not_convert_is_malformed_json(value: str) -> None:
+    for line in (f'{{"id": "d", "text": "t", "n": {value}}}', f'{{"id": {value}, "text": "t"}}'):
+        row = reject_one(line)
+        assert row[DROP_REASON] == "read:malformed_json" and row["raw"] == line.encode()
+
+
+def test_numbers_past_float_range_are_kept_as_python_reads_them() -> None:
+    # 1e999999 is valid JSON; Python reads it as infinity and writes it back as Infinity
+    big = "4" + "0" * 4299  # 4,300 digits: the most Python converts
+    docs, rejected = parse(f'{{"id": 1e999999, "text": "t", "n": -1e999999, "m": {big}}}')
+    assert rejected == []
+    assert docs[0]["id"] == "inf"
+    assert docs[0][METADATA] == f'{{"m": {big}, "n": -Infinity}}'
+    row = reject_one('{"text": 1e999999}')
+    assert row[DROP_REASON] == "read:non_string_text"
+
+
+def test_corrupt_file_row() -> None:
+    table = corrupt_file_row(URI, 1234)
+    assert table.schema == REJECTED_SCHEMA
+    assert table.to_pylist() == [{"id": derived_id(URI, 1234), "text": None, "source": None,
+                                  DROP_REASON: "read:corrupt_file", "input_uri": URI, "input_line": 1234,
+                                  "raw": None}]
 
 
 @pytest.mark.parametrize("line", [b'["text", "a"]', b'"just a string"', b"42", b"null"])

@@ -209,6 +209,17 @@ def test_top_level_type_errors_name_their_path(tmp_path: Path, inputs: str) -> N
     assert any(p.startswith("output.format:") and "'parquet'" in p and "'csv'" in p for p in found)
 
 
+def test_on_corrupt_file_is_skip_or_fail(tmp_path: Path, inputs: str) -> None:
+    assert load_pipeline(write(tmp_path, config(tmp_path, inputs, []))).spec.input.on_corrupt_file == "skip"
+    raw = config(tmp_path, inputs, [])
+    raw["input"]["on_corrupt_file"] = "fail"
+    assert load_pipeline(write(tmp_path, raw)).spec.input.on_corrupt_file == "fail"
+    raw["input"]["on_corrupt_file"] = "ignore"
+    message = only(write(tmp_path, raw))
+    assert message.startswith("input.on_corrupt_file:") and "'ignore'" in message
+    assert "'skip'" in message and "'fail'" in message
+
+
 def test_unreadable_or_malformed_files(tmp_path: Path) -> None:
     assert only(str(tmp_path / "absent.yaml")) == "file not found"
     assert only(write(tmp_path, "name: [unclosed\n", "bad.yaml")).startswith("not valid YAML")
