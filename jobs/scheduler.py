@@ -137,7 +137,10 @@ class RunScheduler:
 
     def _plan(self, files: list[InputFile]) -> list[StageEntry]:
         """Each stage's fingerprint, chained from the input's; pins cross-run state and stages models."""
-        upstream = cp.read_fingerprint(files, self.spec.input.model_dump(mode="json"))
+        # neither setting changes what a committed read wave holds (duplicate_ids adds later
+        # stages; on_corrupt_file: fail commits nothing where skip would differ)
+        input_config = self.spec.input.model_dump(mode="json", exclude={"duplicate_ids", "on_corrupt_file"})
+        upstream = cp.read_fingerprint(files, input_config)
         plan = [StageEntry(0, "read", "read", StageKind.READ, upstream)]
         for n, stage in enumerate(self.stages, 1):
             config, info = stage.fingerprint_config(), stage.operator.describe(stage.config)

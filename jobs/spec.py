@@ -50,6 +50,16 @@ class InputSpec(_Strict):
     source_field: str | None = Field("source", description="Field naming the document's source.")
     source: str | None = Field(None, description="One source name for the whole input (overrides source_field).")
     max_text_bytes: int = Field(1_000_000, gt=0, description="Texts larger than this go to rejected/.")
+    on_corrupt_file: Literal["skip", "fail"] = Field(
+        "skip", description="An input file that cannot be read to its end (a compressed file cut short or "
+        "damaged, a Parquet file without its footer or with a damaged page): skip keeps its records before the "
+        "break and records the file in rejected/ as read:corrupt_file; fail stops the run with an error naming "
+        "the file and the line or row where it broke.")
+    duplicate_ids: Literal["quarantine", "allow"] = Field(
+        "quarantine", description="With a stage that joins documents by id (minhash_dedup, semantic_dedup): "
+        "quarantine: of documents sharing an id (within a file or across files), keep the first in input order and "
+        "send the others to rejected/ as read:duplicate_id; allow: skip the check (one shuffle of the ids) when the "
+        "ids are known to be unique.")
 
     def field_mapping(self) -> FieldMapping:
         return FieldMapping(text_field=self.text_field, id_field=self.id_field,
@@ -134,7 +144,7 @@ class PlannedStage:
     operator: type[Operator[Any]]
     config: OperatorConfig
     resources: ResourcesSpec
-    yaml_index: int  # which entry of `stages` it came from
+    yaml_index: int  # which entry of `stages` it came from (-1: a stage of the input itself)
     # the config fields the stage's fingerprint covers (a composite part's ``fields``); None: all
     config_fields: tuple[str, ...] | None = None
 
@@ -199,7 +209,7 @@ def _problems(err: ValidationError, prefix: str = "", model: type[OperatorConfig
     return problems
 
 
-RESERVED_STAGE_NAMES = ("read", "write")
+RESERVED_STAGE_NAMES = ("read", "write", "unique_ids")
 
 
 def import_plugins(spec: PipelineSpec) -> list[str]:
@@ -211,6 +221,21 @@ def import_plugins(spec: PipelineSpec) -> list[str]:
         except Exception as err:  # any import failure is the user's to fix; say which
             problems.append(f"plugins[{i}]: cannot import {module!r}: {type(err).__name__}: {err}")
     return problems
+
+
+def _with_id_check(spec: PipelineSpec, stages: list[PlannedStage]) -> tuple[PlannedStage, ...]:
+    """``stages`` with the two that quarantine repeated ids (operators/io/unique_ids.py) just
+    before the first that joins documents by id (``needs_unique_ids``), unless allowed.
+
+    Not right after the read: the stages before (a signature map, say) keep streaming from
+    the read in one chain, and repeated ids cost them nothing but a little work."""
+    first = next((n for n, s in enumerate(stages) if s.operator.needs_unique_ids), None)
+    if spec.input.duplicate_ids == "allow" or first is None:
+        return tuple(stages)
+    find, apply = registry.get("unique_ids.find"), registry.get("unique_ids.apply")
+    check = (PlannedStage("unique_ids.find", find, find.Config(), ResourcesSpec(), -1),
+             PlannedStage("unique_ids.apply", apply, apply.Config(), ResourcesSpec(), -1))
+    return (*stages[:first], *check, *stages[first:])
 
 
 def plan_stages(spec: PipelineSpec) -> tuple[tuple[PlannedStage, ...], list[str]]:
@@ -248,7 +273,7 @@ def plan_stages(spec: PipelineSpec) -> tuple[tuple[PlannedStage, ...], list[str]
                                             part.fields))
         else:
             planned.append(PlannedStage(name, cls, config, stage.resources, i))
-    return tuple(planned), problems
+    return _with_id_check(spec, planned), problems
 
 
 def input_columns(spec: PipelineSpec, files: list[InputFile] | None) -> set[str] | None:

@@ -98,6 +98,10 @@ class Operator(Generic[ConfigT]):
     writes: ClassVar[tuple[str, ...]] = ()
     resources: ClassVar[ResourceHint] = ResourceHint()
     uses_artifact: ClassVar[bool] = False
+    # True when the operator joins or groups documents by ``id`` and two documents with one
+    # id would corrupt its result: jobs/ then quarantines repeated ids just before it
+    # (operators/io/unique_ids.py) unless ``input.duplicate_ids: allow``.
+    needs_unique_ids: ClassVar[bool] = False
     # With ``model_field``, that config field names a model file (local path or s3://); jobs/
     # reads it when the run starts, has ``check_model`` vet it and hands it over as the artifact.
     model_field: ClassVar[str | None] = None

@@ -17,6 +17,7 @@ T = TypeVar("T", bound=Registered)
 _REGISTRY: dict[str, Registered] = {}
 
 _BUILTIN_MODULES = (
+    "operators.io.unique_ids",
     "operators.dedup.exact",
     "operators.dedup.minhash",
     "operators.dedup.minhash_signature",

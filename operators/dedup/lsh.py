@@ -78,6 +78,7 @@ class LshBuckets(GroupOperator[MinhashDedupConfig]):
     reads = ("id", "source", BANDS)
     emits = "artifact"
     lone_rows_matter = False
+    needs_unique_ids = True  # edges, components and keepers are per id
 
     def group_key(self) -> tuple[str, ...]:
         return (BUCKET,)

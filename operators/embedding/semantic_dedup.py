@@ -95,6 +95,7 @@ class SemanticDedup(GroupOperator[SemanticDedupConfig]):
     """
 
     version = 2
+    needs_unique_ids = True  # pairs and keepers are per id
     Config = SemanticDedupConfig
     writes = (KEEP, MAX_SIM, PRIOR_SIM, PRIOR_ID, GROUP)
     bypass_null_keys = True

@@ -53,7 +53,7 @@ def plan(op: str, config: dict[str, Any]) -> tuple[PlannedStage, ...]:
     spec = PipelineSpec(name="t", input={"paths": ["unused.jsonl"]}, stages=[{"op": op, "config": config}])
     stages, problems = plan_stages(spec)
     assert not problems, problems
-    return stages
+    return tuple(s for s in stages if s.yaml_index == 0)  # not the id check jobs/ puts before
 
 
 def part_name(stage: PlannedStage) -> str:
