@@ -224,14 +224,15 @@ def import_plugins(spec: PipelineSpec) -> list[str]:
 
 
 def _with_id_check(spec: PipelineSpec, stages: list[PlannedStage]) -> tuple[PlannedStage, ...]:
-    """``stages`` with the two that quarantine repeated ids (operators/io/unique_ids.py) just
-    before the first that joins documents by id (``needs_unique_ids``), unless allowed.
+    """``stages`` with the two that quarantine repeated ids (operators/io/unique_ids.py), when
+    a stage joins documents by id (``needs_unique_ids``) and repeated ids are not allowed.
 
-    Not right after the read: the stages before (a signature map, say) keep streaming from
-    the read in one chain, and repeated ids cost them nothing but a little work."""
-    first = next((n for n, s in enumerate(stages) if s.operator.needs_unique_ids), None)
-    if spec.input.duplicate_ids == "allow" or first is None:
+    They go before the first stage that is not a map: up to there documents stay in the read's
+    files, in input order, which is what "first occurrence" means (a group may reorder them),
+    and the maps before (a signature, a hash) keep streaming from the read in one chain."""
+    if spec.input.duplicate_ids == "allow" or not any(s.operator.needs_unique_ids for s in stages):
         return tuple(stages)
+    first = next((n for n, s in enumerate(stages) if s.operator.kind != "map" or s.operator.needs_unique_ids))
     find, apply = registry.get("unique_ids.find"), registry.get("unique_ids.apply")
     check = (PlannedStage("unique_ids.find", find, find.Config(), ResourcesSpec(), -1),
              PlannedStage("unique_ids.apply", apply, apply.Config(), ResourcesSpec(), -1))
