@@ -57,10 +57,11 @@ def run_chain(ctx: RunContext, plan: list[StageEntry], chain: list[StageEntry], 
         ctx.progress.event(f"{' -> '.join(names)}: chained, each wave streams through all of them")
     waves = _head_waves(ctx, plan, chain[0], files, upstream)
     uris = {f.uri: i for i, f in enumerate(files)}
+    reference = files[0].uri if files and ctx.spec.input.format == "parquet" else None
     started = time.time()
 
     def run(prefixes: list[str], inputs: list[str]) -> Stats:
-        return _run_wave(ctx, chain[len(chain) - len(prefixes):], prefixes, inputs, uris, given)
+        return _run_wave(ctx, chain[len(chain) - len(prefixes):], prefixes, inputs, uris, given, reference)
 
     results = ctx.ledger.run_waves(chain, waves, run)
     seconds = time.time() - started
@@ -96,7 +97,7 @@ def _wave_number(prefix: str) -> int:
 
 
 def _run_wave(ctx: RunContext, entries: list[StageEntry], prefixes: list[str], inputs: list[str],
-              uris: dict[str, int], given: dict[int, Artifact | None]) -> Stats:
+              uris: dict[str, int], given: dict[int, Artifact | None], reference: str | None) -> Stats:
     """One job: the first stage on ``inputs``, each later one on what the one before writes."""
     ex, executor = ctx.spec.execution, ctx.executor
     steps: list[Any] = []
@@ -107,5 +108,5 @@ def _run_wave(ctx: RunContext, entries: list[StageEntry], prefixes: list[str], i
                                           stage.resources, given.get(entry.index), ex.column_files))
     if entries[0].kind is StageKind.READ:
         return executor.run_read([(uris[u], u) for u in inputs], ctx.spec.input, ctx.spec.s3_options(),
-                                 ctx.output(prefixes[0]), ex.part_rows, ex.batch_rows, ctx.store, steps)
+                                 ctx.output(prefixes[0]), ex.part_rows, ex.batch_rows, ctx.store, steps, reference)
     return executor.run_map(steps, inputs, ctx.store, ex.batch_rows) if inputs else []

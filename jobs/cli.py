@@ -194,21 +194,37 @@ def _follow(actor: Any, ref: Any) -> dict[str, Any]:
         time.sleep(0.5)
 
 
-EXCEPTION_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)): (.*)$")
+# pyarrow's exceptions end in Invalid too (ArrowInvalid)
+EXCEPTION_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Invalid)): (.*)$")
+INPUT_NOTE = re.compile(r"^\s*input file: (.+)$", re.MULTILINE)
 
 
 def root_cause(err: BaseException) -> str:
-    """The innermost error of a chain (Ray wraps a stage's error in its own), on one line.
+    """The innermost error of a chain (Ray wraps a stage's error in its own), on one line,
+    with the input file the read stage noted on it when the message does not name it.
 
     Ray Data keeps an operator's own exception only as text in its wrapper's message, so
     when the chain ends in that wrapper, the first exception line of Ray's text that is
     not one of Ray's own is the cause.
     """
+    cause = _innermost(err)
+    texts = [str(e) for e in _chain(err)] + [n for e in _chain(err) for n in getattr(e, "__notes__", [])]
+    files = [m.group(1).strip() for t in texts for m in INPUT_NOTE.finditer(t)]
+    return f"{cause} (input file: {files[0]})" if files and files[0] not in cause else cause
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    """``err`` and its causes, Ray's ``cause`` attribute or Python's ``__cause__``."""
     chain: list[BaseException] = []
     while err is not None and all(err is not e for e in chain):
         chain.append(err)
         inner = getattr(err, "cause", None)
         err = inner if isinstance(inner, BaseException) else err.__cause__
+    return chain
+
+
+def _innermost(err: BaseException) -> str:
+    chain = _chain(err)
     innermost = chain[-1]
     if type(innermost).__name__ == "UserCodeException":
         for wrapper in chain:

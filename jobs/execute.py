@@ -33,30 +33,36 @@ log = logging.getLogger(__name__)
 
 # -- read ---------------------------------------------------------------------------------
 def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, out: FileOutput,
-                      part_rows: int, batch_rows: int) -> pa.Table:
+                      part_rows: int, batch_rows: int, reference: str | None = None) -> pa.Table:
     stats: list[dict[str, Any]] = []
     fields = input_spec.field_mapping()
-    try:
-        for index, uri in zip(items["index"].to_pylist(), items["uri"].to_pylist()):
+    for index, uri in zip(items["index"].to_pylist(), items["uri"].to_pylist()):
+        try:
             writer = out.writer()
             for chunk, (docs, rejected) in parse_input(uri, input_spec.format, fields, s3, part_rows=part_rows,
-                                                       batch_rows=batch_rows, on_corrupt=input_spec.on_corrupt_file):
+                                                       batch_rows=batch_rows, on_corrupt=input_spec.on_corrupt_file,
+                                                       reference=reference):
                 name = f"part-{index:05d}-{chunk:04d}.parquet"
                 writer.write(name, docs)
                 writer.append("rejected", name, rejected)
             stats += writer.close()
-    except Exception as err:
-        raise _noted(err, "read")
+        except Exception as err:  # whatever it is, the user must learn which file (jobs/cli.py root_cause)
+            if not any(n.startswith("input file:") for n in getattr(err, "__notes__", [])):
+                err.add_note(f"input file: {uri}")
+            raise _noted(err, "read")
     return stats_table(stats)
 
 
 def run_read(files: list[tuple[int, str]], input_spec: InputSpec, s3: S3Options, out: FileOutput,
-             part_rows: int, batch_rows: int, store: Store, then: list["MapStep"]) -> list[dict[str, Any]]:
+             part_rows: int, batch_rows: int, store: Store, then: list["MapStep"],
+             reference: str | None = None) -> list[dict[str, Any]]:
     """Read ``(index, uri)`` input files in parallel, then run the map stages ``then`` on
-    what they write, streaming; one stats row per file written (by any of them)."""
+    what they write, streaming; one stats row per file written (by any of them). Parquet
+    files' other columns are conformed to those of the ``reference`` file."""
     ds = _per_item([{"index": i, "uri": u} for i, u in files], _read_input_files,
                    **_task_options(ResourcesSpec(), ResourceHint()),
-                   fn_kwargs=dict(input_spec=input_spec, s3=s3, out=out, part_rows=part_rows, batch_rows=batch_rows))
+                   fn_kwargs=dict(input_spec=input_spec, s3=s3, out=out, part_rows=part_rows, batch_rows=batch_rows,
+                                  reference=reference))
     return _collect(_then(ds, then, out.prefix, store, batch_rows, len(files)), actors=_uses_actors(then))
 
 

@@ -37,3 +37,16 @@ def test_root_cause_reads_the_operator_error_out_of_ray_datas_wrapper() -> None:
             "The above exception was the direct cause of the following exception:\n"
             "ray.exceptions.UserCodeException: UDF failed to process a data block.")
     assert root_cause(Wrapper(text, udf)) == "RuntimeError: planted failure 42"
+
+
+def test_root_cause_names_the_input_file_a_read_error_noted() -> None:
+    import pyarrow as pa
+
+    err = pa.ArrowInvalid("Invalid UTF8 payload")
+    err.add_note("input file: s3://corpus/part-7.parquet")
+    assert root_cause(err) == "ArrowInvalid: Invalid UTF8 payload (input file: s3://corpus/part-7.parquet)"
+    # as Ray Data passes it on: the remote traceback's text, notes included
+    text = ("ray::MapBatches(_read_input_files)() (pid=1)\npyarrow.lib.ArrowInvalid: Invalid UTF8 payload\n"
+            "input file: /data/a.parquet\ntamis stage: read\n")
+    assert root_cause(Wrapper(text, type("UserCodeException", (Exception,), {})("UDF failed"))) \
+        == "ArrowInvalid: Invalid UTF8 payload (input file: /data/a.parquet)"
