@@ -25,10 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from operators.base import DROP_REASON
-from operators.io.records import (JSONL_SCHEMA, REJECTED_SCHEMA, FieldMapping, derived_id,
+from operators.io.records import (BOM, JSONL_SCHEMA, REJECTED_SCHEMA, FieldMapping, derived_id,
                                   parse_jsonl_lines)
 
-_BOM = b"\xef\xbb\xbf"
 _ARROW_BRACKETS = 64  # a line with no more brackets nests no deeper: cheap for Arrow
 
 
@@ -70,12 +69,12 @@ def arrow_rows(lines: Sequence[bytes], first_line: int,
                fields: FieldMapping) -> tuple[pa.Table, pa.Array, np.ndarray, list[bytes]] | None:
     """(mapped fields as strings, the metadata column, each row's line number, each row's
     raw line), or None when Arrow cannot give exactly what the per-line path would see."""
+    if first_line == 0 and lines and lines[0].startswith(BOM):
+        lines = [lines[0][len(BOM):], *lines[1:]]  # a byte-order mark starts the file, not the record
     numbers = [i for i, raw in enumerate(lines) if raw and not raw.isspace()]  # blank lines are separators
     if not numbers:
         return None
     raws = [lines[i] for i in numbers]
-    if first_line == 0 and numbers[0] == 0 and raws[0].startswith(_BOM):
-        raws[0] = raws[0][len(_BOM):]  # a byte-order mark starts the file, not the record
     # Only objects: a record that is not one is the per-line path's to reject (and a batch
     # starting with a bare ``null`` crashes pyarrow 26's reader).
     if not all(raw.lstrip().startswith(b"{") and raw.rstrip().endswith(b"}") for raw in raws):

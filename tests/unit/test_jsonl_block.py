@@ -114,6 +114,17 @@ def test_byte_order_mark_and_mappings() -> None:
                                                default_source="none"))
 
 
+def test_a_first_line_that_is_only_a_byte_order_mark_is_a_blank_line_on_the_arrow_path() -> None:
+    for mark in (b"\xef\xbb\xbf\n", b"\xef\xbb\xbf \t\r\n", b"\xef\xbb\xbf"):
+        lines = [mark, _line(id="a", text="after the mark"), _line(id="b", text="and another")]
+        parsed = arrow_rows(lines, 0, FieldMapping())
+        assert parsed is not None and list(parsed[2]) == [1, 2]
+        _same(lines)
+        docs, rejected = parse_jsonl_batch(lines, URI, 0, FieldMapping())
+        assert docs["id"].to_pylist() == ["a", "b"] and rejected.num_rows == 0
+    _same([b"\xef\xbb\xbf\n", b"\n"])  # nothing but separators
+
+
 def test_empty_and_blank_batches() -> None:
     _same([b"null\n", _line(id="a", text="after a null")])  # Arrow crashes on a batch starting so
     _same([_line(id="a", text="x") + b" null " + _line(id="b", text="y")])  # three values, one line

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import decimal
 import inspect
 import json
 import sys
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from operators.base import DROP_REASON
 from operators.io.jsonl_block import parse_jsonl_batch
@@ -20,6 +23,7 @@ from operators.io.records import (
     corrupt_file_row,
     derived_id,
     json_depth,
+    json_text,
     normalize_table,
     parse_jsonl_lines,
 )
@@ -123,15 +127,72 @@ def test_an_integer_python_will_not_convert_is_malformed_json(value: str) -> Non
         assert row[DROP_REASON] == "read:malformed_json" and row["raw"] == line.encode()
 
 
-def test_numbers_past_float_range_are_kept_as_python_reads_them() -> None:
-    # 1e999999 is valid JSON; Python reads it as infinity and writes it back as Infinity
+def test_numbers_past_float_range_are_kept_as_written() -> None:
+    # 1e999999 is valid JSON; Python reads it as infinity: metadata keeps the text (it wrote
+    # the invalid token -Infinity until issue 21), an id is Python's str of it as before
     big = "4" + "0" * 4299  # 4,300 digits: the most Python converts
     docs, rejected = parse(f'{{"id": 1e999999, "text": "t", "n": -1e999999, "m": {big}}}')
     assert rejected == []
     assert docs[0]["id"] == "inf"
-    assert docs[0][METADATA] == f'{{"m": {big}, "n": -Infinity}}'
+    assert docs[0][METADATA] == f'{{"m": {big}, "n": -1e999999}}'
     row = reject_one('{"text": 1e999999}')
     assert row[DROP_REASON] == "read:non_string_text"
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1E-400", "0.1000000000000000055511151231257827021181583404541015625",
+                                    "1.50", "1e5", "0.0e0", "-0.0", "0.25", "12345678901234567890.5", "-0"])
+def test_metadata_numbers_are_exact(number: str) -> None:
+    docs, _ = parse(f'{{"id": "d", "text": "t", "x": {number}, "y": [{number}, {{"z": {number}}}]}}')
+    meta = docs[0][METADATA]
+    exact = json.loads(meta, parse_float=decimal.Decimal, parse_int=decimal.Decimal, parse_constant=_refuse)
+    assert exact == {"x": decimal.Decimal(number), "y": [decimal.Decimal(number), {"z": decimal.Decimal(number)}]}
+    if number != "-0":  # an integer is Python's int: -0 is 0, the same number
+        assert meta == f'{{"x": {number}, "y": [{number}, {{"z": {number}}}]}}'
+
+
+def test_metadata_is_json_even_for_the_constants_python_accepts() -> None:
+    # NaN and Infinity are not JSON; Python reads them (and its json.dumps writes them), so a
+    # line holding one is a document, the constant kept as a string
+    docs, rejected = parse('{"id": "d", "text": "t", "a": NaN, "b": [Infinity, -Infinity], "c": 1.5}')
+    assert rejected == []
+    meta = docs[0][METADATA]
+    assert meta == '{"a": "NaN", "b": ["Infinity", "-Infinity"], "c": 1.5}'
+    json.loads(meta, parse_constant=_refuse)
+
+
+def test_metadata_written_exactly_is_what_json_dumps_writes_otherwise() -> None:
+    # a line with one exact number goes through json_text; everything else in it must come
+    # out as json.dumps(..., ensure_ascii=False, sort_keys=True) writes it
+    record = {"b": ["\u00e9\n\"\\\x01", None, True, False, {}, [], {"z": 1, "a": [2, 3.5]}], "a": -7,
+              "": "", "\u2028": 0.125, "k" * 3: {"x": {"y": {"z": []}}}}
+    line = json.dumps({"id": "d", "text": "t", **record, "exact": 1}).replace('"exact": 1', '"exact": 1e400')
+    docs, _ = parse(line)
+    expected = json.dumps({**record, "exact": 0}, ensure_ascii=False, sort_keys=True)
+    assert docs[0][METADATA] == expected.replace('"exact": 0', '"exact": 1e400')
+    assert json_text(record) == json.dumps(record, ensure_ascii=False, sort_keys=True)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(codec=None, exclude_categories=())),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(_JSON_VALUES)
+def test_json_text_writes_what_json_dumps_writes(value: object) -> None:
+    assert json_text(value) == json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def test_json_text_does_not_recurse() -> None:
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert json_text(deep) == "[" * 100_001 + "]" * 100_001
+
+
+def _refuse(token: str) -> None:
+    raise ValueError(f"not JSON: {token}")
 
 
 def test_corrupt_file_row() -> None:
@@ -462,3 +523,127 @@ def test_byte_order_mark_on_the_first_line_is_not_part_of_the_record() -> None:
     lines = [b'\xef\xbb\xbf{"id": "a", "text": "first"}\n', b'{"id": "b", "text": "second"}\n']
     docs, rejected = parse_jsonl_lines(lines, "file.jsonl", 0, FIELDS)
     assert docs["id"].to_pylist() == ["a", "b"] and rejected.num_rows == 0
+
+
+def test_a_first_line_that_is_only_a_byte_order_mark_is_blank() -> None:
+    # it was read:malformed_json: the blank check came before the mark was dropped
+    for first in (b"\xef\xbb\xbf", b"\xef\xbb\xbf\n", b"\xef\xbb\xbf \t\r\n"):
+        docs, rejected = parse(first, b'{"text": "after"}\n')
+        assert rejected == [] and [d["id"] for d in docs] == [derived_id(URI, 1)]
+    # past the file's first line a mark is data, as before
+    for lines, first_line in (([b'{"text": "a"}', b"\xef\xbb\xbf"], 0), ([b"\xef\xbb\xbf"], 5)):
+        docs, rejected = parse(*lines, first_line=first_line)
+        assert [r[DROP_REASON] for r in rejected] == ["read:malformed_json"]
+
+
+# --- ids and sources that are not strings: one rule for JSONL and Parquet ---------------------
+
+
+def test_non_string_ids_and_sources_are_text_by_one_rule() -> None:
+    docs, rejected = parse(b'{"id": [1, "a"], "text": "a", "source": {"b": 1, "a": [true]}}',
+                           b'{"id": true, "text": "b", "source": false}',
+                           b'{"id": {}, "text": "c", "source": 2.5}')
+    assert rejected == []
+    assert [d["id"] for d in docs] == ['[1, "a"]', "true", "{}"]
+    assert [d["source"] for d in docs] == ['{"a": [true], "b": 1}', "false", "2.5"]
+    # Parquet: the same text for the same values, maps as [key, value] pairs
+    table = pa.table({
+        "id": pa.array([[1, 2], None], pa.list_(pa.int64())),
+        "text": ["a", "b"],
+        "source": pa.array([{"b": 1, "a": "x"}, None], pa.struct([("b", pa.int64()), ("a", pa.string())])),
+        "m": pa.array([[("k", 1)], []], pa.map_(pa.string(), pa.int64())),
+    })
+    pdocs, prejected = normalize(table, first_row=4)
+    assert prejected.num_rows == 0
+    assert pdocs["id"].to_pylist() == ["[1, 2]", derived_id(URI, 5)]
+    assert pdocs["source"].to_pylist() == ['{"a": "x", "b": 1}', "unknown"]
+    docs, _ = normalize(pa.table({"id": pa.array([[("k", 1)]], pa.map_(pa.string(), pa.int64())), "text": ["a"]}))
+    assert docs["id"].to_pylist() == ['[["k", 1]]']
+    docs, _ = normalize(pa.table({"id": [True, False], "text": ["a", "b"]}))
+    assert docs["id"].to_pylist() == ["true", "false"]
+    jsonl, _ = parse(b'{"id": [1, 2], "text": "a"}')
+    assert jsonl[0]["id"] == "[1, 2]"
+
+
+def test_normalize_binary_ids_and_sources_that_are_not_utf8_reject_their_rows() -> None:
+    # the read stopped with an Arrow error naming no file
+    table = pa.table({"id": pa.array([b"\xff\xfe", b"ok-1", None, b"ok-3"], pa.binary()),
+                      "text": ["a", "b", "c", "d"],
+                      "source": pa.array([b"web", b"web", b"\xc0\xaf", None], pa.large_binary())})
+    docs, rejected = normalize(table, first_row=10)
+    assert docs["id"].to_pylist() == ["ok-1", "ok-3"]
+    assert docs["source"].to_pylist() == ["web", "unknown"]
+    assert rejected[DROP_REASON].to_pylist() == ["read:invalid_utf8"] * 2
+    assert rejected["input_line"].to_pylist() == [10, 12]
+    assert rejected["id"].to_pylist() == [derived_id(URI, 10), derived_id(URI, 12)]
+    # invalid bytes in the id win over a text problem, as for a JSON line
+    docs, rejected = normalize(pa.table({"id": pa.array([b"\xff"], pa.binary()), "text": [""]}))
+    assert rejected[DROP_REASON].to_pylist() == ["read:invalid_utf8"]
+
+
+def test_normalize_ids_of_other_types() -> None:
+    table = pa.table({"id": pa.array(["x", "y", None], pa.string()).dictionary_encode(), "text": ["a", "b", "c"]})
+    docs, _ = normalize(table)
+    assert docs["id"].to_pylist() == ["x", "y", derived_id(URI, 2)]
+    for id_type, values, expected in ((pa.float64(), [1.5], ["1.5"]), (pa.string_view(), ["v"], ["v"]),
+                                      (pa.binary(2), [b"ab"], ["ab"]), (pa.null(), [None], [derived_id(URI, 0)]),
+                                      (pa.duration("s"), [3], ["3"]),
+                                      (pa.month_day_nano_interval(), [pa.MonthDayNano([1, 2, 3])],
+                                       ["[1, 2, 3]"])):  # no Arrow cast: a tuple in Python
+        docs, rejected = normalize(pa.table({"id": pa.array(values, id_type), "text": ["a"]}))
+        assert docs["id"].to_pylist() == expected and rejected.num_rows == 0, id_type
+
+
+# --- normalize_table: text types, reserved column names -------------------------------------------
+
+
+@pytest.mark.parametrize("type_", [pa.string_view(), pa.dictionary(pa.int32(), pa.string()),
+                                   pa.dictionary(pa.int8(), pa.large_string()), pa.binary_view(),
+                                   pa.dictionary(pa.int32(), pa.binary())])
+def test_normalize_other_string_types_are_text(type_: pa.DataType) -> None:
+    # string_view and dictionary<string> were read:non_string_text on every row
+    values = ["a", None, " ", "a"]
+    value_type = type_.value_type if pa.types.is_dictionary(type_) else type_
+    raw = [v.encode() if v is not None and "binary" in str(value_type) else v for v in values]
+    array = pa.array(raw, value_type)
+    column = pa.chunked_array([array.dictionary_encode().cast(type_) if pa.types.is_dictionary(type_) else array])
+    docs, rejected = normalize(pa.table({"text": column}))
+    assert docs["text"].type == pa.string()
+    assert docs["text"].to_pylist() == ["a", "a"]
+    assert rejected[DROP_REASON].to_pylist() == ["read:missing_text", "read:empty_text"]
+
+
+def test_normalize_dictionary_text_in_chunks_with_different_dictionaries() -> None:
+    chunks = [pa.array(["x", "y"]).dictionary_encode(), pa.array(["z", b"\xff".decode("latin-1")]).dictionary_encode()]
+    docs, rejected = normalize(pa.table({"text": pa.chunked_array(chunks)}))
+    assert docs["text"].to_pylist() == ["x", "y", "z", "\u00ff"] and rejected.num_rows == 0
+
+
+def test_normalize_dictionary_of_non_strings_is_non_string_text() -> None:
+    docs, rejected = normalize(pa.table({"text": pa.array([1, None]).dictionary_encode()}))
+    assert docs.num_rows == 0
+    assert rejected[DROP_REASON].to_pylist() == ["read:non_string_text", "read:missing_text"]
+
+
+def test_normalize_renames_columns_named_like_tamis_own() -> None:
+    # a rejected/ file read back: its rows were rejected again under their old reasons
+    table = pa.table({"id": ["a", "b"], "text": ["x", "y"], DROP_REASON: [None, "dedup:exact"],
+                      "_tamis_file": ["f", "f"], "_tamis_row": [1, 2], "input__tamis_row": [3, 4],
+                      "lang": ["en", "de"]})
+    docs, rejected = normalize(table)
+    assert rejected.num_rows == 0
+    assert docs.column_names == ["id", "text", "source", "input_drop_reason", "input__tamis_file",
+                                 "input_input__tamis_row", "input__tamis_row", "lang"]
+    assert docs["input_drop_reason"].to_pylist() == [None, "dedup:exact"]
+    assert docs["input_input__tamis_row"].to_pylist() == [1, 2]
+    assert docs["input__tamis_row"].to_pylist() == [3, 4]
+
+
+def test_reserved_names_cover_the_columns_jobs_adds() -> None:
+    from jobs.part_reader import ROW_COLUMN
+    from jobs.parts import INTERNAL_COLUMNS
+    from operators.base import FILE_COLUMN
+    from operators.io.records import INTERNAL_PREFIX
+
+    for name in (ROW_COLUMN, FILE_COLUMN, *INTERNAL_COLUMNS):
+        assert name == DROP_REASON or name.startswith(INTERNAL_PREFIX), name
