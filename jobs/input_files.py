@@ -82,9 +82,12 @@ def parse_input(uri: str, fmt: str, fields: FieldMapping, s3: S3Options, *, part
         expected = None
         if reference is not None and reference != uri:
             ref_fs, ref_path = filesystem_for(reference, s3)
-            expected = pq.read_schema(ref_path, filesystem=ref_fs)
+            try:
+                expected = pq.read_schema(ref_path, filesystem=ref_fs)
+            except (OSError, pa.ArrowInvalid):  # a corrupt first file is its own read's to report
+                expected = None
         for table in _parquet_batches(fs, path, uri, batch_rows, broken):
-            if expected is not None:
+            if expected is not None and fields.text_field in table.column_names:  # else all rows are rejected
                 table = conform_columns(table, expected, fields, uri, reference)
             yield row // part_rows, normalize_table(table, uri, row, fields)
             row += table.num_rows
