@@ -254,9 +254,11 @@ class InputFile:
     version: str  # size and mtime on S3 (the listing has no ETag), mtime in nanoseconds locally
 
 
+JSONL_COMPRESSIONS = ("", ".gz", ".zst", ".bz2", ".lz4")
+"""The compression extensions jobs/input_files.py decodes for JSON lines ("" = none)."""
 DATA_SUFFIXES = {
     # not .json: a directory's .json files are usually single documents (metadata, manifests)
-    "jsonl": (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".jsonl.zst", ".jsonl.bz2"),
+    "jsonl": tuple(stem + c for c in JSONL_COMPRESSIONS for stem in (".jsonl", ".ndjson")),
     "parquet": (".parquet", ".pq"),
 }
 
@@ -286,7 +288,7 @@ def resolve_inputs(patterns: list[str], options: S3Options, fmt: str | None = No
             if i.type != pafs.FileType.File:
                 continue
             if whole_dir:
-                if suffixes and not i.path.endswith(suffixes):
+                if suffixes and not i.path.lower().endswith(suffixes):
                     continue
             elif not _glob_match(i.path, path):
                 continue

@@ -92,15 +92,16 @@ def read_examples(patterns: list[str], options: S3Options, kind: str, text_field
         TrainingError: No file matches, or a file lacks the text field / embedding column.
     """
     found = [f.uri for f in resolve_inputs(patterns, options)]
-    files = [uri for uri in found if uri.endswith(SUFFIXES)]  # a run's output directory has a manifest too
+    files = [uri for uri in found if uri.lower().endswith(SUFFIXES)]  # a run's output directory has a manifest too
     if not files:
-        raise TrainingError(f"no JSONL or Parquet file ({', '.join(SUFFIXES)}) matches {patterns}"
+        raise TrainingError(f"no JSONL file (.jsonl or .ndjson, plain or .gz, .zst, .bz2, .lz4) or Parquet file "
+                            f"(.parquet, .pq) matches {patterns}"
                             + (f" (found only {', '.join(found[:3])})" if found else ""))
     texts: list[str] = []
     embeddings: list[np.ndarray] = []
     for uri in files:
         fs, path = filesystem_for(uri, options)
-        if uri.endswith((".parquet", ".pq")):
+        if uri.lower().endswith(DATA_SUFFIXES["parquet"]):
             names = pq.read_schema(path, filesystem=fs).names
             if kind == "embedding" and "embedding" in names:
                 column = pq.read_table(path, filesystem=fs, columns=["embedding"])["embedding"].drop_null()
@@ -130,7 +131,7 @@ def _jsonl_texts(fs: Any, path: str, uri: str, text_field: str) -> list[str]:
                 continue
             try:
                 value = json.loads(line).get(text_field)
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):  # RecursionError: nesting past Python's stack
                 value = None
             if isinstance(value, str) and value.strip():
                 texts.append(value)

@@ -264,8 +264,8 @@ def test_train_classifier_reports_unusable_examples(tmp_path: Path, capsys: pyte
 
     out = str(tmp_path / "m.parquet")
     assert main(["train-classifier", "--positive", str(tmp_path / "none*.jsonl"), "--negative", out, "--out", out]) == 2
-    assert f"error: no JSONL or Parquet file (.jsonl, .ndjson, .jsonl.gz, .ndjson.gz, .jsonl.zst, .jsonl.bz2, " \
-        f".parquet, .pq) matches ['{tmp_path}/none*.jsonl']" in capsys.readouterr().err
+    assert ("error: no JSONL file (.jsonl or .ndjson, plain or .gz, .zst, .bz2, .lz4) or Parquet file (.parquet, .pq) "
+            f"matches ['{tmp_path}/none*.jsonl']") in capsys.readouterr().err
     pq.write_table(pa.table({"body": ["x"]}), tmp_path / "p.parquet")
     assert main(["train-classifier", "--positive", str(tmp_path / "p.parquet"), "--negative", out, "--out", out]) == 2
     assert "p.parquet: no 'text' column (columns: body)" in capsys.readouterr().err
@@ -275,3 +275,12 @@ def test_train_classifier_reports_unusable_examples(tmp_path: Path, capsys: pyte
     assert "need at least 2 positive and 2 negative examples, got 1 and 1" in capsys.readouterr().err
     assert main(["train-classifier", *both, "--validation-fraction", "1.5"]) == 2
     assert "--validation-fraction 1.5: expected a value in (0, 1)" in capsys.readouterr().err
+
+
+def test_training_examples_skip_lines_json_cannot_decode(tmp_path: Path) -> None:
+    from jobs.store import S3Options
+    from jobs.train import read_examples
+
+    deep = '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}"  # RecursionError in json.loads, not ValueError
+    (tmp_path / "e.JSONL").write_text('{"text": "kept"}\n' + deep + '\n{"text": 1}\nnot json\n')
+    assert read_examples([str(tmp_path)], S3Options(), "text", "text").texts == ["kept"]

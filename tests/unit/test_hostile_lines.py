@@ -2,7 +2,8 @@
 
 Properties of ``operators.io.records.parse_jsonl_lines`` and its Arrow twin
 ``operators.io.jsonl_block.parse_jsonl_batch`` (issue 21; the Ray-level suite is
-tests/integration/test_hostile_input.py, whose support module states the conventions):
+tests/integration/test_hostile_jsonl.py and test_hostile_parquet.py, whose support module
+states the conventions):
 
 - neither raises, whatever the bytes;
 - documents + rejected rows = record lines, where a line that is empty or ASCII whitespace

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.store import InputFile, S3Options, Store, StoreError, is_s3, resolve_inputs, split_s3
+from jobs.store import JSONL_COMPRESSIONS, InputFile, S3Options, Store, StoreError, is_s3, resolve_inputs, split_s3
 
 
 @pytest.fixture
@@ -223,6 +223,19 @@ def test_directory_input_means_its_data_files(tmp_path: Path) -> None:
         (tmp_path / name).write_text("x")
     got = [Path(f.uri).relative_to(tmp_path).as_posix() for f in resolve_inputs([str(tmp_path)], S3Options(), "jsonl")]
     assert got == ["a.jsonl.gz", "sub/b.jsonl"]
+
+
+def test_directory_input_finds_every_compression_the_reader_decodes(tmp_path: Path) -> None:
+    from jobs.input_files import _ARROW_CODECS
+
+    decoded = {".gz", *_ARROW_CODECS}
+    assert decoded == set(JSONL_COMPRESSIONS) - {""}
+    names = sorted(stem + c for c in decoded for stem in (".jsonl", ".ndjson"))
+    for i, name in enumerate(names):
+        (tmp_path / f"f{i}{name}").write_text("x")
+    (tmp_path / "notes.json").write_text("x")
+    got = resolve_inputs([str(tmp_path)], S3Options(), "jsonl")
+    assert len(got) == len(names) == 8
 
 
 def test_double_star_spans_directories(tmp_path: Path) -> None:
