@@ -22,6 +22,7 @@ from typing import Any
 from jobs import checkpoint as cp
 from jobs.checkpoint import Artifact, FileRef
 from jobs.ledger import RunContext, StageCommit, StageEntry, StageKind, Stats, Wave
+from jobs.parquet_columns import PassThrough, pass_through_columns
 from jobs.store import InputFile
 
 _WAVE = re.compile(r"/wave-(\d+)-[0-9a-f]+$")
@@ -57,11 +58,13 @@ def run_chain(ctx: RunContext, plan: list[StageEntry], chain: list[StageEntry], 
         ctx.progress.event(f"{' -> '.join(names)}: chained, each wave streams through all of them")
     waves = _head_waves(ctx, plan, chain[0], files, upstream)
     uris = {f.uri: i for i, f in enumerate(files)}
-    reference = files[0].uri if files and ctx.spec.input.format == "parquet" else None
+    columns = None
+    if chain[0].kind is StageKind.READ and files and ctx.spec.input.format == "parquet":
+        columns = pass_through_columns([f.uri for f in files], ctx.spec.input.field_mapping(), ctx.spec.s3_options())
     started = time.time()
 
     def run(prefixes: list[str], inputs: list[str]) -> Stats:
-        return _run_wave(ctx, chain[len(chain) - len(prefixes):], prefixes, inputs, uris, given, reference)
+        return _run_wave(ctx, chain[len(chain) - len(prefixes):], prefixes, inputs, uris, given, columns)
 
     results = ctx.ledger.run_waves(chain, waves, run)
     seconds = time.time() - started
@@ -97,7 +100,7 @@ def _wave_number(prefix: str) -> int:
 
 
 def _run_wave(ctx: RunContext, entries: list[StageEntry], prefixes: list[str], inputs: list[str],
-              uris: dict[str, int], given: dict[int, Artifact | None], reference: str | None) -> Stats:
+              uris: dict[str, int], given: dict[int, Artifact | None], columns: PassThrough | None) -> Stats:
     """One job: the first stage on ``inputs``, each later one on what the one before writes."""
     ex, executor = ctx.spec.execution, ctx.executor
     steps: list[Any] = []
@@ -108,5 +111,5 @@ def _run_wave(ctx: RunContext, entries: list[StageEntry], prefixes: list[str], i
                                           stage.resources, given.get(entry.index), ex.column_files))
     if entries[0].kind is StageKind.READ:
         return executor.run_read([(uris[u], u) for u in inputs], ctx.spec.input, ctx.spec.s3_options(),
-                                 ctx.output(prefixes[0]), ex.part_rows, ex.batch_rows, ctx.store, steps, reference)
+                                 ctx.output(prefixes[0]), ex.part_rows, ex.batch_rows, ctx.store, steps, columns)
     return executor.run_map(steps, inputs, ctx.store, ex.batch_rows) if inputs else []

@@ -22,6 +22,7 @@ import ray
 from jobs import shuffle
 from jobs.checkpoint import Artifact
 from jobs.input_files import parse_input
+from jobs.parquet_columns import PassThrough
 from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, STATS_SCHEMA, FileOutput, append_by_file, basename,
                         column_part, conform, iter_file_batches, logical_columns, metrics_row, parquet_writer,
                         read_files, row_part, stats_table)
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 # -- read ---------------------------------------------------------------------------------
 def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, out: FileOutput,
-                      part_rows: int, batch_rows: int, reference: str | None = None) -> pa.Table:
+                      part_rows: int, batch_rows: int, columns: PassThrough | None = None) -> pa.Table:
     stats: list[dict[str, Any]] = []
     fields = input_spec.field_mapping()
     for index, uri in zip(items["index"].to_pylist(), items["uri"].to_pylist()):
@@ -41,7 +42,7 @@ def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, 
             writer = out.writer()
             for chunk, (docs, rejected) in parse_input(uri, input_spec.format, fields, s3, part_rows=part_rows,
                                                        batch_rows=batch_rows, on_corrupt=input_spec.on_corrupt_file,
-                                                       reference=reference):
+                                                       columns=columns):
                 name = f"part-{index:05d}-{chunk:04d}.parquet"
                 writer.write(name, docs)
                 writer.append("rejected", name, rejected)
@@ -55,14 +56,14 @@ def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, 
 
 def run_read(files: list[tuple[int, str]], input_spec: InputSpec, s3: S3Options, out: FileOutput,
              part_rows: int, batch_rows: int, store: Store, then: list["MapStep"],
-             reference: str | None = None) -> list[dict[str, Any]]:
+             columns: PassThrough | None = None) -> list[dict[str, Any]]:
     """Read ``(index, uri)`` input files in parallel, then run the map stages ``then`` on
     what they write, streaming; one stats row per file written (by any of them). Parquet
-    files' other columns are conformed to those of the ``reference`` file."""
+    files' other columns are conformed to ``columns`` (jobs/parquet_columns.py)."""
     ds = _per_item([{"index": i, "uri": u} for i, u in files], _read_input_files,
                    **_task_options(ResourcesSpec(), ResourceHint()),
                    fn_kwargs=dict(input_spec=input_spec, s3=s3, out=out, part_rows=part_rows, batch_rows=batch_rows,
-                                  reference=reference))
+                                  columns=columns))
     return _collect(_then(ds, then, out.prefix, store, batch_rows, len(files)), actors=_uses_actors(then))
 
 

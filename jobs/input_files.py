@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from isal import igzip, isal_zlib
 
+from jobs.parquet_columns import PassThrough, conform_columns
 from jobs.store import S3Options, filesystem_for
 from operators.io.jsonl_block import parse_jsonl_batch
 from operators.io.records import JSONL_SCHEMA, FieldMapping, corrupt_file_row, normalize_table
@@ -69,26 +70,19 @@ class _Break:
 
 
 def parse_input(uri: str, fmt: str, fields: FieldMapping, s3: S3Options, *, part_rows: int, batch_rows: int,
-                on_corrupt: OnCorrupt, reference: str | None = None) -> Iterator[tuple[int, tuple[pa.Table, pa.Table]]]:
+                on_corrupt: OnCorrupt, columns: PassThrough | None = None) -> Iterator[tuple[int, tuple[pa.Table, pa.Table]]]:
     """Yield (chunk number, (documents, rejected rows)) for one input file; a chunk is
     ``part_rows`` input rows. A corrupt file ends with its ``read:corrupt_file`` row
     (``skip``) or raises :class:`CorruptInputError` once its records before the break are
-    yielded (``fail``). Parquet columns other than the mapped ones are conformed to those
-    of the ``reference`` file (the run's first input file; see :func:`conform_columns`)."""
+    yielded (``fail``). Parquet columns other than the mapped ones are conformed to
+    ``columns``, those of the run's input files (jobs/parquet_columns.py)."""
     fs, path = filesystem_for(uri, s3)
     broken = _Break()
     row = 0
     if fmt == "parquet":
-        expected = None
-        if reference is not None and reference != uri:
-            ref_fs, ref_path = filesystem_for(reference, s3)
-            try:
-                expected = pq.read_schema(ref_path, filesystem=ref_fs)
-            except (OSError, pa.ArrowInvalid):  # a corrupt first file is its own read's to report
-                expected = None
         for table in _parquet_batches(fs, path, uri, batch_rows, broken):
-            if expected is not None and fields.text_field in table.column_names:  # else all rows are rejected
-                table = conform_columns(table, expected, fields, uri, reference)
+            if columns is not None and fields.text_field in table.column_names:  # else all rows are rejected
+                table = conform_columns(table, columns, fields, uri)
             yield row // part_rows, normalize_table(table, uri, row, fields)
             row += table.num_rows
     else:
@@ -249,35 +243,3 @@ class _Source:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def conform_columns(table: pa.Table, expected: pa.Schema, fields: FieldMapping, uri: str,
-                    reference: str | None) -> pa.Table:
-    """``table``'s pass-through columns as the reference file has them: the same names in the
-    same order (a column it lacks added as nulls), each cast to the reference's type.
-
-    Every checkpoint file of a stage must share one schema (a group stage concatenates
-    them); Parquet input files whose other columns differ would otherwise fail far from
-    here, naming no file. A column the reference lacks, or a type that does not cast
-    safely, stops the read with both files named.
-    """
-    mapped = {fields.text_field, fields.id_field, fields.source_field}
-    wanted = [f for f in expected if f.name not in mapped]
-    extra = [n for n in table.column_names if n not in mapped and expected.get_field_index(n) < 0]
-    if extra:
-        raise ValueError(f"input file {uri} has column(s) {', '.join(extra)} that the first input file {reference} "
-                         f"lacks; Parquet input files must share their columns")
-    columns = {n: table[n] for n in table.column_names if n in mapped}
-    for f in wanted:
-        if f.name not in table.column_names:
-            columns[f.name] = pa.nulls(table.num_rows, f.type)
-        elif table[f.name].type != f.type:
-            try:
-                columns[f.name] = table[f.name].cast(f.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-                raise ValueError(f"input file {uri}: column {f.name} is {table[f.name].type}, but "
-                                 f"{f.type} in the first input file {reference}, and does not cast ({err})") from None
-        else:
-            columns[f.name] = table[f.name]
-    return pa.table(columns)
-
