@@ -33,6 +33,7 @@ _BUILTIN_MODULES = (
     "operators.quality.text_quality",
     "operators.filtering.filter",
     "operators.filtering.quantiles",
+    "operators.mixing.mix",
     "operators.embedding.embed",
     "operators.embedding.kmeans",
     "operators.embedding.semantic_dedup",

@@ -1,0 +1,87 @@
+"""The ``mix`` config: how tokens are counted, the budget, the policy and how documents are chosen."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from operators.base import OperatorConfig
+from operators.mixing.policy import POLICIES
+
+TOKENS = "mix_tokens"
+EPOCH = "mix_epoch"
+NOT_SAMPLED = "mix:not_sampled"
+
+
+class TokenCountConfig(OperatorConfig):
+    """How ``mix_tokens`` is counted: an estimate from the text's size, or a tokenizer."""
+
+    estimate: Literal["bytes_per_token", "words_per_token"] = Field(
+        "bytes_per_token", description="bytes_per_token: ceil(UTF-8 bytes / value); words_per_token: "
+        "ceil(whitespace-separated words / value). Ignored with a tokenizer.")
+    value: float = Field(4.0, gt=0, description="Bytes (or words) per token: about 4 bytes for English "
+                         "with a GPT-2-style BPE, 0.75 words.")
+    tokenizer: str | None = Field(None, description="A Hugging Face tokenizer.json (local path, readable "
+                                  "by the workers): exact counts, without special tokens.")
+    tokenizer_sha256: str | None = Field(None, description="Filled in from the file, so that a changed "
+                                         "tokenizer recounts.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hash_tokenizer(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("tokenizer"):
+            path = Path(str(data["tokenizer"])).expanduser()
+            if not path.is_file():
+                raise ValueError(f"tokenizer {data['tokenizer']!r}: no such file (a tokenizer.json is expected)")
+            data = {**data, "tokenizer_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        return data
+
+
+class MixConfig(OperatorConfig):
+    group_by: str = Field("source", description="The column whose values are the groups: source, a domain, "
+                          "cluster_id after kmeans, a quality bucket.")
+    tokens: TokenCountConfig = Field(default_factory=TokenCountConfig, description="How mix_tokens is counted: "
+                                     "{estimate, value} or {tokenizer: path/to/tokenizer.json}.")
+    budget_tokens: float = Field(gt=0, description="Tokens in the mix.")
+    policy: Literal["weights", "proportional", "temperature", "unimax"] = Field(
+        "proportional", description=f"One of {', '.join(POLICIES)}; see docs/operators.md for the formulas.")
+    weights: dict[str, float] | None = Field(None, description="Group -> weight (for policy weights); "
+                                             "normalized; a group present but not named gets none.")
+    temperature: float = Field(1.0, gt=0, description="T of p_i ∝ n_i^(1/T) (policy temperature).")
+    max_epochs: float | None = Field(4.0, gt=0, description="Most times a group's tokens are used; null: "
+                                     "no cap.")
+    allow_short: bool = Field(False, description="When the capped groups cannot fill the budget: mix what "
+                              "there is instead of failing.")
+    within_group: Literal["random", "top_score"] = Field(
+        "random", description="Which documents a group's sampling rate keeps: a hash of (id, seed), or the "
+        "highest score_column first.")
+    score_column: str | None = Field(None, description="The score read by within_group: top_score.")
+    seed: int = Field(0, description="Seed of the selection hash: another seed, another sample.")
+    score_sample: int = Field(20_000, ge=100, le=10_000_000, description="Documents per group (bottom-k by "
+                              "id hash) the top_score cut is estimated from.")
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, weights: dict[str, float] | None) -> dict[str, float] | None:
+        if weights is None:
+            return None
+        bad = [g for g, w in weights.items() if not math.isfinite(w) or w < 0]
+        if bad:
+            raise ValueError(f"weights of {', '.join(bad)}: expected numbers >= 0")
+        if not sum(weights.values()) > 0:
+            raise ValueError("the weights sum to 0: give at least one group a positive weight")
+        return weights
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MixConfig":
+        if self.policy == "weights" and not self.weights:
+            raise ValueError("policy weights needs weights: {group: weight, ...}")
+        if self.policy != "weights" and self.weights:
+            raise ValueError(f"weights are given but policy is {self.policy}; set policy: weights")
+        if self.within_group == "top_score" and not self.score_column:
+            raise ValueError("within_group top_score needs score_column")
+        return self

@@ -1,0 +1,189 @@
+"""``mix.plan``: per-group tokens -> per-group targets, and how to select each group's documents.
+
+One pass over (id, group, ``mix_tokens``, score) in bounded memory per group:
+
+1. Sum each group's documents and tokens; :mod:`operators.mixing.policy` turns them into
+   targets (policy, budget, ``max_epochs``, redistribution).
+2. A group's target ``t`` over its ``n`` tokens is ``floor(t / n)`` whole epochs (every
+   document that many times) plus a fraction ``f = t / n - floor(t / n)`` of one more, chosen:
+   - ``random``: documents whose selection hash ``u = splitmix64(hash(id) ^ seed)`` is below a
+     cut. The cut comes from a histogram of tokens over 4,096 equal ranges of ``u``: the
+     ranges below it hold ``f x n`` tokens, and inside the range it falls in, the cut is
+     interpolated. The realized tokens therefore differ from the target by at most the
+     tokens of that one range, about ``n / 4096`` (for a group of up to a few thousand
+     documents, at most one document's tokens);
+   - ``top_score``: documents in descending ``score_column`` (ties by ``u``) down to a score
+     cut, estimated from a bottom-k sample by ``u`` (Cohen and Kaplan 2007, as ``quantiles``)
+     of ``score_sample`` documents: exact for groups no larger, otherwise within the
+     sample's error (about ``sqrt(f(1 - f) / k)`` of the group's tokens).
+
+No document is collected and nothing is sorted globally; the artifact is one row per group.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from operators.base import FitOperator, OperatorConfig
+from operators.hashing import splitmix64, string_hashes
+from operators.mixing.config import TOKENS, MixConfig
+from operators.mixing.policy import plan_targets, policy_shares
+from operators.registry import register
+
+log = logging.getLogger(__name__)
+
+HISTOGRAM_BITS = 12
+_SHIFT = np.uint64(64 - HISTOGRAM_BITS)
+_RANGE = float(2 ** (64 - HISTOGRAM_BITS))
+MAX_CUT = np.iinfo(np.uint64).max
+
+PLAN_SCHEMA = pa.schema([
+    ("group", pa.string()), ("documents", pa.int64()), ("available_tokens", pa.float64()),
+    ("share", pa.float64()), ("target_tokens", pa.float64()), ("capped", pa.bool_()),
+    ("whole_epochs", pa.int64()), ("hash_cut", pa.uint64()), ("score_cut", pa.float64()),
+    ("score_tie_cut", pa.uint64())])
+"""One row per group: a document gets ``whole_epochs`` copies, plus one when it is selected:
+``u < hash_cut`` (random) or ``score > score_cut`` or ``score == score_cut and u <= score_tie_cut``
+(top_score; a null ``score_cut`` selects none)."""
+
+
+def group_values(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Each row's group as text; a null value is the group ``""``."""
+    values = pc.fill_null(column.cast(pa.string()), "")
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def selection_hashes(ids: pa.Array | pa.ChunkedArray, seed: int) -> np.ndarray:
+    """``u`` per document: uniform over 64 bits, a function of (id, seed) only."""
+    salt = splitmix64(np.array([seed & 0xFFFFFFFFFFFFFFFF], np.uint64))[0]
+    return splitmix64(string_hashes(ids) ^ salt)
+
+
+class _Group:
+    """What the plan keeps of one group while streaming: counts, the histogram, a sample."""
+
+    def __init__(self) -> None:
+        self.documents = 0
+        self.tokens = 0.0
+        self.histogram = np.zeros(2 ** HISTOGRAM_BITS)
+        self.sample = (np.zeros(0, np.uint64), np.zeros(0), np.zeros(0))  # u, score, tokens
+
+    def add(self, u: np.ndarray, tokens: np.ndarray, scores: np.ndarray | None, k: int) -> None:
+        self.documents += len(u)
+        self.tokens += float(tokens.sum())
+        self.histogram += np.bincount((u >> _SHIFT).astype(np.int64), weights=tokens,
+                                      minlength=len(self.histogram))
+        if scores is not None:
+            h, s, t = (np.concatenate([a, b]) for a, b in zip(self.sample, (u, scores, tokens)))
+            if len(h) > 2 * k:  # amortized: back to the k smallest hashes
+                order = np.argsort(h, kind="stable")[:k]
+                h, s, t = h[order], s[order], t[order]
+            self.sample = (h, s, t)
+
+    def hash_cut(self, fraction_tokens: float) -> int:
+        """The ``u`` below which the group's documents hold ``fraction_tokens`` tokens."""
+        if fraction_tokens <= 0:
+            return 0
+        cumulative = np.cumsum(self.histogram)
+        k = int(np.searchsorted(cumulative, fraction_tokens, side="left"))
+        if k >= len(cumulative):
+            return int(MAX_CUT)
+        before = cumulative[k - 1] if k else 0.0
+        inside = (fraction_tokens - before) / self.histogram[k] if self.histogram[k] > 0 else 1.0
+        return min(int((k + min(max(inside, 0.0), 1.0)) * _RANGE), int(MAX_CUT))
+
+    def score_cut(self, fraction: float, k: int) -> tuple[float | None, int]:
+        """(score, tie hash) of the document at which ``fraction`` of the tokens, best first, is reached."""
+        h, s, t = self.sample
+        order = np.argsort(h, kind="stable")[:k]
+        h, s, t = h[order], s[order], t[order]
+        wanted = fraction * t.sum()  # the sample is uniform over the group: its token fraction estimates the group's
+        valid = ~np.isnan(s)  # a document without a score comes after every scored one
+        h, s, t = h[valid], s[valid], t[valid]
+        if fraction <= 0 or not len(h):
+            return None, 0
+        best_first = np.lexsort((h, -s))
+        cumulative = np.cumsum(t[best_first])
+        at = min(int(np.searchsorted(cumulative, wanted, side="left")), len(h) - 1)
+        row = best_first[at]
+        return float(s[row]), int(h[row])
+
+
+@register("mix.plan")
+class MixPlan(FitOperator[MixConfig]):
+    """The mix's plan: targets per group under the policy, and each group's selection cut.
+
+    Reads: id, group_by, mix_tokens (and score_column for top_score). Writes no document
+    column: the plan artifact (:data:`PLAN_SCHEMA`).
+    """
+
+    version = 1
+    Config = MixConfig
+
+    def __init__(self, config: MixConfig, artifact: pa.Table | None = None) -> None:
+        super().__init__(config, artifact)
+        self._metrics: dict[str, float] = {}
+
+    @classmethod
+    def columns_read(cls, config: OperatorConfig) -> tuple[str, ...]:
+        assert isinstance(config, MixConfig)
+        score = (config.score_column,) if config.within_group == "top_score" and config.score_column else ()
+        return ("id", config.group_by, TOKENS, *score)
+
+    def metrics(self) -> dict[str, float]:
+        return dict(self._metrics)
+
+    def fit(self, batches: Iterator[pa.Table]) -> pa.Table:
+        c = self.config
+        groups: dict[str, _Group] = {}
+        top = c.within_group == "top_score"
+        for batch in batches:
+            u = selection_hashes(batch["id"], c.seed)
+            tokens = pc.fill_null(batch[TOKENS], 0).to_numpy(zero_copy_only=False).astype(np.float64)
+            scores = None
+            if top:
+                scores = pc.fill_null(batch[c.score_column].cast(pa.float64()), np.nan).to_numpy(
+                    zero_copy_only=False)
+            values = group_values(batch[c.group_by])
+            encoded = pc.dictionary_encode(values)
+            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            for code, name in enumerate(encoded.dictionary.to_pylist()):
+                rows = np.flatnonzero(codes == code)
+                groups.setdefault(name, _Group()).add(u[rows], tokens[rows],
+                                                      None if scores is None else scores[rows], c.score_sample)
+        available = {g: groups[g].tokens for g in sorted(groups)}
+        shares = policy_shares(available, c.policy, c.weights, c.temperature)
+        targets = plan_targets(available, shares, c.budget_tokens, c.max_epochs, c.allow_short)
+        rows = []
+        for name, target in targets.items():
+            group = groups[name]
+            whole = int(np.floor(target.epochs + 1e-12))
+            rest = max(target.target - whole * target.available, 0.0)
+            hash_cut, score_cut, tie = 0, None, 0
+            if top:
+                score_cut, tie = group.score_cut(rest / target.available if target.available else 0.0,
+                                                 c.score_sample)
+            else:
+                hash_cut = group.hash_cut(rest)
+            rows.append({"group": name, "documents": group.documents, "available_tokens": target.available,
+                         "share": target.share, "target_tokens": target.target, "capped": target.capped,
+                         "whole_epochs": whole, "hash_cut": hash_cut, "score_cut": score_cut,
+                         "score_tie_cut": tie})
+            for key, value in (("documents", group.documents), ("available_tokens", target.available),
+                               ("share", target.share), ("target_tokens", target.target),
+                               ("epochs", target.epochs)):
+                self._metrics[f"group.{name}.{key}"] = float(value)
+        planned = sum(t.target for t in targets.values())
+        self._metrics.update(budget_tokens=float(c.budget_tokens), planned_tokens=planned)
+        if planned < c.budget_tokens * (1 - 1e-9):
+            log.warning("mix: the budget of %.0f tokens is short by %.0f (allow_short)", c.budget_tokens,
+                        c.budget_tokens - planned)
+        unweighted = [g for g, t in targets.items() if t.share == 0]
+        if unweighted:
+            log.warning("mix: group(s) with no weight, left out of the mix: %s", ", ".join(unweighted))
+        return pa.Table.from_pylist(rows, schema=PLAN_SCHEMA)
