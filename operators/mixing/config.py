@@ -14,6 +14,7 @@ from operators.mixing.policy import POLICIES
 
 TOKENS = "mix_tokens"
 EPOCH = "mix_epoch"
+ORDER = "mix_order"
 NOT_SAMPLED = "mix:not_sampled"
 
 
@@ -61,6 +62,8 @@ class MixConfig(OperatorConfig):
         "highest score_column first.")
     score_column: str | None = Field(None, description="The score read by within_group: top_score.")
     seed: int = Field(0, description="Seed of the selection hash: another seed, another sample.")
+    shuffle: bool = Field(True, description="Shuffle the mix across groups (mix.shuffle), so that a trainer "
+                          "reading the output shards in order sees the mix, not one group after another.")
     score_sample: int = Field(20_000, ge=100, le=10_000_000, description="Documents per group (bottom-k by "
                               "id hash) the top_score cut is estimated from.")
 

@@ -5,7 +5,9 @@ A composite of three parts, each checkpointed on its own:
 1. ``mix.tokens`` (map): ``mix_tokens`` per document (estimate or tokenizer);
 2. ``mix.plan`` (fit): per-group targets under the policy, budget and epoch cap, and the
    cut that selects each group's documents (:mod:`operators.mixing.policy`, ``.plan``);
-3. ``mix.sample`` (map): each document 0, 1 or more times, with ``mix_epoch``.
+3. ``mix.sample`` (map): each document 0, 1 or more times, with ``mix_epoch``;
+4. ``mix.shuffle`` (group, unless ``shuffle: false``): the mix in a random order across
+   groups.
 
 Changing a weight, the budget, the policy or the seed re-runs the plan and the sample and
 reuses the counts; changing how tokens are counted re-runs all three.
@@ -19,6 +21,7 @@ from operators.base import Composite, Part
 from operators.mixing.config import MixConfig
 from operators.mixing.plan import MixPlan
 from operators.mixing.sample import MixSample
+from operators.mixing.shuffle import MixShuffle
 from operators.mixing.tokens import MixTokens
 from operators.registry import register
 
@@ -34,6 +37,9 @@ class Mix(Composite[MixConfig]):
 
     @classmethod
     def parts(cls, config: MixConfig) -> Sequence[Part]:
-        return (Part("tokens", MixTokens, config, ("tokens",)),
-                Part("plan", MixPlan, config, PLAN_FIELDS),
-                Part("sample", MixSample, config, ("group_by", "within_group", "score_column", "seed")))
+        parts = [Part("tokens", MixTokens, config, ("tokens",)),
+                 Part("plan", MixPlan, config, PLAN_FIELDS),
+                 Part("sample", MixSample, config, ("group_by", "within_group", "score_column", "seed"))]
+        if config.shuffle:
+            parts.append(Part("shuffle", MixShuffle, config, ()))
+        return parts

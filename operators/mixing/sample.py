@@ -16,8 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from operators.base import DROP_REASON, MapOperator, OperatorConfig, with_drop_reason
-from operators.mixing.config import EPOCH, NOT_SAMPLED, TOKENS, MixConfig
+from operators.base import DROP_REASON, MapOperator, OperatorConfig, set_column, with_drop_reason
+from operators.hashing import splitmix64
+from operators.mixing.config import EPOCH, NOT_SAMPLED, ORDER, TOKENS, MixConfig
 from operators.mixing.plan import group_values, selection_hashes
 from operators.registry import register
 
@@ -27,8 +28,8 @@ class MixSample(MapOperator[MixConfig]):
     """Copies of each document by its group's plan, with ``mix_epoch``; the others rejected.
 
     Reads: id, group_by, mix_tokens (and score_column for top_score), the plan artifact.
-    Writes: mix_epoch (int32), drop_reason (``mix:not_sampled``). Emits more rows than it
-    reads where a group is repeated.
+    Writes: mix_epoch (int32), mix_order (uint64, the shuffle's key), drop_reason
+    (``mix:not_sampled``). Emits more rows than it reads where a group is repeated.
     """
 
     version = 1
@@ -51,7 +52,7 @@ class MixSample(MapOperator[MixConfig]):
 
     @classmethod
     def columns_written(cls, config: OperatorConfig) -> tuple[str, ...]:
-        return (EPOCH, DROP_REASON)
+        return (EPOCH, ORDER, DROP_REASON)
 
     def metrics(self) -> dict[str, float]:
         out = {f"group.{g}.tokens_out": float(v) for g, v in self._tokens.items()}
@@ -92,9 +93,10 @@ class MixSample(MapOperator[MixConfig]):
         epoch = np.arange(len(index)) - starts
         out = batch.take(pa.array(index))
         taken = np.repeat(copies > 0, emitted)
-        out = out.append_column(EPOCH, pa.array(epoch.astype(np.int32), mask=~taken)) \
-            if EPOCH not in out.column_names else out.set_column(out.column_names.index(EPOCH), EPOCH,
-                                                                    pa.array(epoch.astype(np.int32), mask=~taken))
+        out = set_column(out, EPOCH, pa.array(epoch.astype(np.int32), mask=~taken))
+        # the order mix.shuffle sorts by: a hash of (id, seed, epoch), so copies land apart
+        order = splitmix64(selection_hashes(out["id"], self.config.seed) ^ splitmix64(epoch.astype(np.uint64)))
+        out = set_column(out, ORDER, pa.array(order, pa.uint64()))
         reasons = pa.array(np.where(taken, None, NOT_SAMPLED), pa.string())
         groups = group_values(out[self.config.group_by]).to_numpy(zero_copy_only=False)
         tokens = pc.fill_null(out[TOKENS], 0).to_numpy(zero_copy_only=False)

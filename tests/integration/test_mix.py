@@ -1,0 +1,107 @@
+"""configs/mix.yaml end to end on a local Ray: the plan realized, a kill between plan and
+sample resumed with the plan reused, and a changed weight re-running only what it touches."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pytest
+import yaml
+
+from tests.conftest import REPO, SAMPLE, write_config
+from tests.integration.conftest import read_output, read_rejected, run_config
+from tests.integration.test_resume import finish, output_table, run_json
+
+pytestmark = pytest.mark.integration
+
+MIX_STAGES = ("mix.plan", "mix.sample", "mix.shuffle")
+
+
+def mix_config(store: Path, **changes: Any) -> dict[str, Any]:
+    raw = yaml.safe_load((REPO / "configs" / "mix.yaml").read_text())
+    raw["store"] = str(store)
+    raw["input"]["paths"] = [str(SAMPLE / "*.jsonl.gz")]
+    raw.update(changes)
+    return raw
+
+
+def test_mix_realizes_its_plan_and_accounts_for_every_document(ray_local: None, tmp_path: Path) -> None:
+    pipeline, state = run_config(tmp_path, mix_config(tmp_path / "store"))
+    stages = {s["name"]: s for s in state["stages"]}
+    plan, sample = stages["mix.plan"]["metrics"], stages["mix.sample"]["metrics"]
+    output = read_output(pipeline, state)
+    kept: Counter[str] = Counter()
+    for source, tokens in zip(output["source"].to_pylist(), output["mix_tokens"].to_pylist()):
+        kept[source] += tokens
+    longest = pc.max(output["mix_tokens"]).as_py()
+    assert plan["planned_tokens"] == pytest.approx(500_000)
+    for source, weight in {"python-django-doc": 0.5, "apache2-doc": 0.3, "sqlite3-doc": 0.2}.items():
+        target = plan[f"group.{source}.target_tokens"]
+        assert target == pytest.approx(weight * 500_000)
+        assert kept[source] == sample[f"group.{source}.tokens_out"]
+        assert abs(kept[source] - target) <= longest  # within one document's tokens
+    assert "git-doc" not in kept and plan["group.git-doc.share"] == 0
+    # every document that reached mix.sample is in the output or rejected there, never both
+    sampled_in = stages["mix.sample"]["rows_in"]
+    rejected = read_rejected(pipeline)
+    not_sampled = set(rejected.filter(pc.equal(rejected["drop_reason"], "mix:not_sampled"))["id"].to_pylist())
+    assert len(not_sampled) + len(set(output["id"].to_pylist())) == sampled_in
+    assert not_sampled.isdisjoint(output["id"].to_pylist())
+    # the output is shuffled across sources: no long run of one source
+    sources = output["source"].to_pylist()
+    longest_run = max(len(list(g)) for _, g in itertools.groupby(sources))
+    assert longest_run < 20, longest_run
+
+
+def test_a_changed_weight_reruns_only_the_plan_and_after(ray_local: None, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    run_config(tmp_path, mix_config(store), run_id="first")
+    _, state = run_config(tmp_path, mix_config(store), run_id="second",
+                          overrides=["stages.3.config.weights.sqlite3-doc=0.4"])
+    status = {s["name"]: s["status"] for s in state["stages"]}
+    assert {n for n, s in status.items() if s == "cached"} == {
+        "read", "exact_dedup.hash", "exact_dedup.keep", "text_quality_score.score", "filter", "mix.tokens"}
+    assert all(status[n] == "committed" for n in MIX_STAGES)
+
+
+def test_driver_killed_between_plan_and_sample_resumes_with_the_plan(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    config = write_config(tmp_path / "mix.yaml", mix_config(store, plugins=["tests.support.slow_map"]))
+    env = dict(os.environ, TAMIS_TEST_SLOW_MAP="60")
+    proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "run", str(config), "--run-id", "m1"], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        state = run_json(store, "m1")
+        stages = {s["name"]: s["status"] for s in state["stages"]} if state else {}
+        if stages.get("mix.sample") == "running":
+            break
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        time.sleep(0.1)
+    else:
+        pytest.fail("never reached mix.sample")
+    assert stages["mix.plan"] == "committed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    finish(subprocess.Popen([sys.executable, "-m", "jobs.cli", "run", str(config), "--run-id", "m1"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    status = {s["name"]: s["status"] for s in run_json(store, "m1")["stages"]}
+    assert status["mix.plan"] == "cached" and status["mix.sample"] == "committed"
+    # the same mix as a run that was never interrupted
+    finish(subprocess.Popen([sys.executable, "-m", "jobs.cli", "run", str(write_config(
+        tmp_path / "ref.yaml", mix_config(tmp_path / "ref"))), "--run-id", "m1"], cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    resumed, uninterrupted = output_table(store, "m1"), output_table(tmp_path / "ref", "m1")
+    assert resumed.sort_by([("id", "ascending"), ("mix_epoch", "ascending")]).equals(
+        uninterrupted.sort_by([("id", "ascending"), ("mix_epoch", "ascending")]))
+    assert resumed["id"].to_pylist() == uninterrupted["id"].to_pylist()  # and in the same order
