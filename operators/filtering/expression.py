@@ -23,7 +23,7 @@ Node = Callable[[pa.Table], Value]
 ALLOWED_FORMS = (
     "column names; int, float, str and True/False literals; `and`, `or`, `not`; unary `-`; "
     "`+ - * /`; comparisons `< <= > >= == !=` (chains allowed); `x in [literals]` and "
-    "`x not in [literals]`; calls is_null(x), is_valid(x), len(x)"
+    "`x not in [literals]`; calls is_null(x), is_valid(x), len(x), floor(x)"
 )
 
 _COMPARE = {
@@ -77,6 +77,7 @@ _CALLS: dict[str, Callable[[Value], Value]] = {
     "is_null": pc.is_null,
     "is_valid": pc.is_valid,
     "len": _length,
+    "floor": pc.floor,  # e.g. score deciles, floor(rank * 10), as a mix's groups
 }
 
 
@@ -130,18 +131,25 @@ class CompiledExpression:
             MissingColumnError: A referenced column is absent.
             ExpressionError: The column types do not fit the expression.
         """
+        return pc.fill_null(self.values(table, boolean=True).cast(pa.bool_()), False)
+
+    def values(self, table: pa.Table, boolean: bool = False) -> pa.Array:
+        """The expression's value on every row of ``table`` (nulls kept), whatever its type
+        unless ``boolean``; e.g. a group label. Raises as :meth:`evaluate`."""
         missing = [name for name in self.columns if name not in table.column_names]
         if missing:
             raise MissingColumnError(
                 f"expression {self.text!r} needs column(s) {missing} but the table has "
                 f"{table.column_names}"
             )
-        value = _require_boolean(self._root(table), f"the result of {self.text!r}")
+        value = self._root(table)
+        if boolean:
+            value = _require_boolean(value, f"the result of {self.text!r}")
         if isinstance(value, pa.Scalar):
             value = pa.repeat(value, table.num_rows)
         if isinstance(value, pa.ChunkedArray):
             value = value.combine_chunks()
-        return pc.fill_null(value.cast(pa.bool_()), False)
+        return value
 
 
 class _Compiler:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from operators.base import OperatorConfig
+from operators.filtering.expression import parse_expression
 from operators.mixing.policy import POLICIES
 
 TOKENS = "mix_tokens"
@@ -43,8 +44,8 @@ class TokenCountConfig(OperatorConfig):
 
 
 class MixConfig(OperatorConfig):
-    group_by: str = Field("source", description="The column whose values are the groups: source, a domain, "
-                          "cluster_id after kmeans, a quality bucket.")
+    group_by: str = Field("source", description="The groups: a column (source, a domain, cluster_id after "
+                          "kmeans) or an expression over columns, e.g. floor(quality_text_score_rank * 10).")
     tokens: TokenCountConfig = Field(default_factory=TokenCountConfig, description="How mix_tokens is counted: "
                                      "{estimate, value} or {tokenizer: path/to/tokenizer.json}.")
     budget_tokens: float = Field(gt=0, description="Tokens in the mix.")
@@ -66,6 +67,12 @@ class MixConfig(OperatorConfig):
                           "reading the output shards in order sees the mix, not one group after another.")
     score_sample: int = Field(20_000, ge=100, le=10_000_000, description="Documents per group (bottom-k by "
                               "id hash) the top_score cut is estimated from.")
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by(cls, group_by: str) -> str:
+        parse_expression(group_by)  # an ExpressionError (a ValueError) names what is wrong
+        return group_by
 
     @field_validator("weights")
     @classmethod

@@ -22,6 +22,7 @@ No document is collected and nothing is sorted globally; the artifact is one row
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 
@@ -30,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from operators.base import FitOperator, OperatorConfig
+from operators.filtering.expression import parse_expression
 from operators.hashing import splitmix64, string_hashes
 from operators.mixing.config import TOKENS, MixConfig
 from operators.mixing.policy import plan_targets, policy_shares
@@ -52,9 +54,13 @@ PLAN_SCHEMA = pa.schema([
 (top_score; a null ``score_cut`` selects none)."""
 
 
-def group_values(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Each row's group as text; a null value is the group ``""``."""
-    values = pc.fill_null(column.cast(pa.string()), "")
+_expression = functools.lru_cache(maxsize=16)(parse_expression)
+
+
+def group_values(batch: pa.Table, group_by: str) -> pa.Array:
+    """Each row's group as text: ``group_by`` (a column, or an expression over columns such
+    as ``floor(quality_text_score_rank * 10)``) on ``batch``; a null value is the group ``""``."""
+    values = pc.fill_null(_expression(group_by).values(batch).cast(pa.string()), "")
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
@@ -133,7 +139,7 @@ class MixPlan(FitOperator[MixConfig]):
     def columns_read(cls, config: OperatorConfig) -> tuple[str, ...]:
         assert isinstance(config, MixConfig)
         score = (config.score_column,) if config.within_group == "top_score" and config.score_column else ()
-        return ("id", config.group_by, TOKENS, *score)
+        return ("id", *parse_expression(config.group_by).columns, TOKENS, *score)
 
     def metrics(self) -> dict[str, float]:
         return dict(self._metrics)
@@ -149,7 +155,7 @@ class MixPlan(FitOperator[MixConfig]):
             if top:
                 scores = pc.fill_null(batch[c.score_column].cast(pa.float64()), np.nan).to_numpy(
                     zero_copy_only=False)
-            values = group_values(batch[c.group_by])
+            values = group_values(batch, c.group_by)
             encoded = pc.dictionary_encode(values)
             codes = encoded.indices.to_numpy(zero_copy_only=False)
             for code, name in enumerate(encoded.dictionary.to_pylist()):

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from operators.base import DROP_REASON, MapOperator, OperatorConfig, set_column, with_drop_reason
+from operators.filtering.expression import parse_expression
 from operators.hashing import splitmix64
 from operators.mixing.config import EPOCH, NOT_SAMPLED, ORDER, TOKENS, MixConfig
 from operators.mixing.plan import group_values, selection_hashes
@@ -48,7 +49,7 @@ class MixSample(MapOperator[MixConfig]):
     def columns_read(cls, config: OperatorConfig) -> tuple[str, ...]:
         assert isinstance(config, MixConfig)
         score = (config.score_column,) if config.within_group == "top_score" and config.score_column else ()
-        return ("id", config.group_by, TOKENS, *score)
+        return ("id", *parse_expression(config.group_by).columns, TOKENS, *score)
 
     @classmethod
     def columns_written(cls, config: OperatorConfig) -> tuple[str, ...]:
@@ -63,7 +64,7 @@ class MixSample(MapOperator[MixConfig]):
         """How many times each row of ``batch`` goes into the mix."""
         c = self.config
         u = selection_hashes(batch["id"], c.seed)
-        values = group_values(batch[c.group_by])
+        values = group_values(batch, c.group_by)
         encoded = pc.dictionary_encode(values)
         codes = encoded.indices.to_numpy(zero_copy_only=False)
         scores = None
@@ -98,7 +99,7 @@ class MixSample(MapOperator[MixConfig]):
         order = splitmix64(selection_hashes(out["id"], self.config.seed) ^ splitmix64(epoch.astype(np.uint64)))
         out = set_column(out, ORDER, pa.array(order, pa.uint64()))
         reasons = pa.array(np.where(taken, None, NOT_SAMPLED), pa.string())
-        groups = group_values(out[self.config.group_by]).to_numpy(zero_copy_only=False)
+        groups = group_values(out, self.config.group_by).to_numpy(zero_copy_only=False)
         tokens = pc.fill_null(out[TOKENS], 0).to_numpy(zero_copy_only=False)
         for name in np.unique(groups[taken]):
             mine = taken & (groups == name)

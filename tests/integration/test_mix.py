@@ -105,3 +105,28 @@ def test_driver_killed_between_plan_and_sample_resumes_with_the_plan(tmp_path: P
     assert resumed.sort_by([("id", "ascending"), ("mix_epoch", "ascending")]).equals(
         uninterrupted.sort_by([("id", "ascending"), ("mix_epoch", "ascending")]))
     assert resumed["id"].to_pylist() == uninterrupted["id"].to_pylist()  # and in the same order
+
+
+@pytest.mark.parametrize("name", ["mix_quality", "mix_clusters"])
+def test_mixes_over_derived_groups(ray_local: None, tmp_path: Path, name: str) -> None:
+    """Quality quartiles by an expression over quantiles' ranks; k-means clusters (UniMax)."""
+    raw = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
+    raw["store"] = str(tmp_path / "store")
+    raw["input"]["paths"] = [str(SAMPLE / "*.jsonl.gz")]
+    pipeline, state = run_config(tmp_path, raw)
+    plan = next(s for s in state["stages"] if s["name"] == "mix.plan")["metrics"]
+    output = read_output(pipeline, state)
+    groups = {k.split(".")[1] for k in plan if k.startswith("group.")}
+    assert groups == ({"0", "1", "2", "3"} if name == "mix_quality" else {str(k) for k in range(8)})
+    assert plan["planned_tokens"] == pytest.approx(raw["stages"][-1]["config"]["budget_tokens"])
+    tokens: Counter[str] = Counter()
+    label = (lambda r: str(int(r["quality_text_score_rank"] * 3.999 // 1))) if name == "mix_quality" \
+        else (lambda r: str(r["cluster_id"]))
+    for row in output.select([c for c in ("quality_text_score_rank", "cluster_id", "mix_tokens")
+                              if c in output.column_names]).to_pylist():
+        tokens[label(row)] += row["mix_tokens"]
+    longest = pc.max(output["mix_tokens"]).as_py()
+    for g in groups:
+        assert abs(tokens[g] - plan[f"group.{g}.target_tokens"]) <= longest, (g, tokens[g])
+        assert plan[f"group.{g}.epochs"] <= 3 + 1e-9
+    assert set(tokens) <= groups

@@ -151,3 +151,12 @@ def test_token_estimates_and_a_tokenizer(tmp_path: Path) -> None:
 def test_bad_configs_are_clear_errors(config: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         MixConfig(**{"budget_tokens": 1e6, **config})
+
+
+def test_groups_may_be_an_expression_over_columns() -> None:
+    table = corpus({"a": 1200, "b": 1200})
+    plan, out, _ = mix(table, group_by="floor(score * 4)", policy="unimax", budget_tokens=1e6)
+    assert [r["group"] for r in plan.to_pylist()] == ["0", "1", "2", "3"]
+    assert MixPlan.columns_read(MixConfig(budget_tokens=1, group_by="floor(score * 4)")) == ("id", "score", TOKENS)
+    with pytest.raises(ValidationError, match="group_by"):
+        MixConfig(budget_tokens=1, group_by="score *")
