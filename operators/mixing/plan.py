@@ -6,7 +6,7 @@ One pass over (id, group, ``mix_tokens``, score) in bounded memory per group:
    targets (policy, budget, ``max_epochs``, redistribution).
 2. A group's target ``t`` over its ``n`` tokens is ``floor(t / n)`` whole epochs (every
    document that many times) plus a fraction ``f = t / n - floor(t / n)`` of one more, chosen:
-   - ``random``: documents whose selection hash ``u = splitmix64(hash(id) ^ seed)`` is below a
+   - ``random``: documents whose selection hash ``u = splitmix64(hash(id) ^ seed)`` (:func:`operators.hashing.byte_hashes`) is below a
      cut. The cut comes from a histogram of tokens over 4,096 equal ranges of ``u``: the
      ranges below it hold ``f x n`` tokens, and inside the range it falls in, the cut is
      interpolated. The realized tokens therefore differ from the target by at most the
@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from operators.base import FitOperator, OperatorConfig
 from operators.filtering.expression import parse_expression
-from operators.hashing import splitmix64, string_hashes
+from operators.hashing import byte_hashes, splitmix64
 from operators.mixing.config import TOKENS, MixConfig
 from operators.mixing.policy import plan_targets, policy_shares
 from operators.registry import register
@@ -67,7 +67,7 @@ def group_values(batch: pa.Table, group_by: str) -> pa.Array:
 def selection_hashes(ids: pa.Array | pa.ChunkedArray, seed: int) -> np.ndarray:
     """``u`` per document: uniform over 64 bits, a function of (id, seed) only."""
     salt = splitmix64(np.array([seed & 0xFFFFFFFFFFFFFFFF], np.uint64))[0]
-    return splitmix64(string_hashes(ids) ^ salt)
+    return splitmix64(byte_hashes(ids) ^ salt)
 
 
 class _Group:

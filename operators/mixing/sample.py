@@ -60,10 +60,10 @@ class MixSample(MapOperator[MixConfig]):
         out.update({f"group.{g}.rows_out": float(v) for g, v in self._rows.items()})
         return out
 
-    def copies(self, batch: pa.Table) -> np.ndarray:
-        """How many times each row of ``batch`` goes into the mix."""
+    def copies(self, batch: pa.Table, u: np.ndarray | None = None) -> np.ndarray:
+        """How many times each row of ``batch`` goes into the mix (``u``: its selection hashes)."""
         c = self.config
-        u = selection_hashes(batch["id"], c.seed)
+        u = selection_hashes(batch["id"], c.seed) if u is None else u
         values = group_values(batch, c.group_by)
         encoded = pc.dictionary_encode(values)
         codes = encoded.indices.to_numpy(zero_copy_only=False)
@@ -87,7 +87,8 @@ class MixSample(MapOperator[MixConfig]):
         return copies
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        copies = self.copies(batch)
+        u = selection_hashes(batch["id"], self.config.seed)
+        copies = self.copies(batch, u)
         emitted = np.maximum(copies, 1)  # a document not taken is one rejected row
         index = np.repeat(np.arange(batch.num_rows), emitted)
         starts = np.repeat(np.cumsum(emitted) - emitted, emitted)
@@ -96,7 +97,7 @@ class MixSample(MapOperator[MixConfig]):
         taken = np.repeat(copies > 0, emitted)
         out = set_column(out, EPOCH, pa.array(epoch.astype(np.int32), mask=~taken))
         # the order mix.shuffle sorts by: a hash of (id, seed, epoch), so copies land apart
-        order = splitmix64(selection_hashes(out["id"], self.config.seed) ^ splitmix64(epoch.astype(np.uint64)))
+        order = splitmix64(u[index] ^ splitmix64(epoch.astype(np.uint64)))
         out = set_column(out, ORDER, pa.array(order, pa.uint64()))
         reasons = pa.array(np.where(taken, None, NOT_SAMPLED), pa.string())
         groups = group_values(out, self.config.group_by).to_numpy(zero_copy_only=False)
