@@ -173,7 +173,6 @@ def main() -> None:
     t_pd, pd_rows = timed(lambda: pandas_mix(frame, total, args.seed))
     print(f"plan + sample, 2 phases: tamis {2 * args.docs / t_mix:,.0f} docs/s per core ({t_mix:.1f} s, rows "
           f"{rows}); pandas {2 * args.docs / t_pd:,.0f} ({t_pd:.1f} s, rows {pd_rows}); ratio {t_pd / t_mix:.2f}x")
-    del frame
 
     quarter = tables[: max(1, len(tables) // 4)]
     small = peak(lambda: tamis_mix(quarter, total / 4, args.seed))
