@@ -7,6 +7,7 @@ import time
 import typing
 from typing import Any
 
+from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from operators import registry
@@ -45,11 +46,17 @@ def render_status(state: dict[str, Any]) -> str:
     out = [f"run {state.get('run_id')} ({state.get('pipeline')}): {state.get('status')}"
            f" - updated {_ago(state.get('updated_at'))}",
            table(["stage", "kind", "status", "waves", "rows in", "rows out", "dropped", "seconds"], rows)]
-    details = [f"  {s['name']}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in {**(s.get("info") or {}),
-                                                                          **(s.get("metrics") or {})}.items())
-               for s in state.get("stages", []) if s.get("info") or s.get("metrics")]
+    details, group_tables = [], []
+    for s in state.get("stages", []):
+        metrics, groups = split_group_metrics(s.get("metrics") or {})
+        facts = {**(s.get("info") or {}), **metrics}
+        if facts:
+            details.append(f"  {s['name']}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in facts.items()))
+        if groups:
+            group_tables.append(f"\n{s['name']} per group:\n{groups}")
     if details:
         out.append("\n" + "\n".join(details))
+    out += group_tables
     for s in state.get("stages", []):
         if s.get("error"):
             out.append(f"\n{s['name']} failed:\n{s['error'].rstrip()}")
@@ -58,6 +65,29 @@ def render_status(state: dict[str, Any]) -> str:
     if state.get("output"):
         out.append(f"\noutput: {state['output']['uri']}\nmanifest: {state['output']['manifest']}")
     return "\n".join(out)
+
+
+def split_group_metrics(metrics: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """Metrics named ``group.<group>.<figure>`` (a mix's plan and sample) as a table with a
+    row per group; the others as they are."""
+    rest: dict[str, Any] = {}
+    groups: dict[str, dict[str, Any]] = {}
+    for key, value in metrics.items():
+        if key.startswith("group.") and key.count(".") >= 2:
+            group, figure = key[len("group."):].rsplit(".", 1)
+            groups.setdefault(group, {})[figure] = value
+        else:
+            rest[key] = value
+    if not groups:
+        return rest, None
+    figures = list(dict.fromkeys(f for g in groups.values() for f in g))
+    rows = [[g or "(null)", *[_whole(groups[g].get(f)) for f in figures]] for g in sorted(groups)]
+    return rest, table(["group", *[f.replace("_", " ") for f in figures]], rows)
+
+
+def _whole(value: Any) -> Any:
+    """A float count as an int (metrics are floats), a fraction as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() and abs(value) >= 1 else value
 
 
 def render_summary(state: dict[str, Any]) -> str:
@@ -102,7 +132,11 @@ def render_operator(name: str) -> str:
     cls = registry.get(name)
     lines = [f"{name} ({cls.kind})", "", inspect.getdoc(cls) or "", ""]
     if isinstance(cls, type) and issubclass(cls, Composite):
-        parts = cls.parts(cls.Config())
+        try:
+            config = cls.Config()
+        except ValidationError:  # required fields (quantiles' columns, mix's budget): the parts
+            config = cls.Config.model_construct()  # do not depend on them, the defaults suffice
+        parts = cls.parts(config)
         lines.append("runs as: " + " -> ".join(f"{name}.{p.suffix} ({p.operator.kind})" for p in parts))
     else:
         lines.append(f"reads: {', '.join(cls.reads) or '(depends on config)'}")

@@ -33,3 +33,29 @@ def test_summary_counts_removals_per_reason() -> None:
     text = render_summary(state())
     assert "read:empty_text" in text and "(cached)" in text
     assert "documents in: 10   out: 9   wall time: 3.5s" in text
+
+
+def test_status_shows_a_mix_per_group() -> None:
+    s = state()
+    s["stages"].append({"name": "mix.plan", "kind": "fit", "status": "committed", "waves_done": 0, "waves_total": 1,
+                        "rows_in": 9, "rows_out": 9, "dropped": {}, "seconds": 0.1, "error": None,
+                        "metrics": {"budget_tokens": 100.0, "group.web.target_tokens": 60.0, "group.web.epochs": 0.5,
+                                    "group.3.5.target_tokens": 40.0, "group.3.5.epochs": 2.0}})
+    text = render_status(s)
+    assert "mix.plan: budget_tokens=100.0" in text and "group.web" not in text
+    lines = text.split("mix.plan per group:\n")[1].splitlines()
+    assert lines[0].split() == ["group", "target", "tokens", "epochs"]
+    assert lines[2].split() == ["3.5", "40", "2"] and lines[3].split() == ["web", "60", "0.5"]
+
+
+def test_every_operator_renders_even_with_required_fields() -> None:
+    from jobs.report import render_operator
+    from operators import registry
+
+    for name in ("mix", "quantiles", "mix.plan"):
+        text = render_operator(name)
+        assert text.startswith(name) and "(required)" in text
+    assert "runs as: mix.tokens (map) -> mix.plan (fit) -> mix.sample (map) -> mix.shuffle (group)" in \
+        render_operator("mix")
+    for name in registry.names():
+        render_operator(name)
