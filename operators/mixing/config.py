@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import Field, field_validator, model_validator
 
 from operators.base import OperatorConfig
@@ -39,7 +40,9 @@ class TokenCountConfig(OperatorConfig):
             path = Path(str(data["tokenizer"])).expanduser()
             if not path.is_file():
                 raise ValueError(f"tokenizer {data['tokenizer']!r}: no such file (a tokenizer.json is expected)")
-            data = {**data, "tokenizer_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+            # absolute: workers need not share the driver's working directory
+            data = {**data, "tokenizer": str(path.resolve()),
+                    "tokenizer_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
         return data
 
 
@@ -53,6 +56,8 @@ class MixConfig(OperatorConfig):
         "proportional", description=f"One of {', '.join(POLICIES)}; see docs/operators.md for the formulas.")
     weights: dict[str, float] | None = Field(None, description="Group -> weight (for policy weights); "
                                              "normalized; a group present but not named gets none.")
+    weights_file: str | None = Field(None, description="A JSON or YAML file of {group: weight} (e.g. DoReMi's "
+                                     "domain weights), read when the config is validated, instead of weights.")
     temperature: float = Field(1.0, gt=0, description="T of p_i ∝ n_i^(1/T) (policy temperature).")
     max_epochs: float | None = Field(4.0, gt=0, description="Most times a group's tokens are used; null: "
                                      "no cap.")
@@ -67,6 +72,26 @@ class MixConfig(OperatorConfig):
                           "reading the output shards in order sees the mix, not one group after another.")
     score_sample: int = Field(20_000, ge=100, le=10_000_000, description="Documents per group (bottom-k by "
                               "id hash) the top_score cut is estimated from.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_weights_file(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("weights_file"):
+            return data
+        if data.get("weights"):
+            raise ValueError("give weights or weights_file, not both")
+        path = Path(str(data["weights_file"])).expanduser()
+        try:
+            weights = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise ValueError(f"weights_file {data['weights_file']!r}: {err.strerror or err}") from None
+        except yaml.YAMLError as err:
+            raise ValueError(f"weights_file {data['weights_file']!r}: not JSON or YAML ({err})") from None
+        if not isinstance(weights, dict) or not all(isinstance(w, (int, float)) and not isinstance(w, bool)
+                                                    for w in weights.values()):
+            raise ValueError(f"weights_file {data['weights_file']!r}: expected a mapping of group to number")
+        # the weights themselves enter the fingerprint: a changed file re-plans
+        return {**data, "weights_file": str(path.resolve()), "weights": {str(g): float(w) for g, w in weights.items()}}
 
     @field_validator("group_by")
     @classmethod

@@ -160,3 +160,18 @@ def test_groups_may_be_an_expression_over_columns() -> None:
     assert MixPlan.columns_read(MixConfig(budget_tokens=1, group_by="floor(score * 4)")) == ("id", "score", TOKENS)
     with pytest.raises(ValidationError, match="group_by"):
         MixConfig(budget_tokens=1, group_by="score *")
+
+
+def test_weights_from_a_file(tmp_path: Path) -> None:
+    (tmp_path / "w.json").write_text('{"web": 0.7, "code": 0.3}')
+    (tmp_path / "w.yaml").write_text("web: 7\ncode: 3\n")
+    for name in ("w.json", "w.yaml"):
+        config = MixConfig(budget_tokens=1, policy="weights", weights_file=str(tmp_path / name))
+        assert config.weights is not None and config.weights["web"] / config.weights["code"] == pytest.approx(7 / 3)
+    (tmp_path / "bad.yaml").write_text("- web\n- code\n")
+    for weights_file, message in ((str(tmp_path / "none.json"), "No such file"),
+                                  (str(tmp_path / "bad.yaml"), "expected a mapping of group to number")):
+        with pytest.raises(ValidationError, match=message):
+            MixConfig(budget_tokens=1, policy="weights", weights_file=weights_file)
+    with pytest.raises(ValidationError, match="weights or weights_file, not both"):
+        MixConfig(budget_tokens=1, policy="weights", weights={"a": 1}, weights_file=str(tmp_path / "w.json"))
