@@ -9,7 +9,6 @@ of what each stage kind (read, map, group, fit, write) runs and writes.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 from dataclasses import dataclass
@@ -22,10 +21,10 @@ import ray
 from jobs import shuffle
 from jobs.checkpoint import Artifact
 from jobs.input_files import parse_input
+from jobs.output_shards import write_shard
 from jobs.parquet_columns import PassThrough
-from jobs.parts import (FILE_COLUMN, INTERNAL_COLUMNS, STATS_SCHEMA, FileOutput, append_by_file, basename,
-                        column_part, conform, iter_file_batches, logical_columns, metrics_row, parquet_writer,
-                        read_files, row_part, stats_table)
+from jobs.parts import (FILE_COLUMN, STATS_SCHEMA, FileOutput, append_by_file, basename, column_part,
+                        iter_file_batches, logical_columns, metrics_row, read_files, row_part, stats_table)
 from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store
 from operators.base import DROP_REASON, FitOperator, GroupOperator, Operator, ResourceHint
@@ -290,40 +289,21 @@ def run_fit(operator: type[FitOperator[Any]], config: Any, keys: list[str], stor
 
 # -- write ----------------------------------------------------------------------------------
 def _write_shards(items: pa.Table, *, store: Store, out_uri: str, s3: S3Options, fmt: str,
-                  batch_rows: int) -> pa.Table:
+                  batch_rows: int, split_by: str | None = None) -> pa.Table:
     out = Store(out_uri, s3)
     stats = []
     for shard, keys_json in zip(items["shard"].to_pylist(), items["keys"].to_pylist()):
-        name = f"part-{shard:05d}.{'parquet' if fmt == 'parquet' else 'jsonl.gz'}"
-        rows, writer, sink = 0, None, out.open_output(name)
-        text_out = gzip.GzipFile(fileobj=sink, mode="wb", mtime=0) if fmt == "jsonl" else None
-        for key in json.loads(keys_json):
-            for batch in iter_file_batches(store, key, batch_rows):
-                batch = batch.drop_columns([c for c in INTERNAL_COLUMNS if c in batch.column_names])
-                if text_out is not None:
-                    for record in batch.to_pylist():
-                        text_out.write(json.dumps(record, ensure_ascii=False, default=str).encode() + b"\n")
-                else:
-                    if writer is None:
-                        writer = parquet_writer(sink, batch.schema)
-                    writer.write_table(conform(batch, writer.schema) if batch.schema != writer.schema else batch)
-                rows += batch.num_rows
-        if writer is not None:
-            writer.close()
-        if text_out is not None:
-            text_out.close()
-        sink.close()
-        stats.append({"kind": "output", "key": name, "rows": rows,
-                      "bytes": out.fs.get_file_info(out.fs_path(name)).size, "reasons": "{}"})
+        stats += write_shard(store, out, shard, json.loads(keys_json), fmt, batch_rows, split_by)
     return stats_table(stats)
 
 
 def run_write(shards: list[list[str]], store: Store, out_uri: str, s3: S3Options, fmt: str,
-              batch_rows: int) -> list[dict[str, Any]]:
-    """Write each group of upstream files as one output shard ``part-<n>``."""
+              batch_rows: int, split_by: str | None = None) -> list[dict[str, Any]]:
+    """Write each group of upstream files as one output shard ``part-<n>`` (with
+    ``split_by``, one per value: jobs/output_shards.py)."""
     items = [{"shard": n, "keys": json.dumps(keys)} for n, keys in enumerate(shards)]
-    return _collect(_per_item(items, _write_shards,
-                              fn_kwargs=dict(store=store, out_uri=out_uri, s3=s3, fmt=fmt, batch_rows=batch_rows)))
+    return _collect(_per_item(items, _write_shards, fn_kwargs=dict(store=store, out_uri=out_uri, s3=s3, fmt=fmt,
+                                                                   batch_rows=batch_rows, split_by=split_by)))
 
 
 # -- resources ------------------------------------------------------------------------------

@@ -1,5 +1,9 @@
 """The curated output: shards of about ``target_shard_mb`` plus ``_MANIFEST.json``.
 
+With ``output.split_by``, each shard is written as one file per value of that column, in
+folders ``<column>=<value>/`` (jobs/output_shards.py); the manifest lists every file and,
+under ``splits``, each folder's rows, files and bytes.
+
 The output is written under ``output.path`` or ``<store>/runs/<run-id>/output``. Its
 fingerprint is the last stage's plus the output config; when the manifest there already has
 that fingerprint the write is skipped. Otherwise old shards are removed, the new ones are
@@ -40,14 +44,19 @@ def write_output(ctx: RunContext, run_id: str, last: StageCommit, stages: list[d
     # reader trusts half-deleted shards); output.path may hold other files of the user's.
     out_store.delete_prefix(MANIFEST)
     for key in out_store.list(""):
-        if "/" not in key and key.startswith("part-"):
+        if _written_by_tamis(key):
             out_store.delete_prefix(key)
     t0 = time.time()
     shards = cp.plan_even([(f.key, f.bytes) for f in last.files], spec.output.target_shard_mb << 20)
     stats = ctx.executor.run_write(shards, ctx.store, uri, spec.s3_options(), spec.output.format,
-                                   spec.execution.batch_rows) if shards else []
+                                   spec.execution.batch_rows, spec.output.split_by) if shards else []
     files = sorted(({"path": s["key"], "rows": s["rows"], "bytes": s["bytes"]} for s in stats),
                    key=lambda f: f["path"])
+    splits: dict[str, dict[str, int]] = {}
+    for f in files:
+        if "/" in f["path"]:
+            split = splits.setdefault(f["path"].split("/", 1)[0], {"rows": 0, "files": 0, "bytes": 0})
+            split.update(rows=split["rows"] + f["rows"], files=split["files"] + 1, bytes=split["bytes"] + f["bytes"])
     manifest = {
         "run_id": run_id,
         "pipeline": spec.name,
@@ -60,13 +69,22 @@ def write_output(ctx: RunContext, run_id: str, last: StageCommit, stages: list[d
         "schema": _schema(ctx.store, last.files),
         "format": spec.output.format,
         "files": files,
+        **({"split_by": spec.output.split_by, "splits": splits} if spec.output.split_by else {}),
         "config": redacted_config(spec),
         "write_seconds": round(time.time() - t0, 3),
         "wall_seconds": round(time.time() - started, 3),
     }
     out_store.write_json(MANIFEST, manifest)
-    ctx.progress.event(f"output: {len(files)} shard(s), {manifest['rows_out']:,} rows at {uri}")
+    ctx.progress.event(f"output: {len(files)} shard(s), {manifest['rows_out']:,} rows at {uri}"
+                       + "".join(f"; {name}: {s['rows']:,} rows" for name, s in splits.items()))
     return _summary(uri, manifest)
+
+
+def _written_by_tamis(key: str) -> bool:
+    """A shard of an earlier output (``part-*``, or ``<column>=<value>/part-*`` of a split):
+    output.path may hold the user's own files, which stay."""
+    parts = key.split("/")
+    return parts[-1].startswith("part-") and (len(parts) == 1 or (len(parts) == 2 and "=" in parts[0]))
 
 
 def _funnel(stage: dict[str, Any], store: Store) -> dict[str, Any]:

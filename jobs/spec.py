@@ -85,6 +85,8 @@ class OutputSpec(_Strict):
     format: Literal["parquet", "jsonl"] = Field("parquet", description="Format of the curated shards.")
     path: str | None = Field(None, description="Where to write; default <store>/runs/<run-id>/output.")
     target_shard_mb: int = Field(256, gt=0, description="Approximate size of each output shard.")
+    split_by: str | None = Field(None, description="A column of the last stage: one folder <column>=<value>/ "
+                                 "of shards per value (e.g. mix_phase, a mix's phases), listed in the manifest.")
 
 
 class ExecutionSpec(_Strict):
@@ -297,8 +299,10 @@ def input_columns(spec: PipelineSpec, files: list[InputFile] | None) -> set[str]
     return set(CORE_COLUMNS) | (names - mapped)
 
 
-def column_problems(stages: tuple[PlannedStage, ...], available: set[str] | None) -> list[str]:
-    """A column read before any stage writes it, named with the YAML entry that reads it."""
+def column_problems(stages: tuple[PlannedStage, ...], available: set[str] | None,
+                    split_by: str | None = None) -> list[str]:
+    """A column read before any stage writes it, named with the YAML entry that reads it;
+    an ``output.split_by`` column no stage writes."""
     if available is None:
         return []
     problems = []
@@ -310,6 +314,8 @@ def column_problems(stages: tuple[PlannedStage, ...], available: set[str] | None
                     f"stages[{stage.yaml_index}]: {stage.name} reads column {column!r}, which no "
                     f"earlier stage writes (available: {', '.join(sorted(have))})")
         have |= set(stage.operator.columns_written(stage.config)) - {DROP_REASON}
+    if split_by is not None and split_by not in have:
+        problems.append(f"output.split_by: no stage writes column {split_by!r} (available: {', '.join(sorted(have))})")
     return problems
 
 
@@ -336,7 +342,7 @@ def load_pipeline(path: str, overrides: list[str] | None = None, *, check_io: bo
         io_problems, files = _io_problems(spec)
         problems += io_problems
     if not any(p.startswith("stages") or p.startswith("plugins") for p in problems):
-        problems += column_problems(stages, input_columns(spec, files))
+        problems += column_problems(stages, input_columns(spec, files), spec.output.split_by)
     if problems:
         raise SpecError(path, problems)
     return Pipeline(spec, stages)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from operators.base import OperatorConfig
 from operators.filtering.expression import parse_expression
@@ -17,6 +17,7 @@ from operators.mixing.policy import POLICIES
 TOKENS = "mix_tokens"
 EPOCH = "mix_epoch"
 ORDER = "mix_order"
+PHASE = "mix_phase"
 NOT_SAMPLED = "mix:not_sampled"
 
 
@@ -46,12 +47,56 @@ class TokenCountConfig(OperatorConfig):
         return data
 
 
+def read_weights_file(data: Any) -> Any:
+    """``data`` with ``weights`` read from its ``weights_file`` (JSON or YAML {group: weight});
+    the weights themselves, not the path, then enter the fingerprint."""
+    if not isinstance(data, dict) or not data.get("weights_file"):
+        return data
+    if data.get("weights"):
+        raise ValueError("give weights or weights_file, not both")
+    path = Path(str(data["weights_file"])).expanduser()
+    try:
+        weights = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ValueError(f"weights_file {data['weights_file']!r}: {err.strerror or err}") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"weights_file {data['weights_file']!r}: not JSON or YAML ({err})") from None
+    if not isinstance(weights, dict) or not all(isinstance(w, (int, float)) and not isinstance(w, bool)
+                                                for w in weights.values()):
+        raise ValueError(f"weights_file {data['weights_file']!r}: expected a mapping of group to number")
+    return {**data, "weights_file": str(path.resolve()), "weights": {str(g): float(w) for g, w in weights.items()}}
+
+
+class PhaseConfig(OperatorConfig):
+    """One phase of a staged mix: its own budget, and whatever it changes of the mix's config."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="The phase's name: its mix_phase value and "
+                      "output folder (mix_phase=<name>/ with output.split_by: mix_phase).")
+    budget_tokens: float = Field(gt=0, description="Tokens in this phase.")
+    policy: Literal["weights", "proportional", "temperature", "unimax"] | None = Field(
+        None, description="The phase's policy; null: the mix's.")
+    weights: dict[str, float] | None = Field(None, description="The phase's weights; null: the mix's.")
+    weights_file: str | None = Field(None, description="The phase's weights from a file; null: the mix's.")
+    temperature: float | None = Field(None, gt=0, description="The phase's temperature; null: the mix's.")
+    max_epochs: float | None = Field(None, gt=0, description="The phase's epoch cap; null: the mix's.")
+    allow_short: bool | None = Field(None, description="The phase's allow_short; null: the mix's.")
+    within_group: Literal["random", "top_score"] | None = Field(None, description="The phase's selection; "
+                                                                "null: the mix's.")
+    score_column: str | None = Field(None, description="The phase's score column; null: the mix's.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_weights_file(cls, data: Any) -> Any:
+        return read_weights_file(data)
+
+
 class MixConfig(OperatorConfig):
     group_by: str = Field("source", description="The groups: a column (source, a domain, cluster_id after "
                           "kmeans) or an expression over columns, e.g. floor(quality_text_score_rank * 10).")
     tokens: TokenCountConfig = Field(default_factory=TokenCountConfig, description="How mix_tokens is counted: "
                                      "{estimate, value} or {tokenizer: path/to/tokenizer.json}.")
-    budget_tokens: float = Field(gt=0, description="Tokens in the mix.")
+    budget_tokens: float | None = Field(None, gt=0, description="Tokens in the mix (with phases: their sum, "
+                                        "or left out).")
     policy: Literal["weights", "proportional", "temperature", "unimax"] = Field(
         "proportional", description=f"One of {', '.join(POLICIES)}; see docs/operators.md for the formulas.")
     weights: dict[str, float] | None = Field(None, description="Group -> weight (for policy weights); "
@@ -72,26 +117,14 @@ class MixConfig(OperatorConfig):
                           "reading the output shards in order sees the mix, not one group after another.")
     score_sample: int = Field(20_000, ge=100, le=10_000_000, description="Documents per group (bottom-k by "
                               "id hash) the top_score cut is estimated from.")
+    phases: list[PhaseConfig] | None = Field(None, min_length=1, description="A staged mix (e.g. main, then an "
+                                             "anneal on the best data): each phase its own plan and copies, "
+                                             "marked mix_phase; output.split_by: mix_phase writes each apart.")
 
     @model_validator(mode="before")
     @classmethod
     def _read_weights_file(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not data.get("weights_file"):
-            return data
-        if data.get("weights"):
-            raise ValueError("give weights or weights_file, not both")
-        path = Path(str(data["weights_file"])).expanduser()
-        try:
-            weights = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise ValueError(f"weights_file {data['weights_file']!r}: {err.strerror or err}") from None
-        except yaml.YAMLError as err:
-            raise ValueError(f"weights_file {data['weights_file']!r}: not JSON or YAML ({err})") from None
-        if not isinstance(weights, dict) or not all(isinstance(w, (int, float)) and not isinstance(w, bool)
-                                                    for w in weights.values()):
-            raise ValueError(f"weights_file {data['weights_file']!r}: expected a mapping of group to number")
-        # the weights themselves enter the fingerprint: a changed file re-plans
-        return {**data, "weights_file": str(path.resolve()), "weights": {str(g): float(w) for g, w in weights.items()}}
+        return read_weights_file(data)
 
     @field_validator("group_by")
     @classmethod
@@ -110,6 +143,41 @@ class MixConfig(OperatorConfig):
         if not sum(weights.values()) > 0:
             raise ValueError("the weights sum to 0: give at least one group a positive weight")
         return weights
+
+    def phase_configs(self) -> list[tuple[str | None, "MixConfig"]]:
+        """(phase name, the config it plans with) per phase; ``[(None, self)]`` without phases."""
+        if not self.phases:
+            return [(None, self)]
+        base = self.model_dump(exclude={"phases", "weights_file", "budget_tokens"})
+        out = []
+        for phase in self.phases:
+            own = phase.model_dump(exclude_none=True, exclude={"name", "weights_file"})
+            if own.get("policy", "weights") != "weights" or "weights" in own:
+                base_weights = None  # the phase's policy or weights replace the mix's
+            else:
+                base_weights = base["weights"]
+            try:
+                out.append((phase.name, MixConfig(**{**base, "weights": base_weights, **own})))
+            except ValidationError as err:
+                problems = "; ".join(e["msg"] for e in err.errors())
+                raise ValueError(f"phase {phase.name}: {problems}") from None
+        return out
+
+    @model_validator(mode="after")
+    def _phases(self) -> "MixConfig":
+        if not self.phases:
+            if self.budget_tokens is None:
+                raise ValueError("budget_tokens is required (or phases, each with its budget_tokens)")
+            return self
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise ValueError(f"phase names repeat: {', '.join(names)}")
+        total = sum(p.budget_tokens for p in self.phases)
+        if self.budget_tokens is not None and abs(total - self.budget_tokens) > 1e-9 * self.budget_tokens:
+            raise ValueError(f"the phases' budgets sum to {total:,.0f} tokens, not budget_tokens "
+                             f"{self.budget_tokens:,.0f}; fix one or leave budget_tokens out")
+        self.phase_configs()  # each phase must make a valid config of its own
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> "MixConfig":

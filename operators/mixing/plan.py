@@ -45,13 +45,13 @@ _RANGE = float(2 ** (64 - HISTOGRAM_BITS))
 MAX_CUT = np.iinfo(np.uint64).max
 
 PLAN_SCHEMA = pa.schema([
-    ("group", pa.string()), ("documents", pa.int64()), ("available_tokens", pa.float64()),
+    ("phase", pa.string()), ("group", pa.string()), ("documents", pa.int64()), ("available_tokens", pa.float64()),
     ("share", pa.float64()), ("target_tokens", pa.float64()), ("capped", pa.bool_()),
     ("whole_epochs", pa.int64()), ("hash_cut", pa.uint64()), ("score_cut", pa.float64()),
     ("score_tie_cut", pa.uint64())])
-"""One row per group: a document gets ``whole_epochs`` copies, plus one when it is selected:
-``u < hash_cut`` (random) or ``score > score_cut`` or ``score == score_cut and u <= score_tie_cut``
-(top_score; a null ``score_cut`` selects none)."""
+"""One row per phase (``""`` without phases) and group: a document gets ``whole_epochs``
+copies, plus one when it is selected: ``u < hash_cut`` (random) or ``score > score_cut`` or
+``score == score_cut and u <= score_tie_cut`` (top_score; a null ``score_cut`` selects none)."""
 
 
 _expression = functools.lru_cache(maxsize=16)(parse_expression)
@@ -64,10 +64,24 @@ def group_values(batch: pa.Table, group_by: str) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
-def selection_hashes(ids: pa.Array | pa.ChunkedArray, seed: int) -> np.ndarray:
-    """``u`` per document: uniform over 64 bits, a function of (id, seed) only."""
+def selection_hashes(ids: pa.Array | pa.ChunkedArray, seed: int, phase: str | None = None) -> np.ndarray:
+    """``u`` per document: uniform over 64 bits, a function of (id, seed, phase) only, so
+    that each phase of a staged mix selects independently."""
     salt = splitmix64(np.array([seed & 0xFFFFFFFFFFFFFFFF], np.uint64))[0]
+    if phase is not None:
+        salt ^= byte_hashes(pa.array([phase]))[0]
     return splitmix64(byte_hashes(ids) ^ salt)
+
+
+def group_label(phase: str | None, group: str) -> str:
+    """How a group is named in metrics: ``<phase>:<group>`` in a staged mix."""
+    return group if phase is None else f"{phase}:{group}"
+
+
+def score_columns(config: MixConfig) -> tuple[str, ...]:
+    """The score columns any phase's ``top_score`` reads."""
+    return tuple(dict.fromkeys(c.score_column for _, c in config.phase_configs()
+                               if c.within_group == "top_score" and c.score_column))
 
 
 class _Group:
@@ -138,30 +152,41 @@ class MixPlan(FitOperator[MixConfig]):
     @classmethod
     def columns_read(cls, config: OperatorConfig) -> tuple[str, ...]:
         assert isinstance(config, MixConfig)
-        score = (config.score_column,) if config.within_group == "top_score" and config.score_column else ()
-        return ("id", *parse_expression(config.group_by).columns, TOKENS, *score)
+        return tuple(dict.fromkeys(("id", *parse_expression(config.group_by).columns, TOKENS,
+                                    *score_columns(config))))
 
     def metrics(self) -> dict[str, float]:
         return dict(self._metrics)
 
     def fit(self, batches: Iterator[pa.Table]) -> pa.Table:
         c = self.config
-        groups: dict[str, _Group] = {}
-        top = c.within_group == "top_score"
+        phases = c.phase_configs()
+        groups: dict[str | None, dict[str, _Group]] = {name: {} for name, _ in phases}
         for batch in batches:
-            u = selection_hashes(batch["id"], c.seed)
             tokens = pc.fill_null(batch[TOKENS], 0).to_numpy(zero_copy_only=False).astype(np.float64)
-            scores = None
-            if top:
-                scores = pc.fill_null(batch[c.score_column].cast(pa.float64()), np.nan).to_numpy(
-                    zero_copy_only=False)
-            values = group_values(batch, c.group_by)
-            encoded = pc.dictionary_encode(values)
+            encoded = pc.dictionary_encode(group_values(batch, c.group_by))
             codes = encoded.indices.to_numpy(zero_copy_only=False)
-            for code, name in enumerate(encoded.dictionary.to_pylist()):
-                rows = np.flatnonzero(codes == code)
-                groups.setdefault(name, _Group()).add(u[rows], tokens[rows],
-                                                      None if scores is None else scores[rows], c.score_sample)
+            members = [(name, np.flatnonzero(codes == code)) for code, name in
+                       enumerate(encoded.dictionary.to_pylist())]
+            for phase, pc_ in phases:
+                u = selection_hashes(batch["id"], c.seed, phase)
+                scores = None
+                if pc_.within_group == "top_score":
+                    scores = pc.fill_null(batch[pc_.score_column].cast(pa.float64()), np.nan).to_numpy(
+                        zero_copy_only=False)
+                for name, rows in members:
+                    groups[phase].setdefault(name, _Group()).add(
+                        u[rows], tokens[rows], None if scores is None else scores[rows], c.score_sample)
+        rows_out: list[dict] = []
+        for phase, pc_ in phases:
+            rows_out += self._plan_phase(phase, pc_, groups[phase])
+        self._metrics.update(budget_tokens=float(sum(p.budget_tokens or 0 for _, p in phases)),
+                             planned_tokens=float(sum(r["target_tokens"] for r in rows_out)))
+        return pa.Table.from_pylist(rows_out, schema=PLAN_SCHEMA)
+
+    def _plan_phase(self, phase: str | None, c: MixConfig, groups: dict[str, "_Group"]) -> list[dict]:
+        """One phase's plan rows: targets under its policy, then each group's cut."""
+        assert c.budget_tokens is not None
         available = {g: groups[g].tokens for g in sorted(groups)}
         shares = policy_shares(available, c.policy, c.weights, c.temperature)
         targets = plan_targets(available, shares, c.budget_tokens, c.max_epochs, c.allow_short)
@@ -171,25 +196,25 @@ class MixPlan(FitOperator[MixConfig]):
             whole = int(np.floor(target.epochs + 1e-12))
             rest = max(target.target - whole * target.available, 0.0)
             hash_cut, score_cut, tie = 0, None, 0
-            if top:
+            if c.within_group == "top_score":
                 score_cut, tie = group.score_cut(rest / target.available if target.available else 0.0,
                                                  c.score_sample)
             else:
                 hash_cut = group.hash_cut(rest)
-            rows.append({"group": name, "documents": group.documents, "available_tokens": target.available,
-                         "share": target.share, "target_tokens": target.target, "capped": target.capped,
-                         "whole_epochs": whole, "hash_cut": hash_cut, "score_cut": score_cut,
-                         "score_tie_cut": tie})
+            rows.append({"phase": phase or "", "group": name, "documents": group.documents,
+                         "available_tokens": target.available, "share": target.share,
+                         "target_tokens": target.target, "capped": target.capped, "whole_epochs": whole,
+                         "hash_cut": hash_cut, "score_cut": score_cut, "score_tie_cut": tie})
             for key, value in (("documents", group.documents), ("available_tokens", target.available),
                                ("share", target.share), ("target_tokens", target.target),
                                ("epochs", target.epochs)):
-                self._metrics[f"group.{name}.{key}"] = float(value)
+                self._metrics[f"group.{group_label(phase, name)}.{key}"] = float(value)
         planned = sum(t.target for t in targets.values())
-        self._metrics.update(budget_tokens=float(c.budget_tokens), planned_tokens=planned)
+        where = f"mix phase {phase}" if phase else "mix"
         if planned < c.budget_tokens * (1 - 1e-9):
-            log.warning("mix: the budget of %.0f tokens is short by %.0f (allow_short)", c.budget_tokens,
+            log.warning("%s: the budget of %.0f tokens is short by %.0f (allow_short)", where, c.budget_tokens,
                         c.budget_tokens - planned)
         unweighted = [g for g, t in targets.items() if t.share == 0]
         if unweighted:
-            log.warning("mix: group(s) with no weight, left out of the mix: %s", ", ".join(unweighted))
-        return pa.Table.from_pylist(rows, schema=PLAN_SCHEMA)
+            log.warning("%s: group(s) with no weight, left out: %s", where, ", ".join(unweighted))
+        return rows

@@ -1,5 +1,9 @@
 """``mix.sample``: each document as many times as the plan gives its group, or rejected.
 
+In a staged mix each phase plans and selects on its own (the selection hash takes the
+phase's name), and every copy carries ``mix_phase``; a document rejected is one taken by no
+phase.
+
 A document of a group planned at ``e + f`` epochs (``e`` whole, ``f < 1``) is emitted ``e``
 times, plus once more when the plan selects it (its selection hash below the group's cut,
 or its score above the group's score cut; :mod:`operators.mixing.plan`). Each copy carries
@@ -19,8 +23,8 @@ import pyarrow.compute as pc
 from operators.base import DROP_REASON, MapOperator, OperatorConfig, set_column, with_drop_reason
 from operators.filtering.expression import parse_expression
 from operators.hashing import splitmix64
-from operators.mixing.config import EPOCH, NOT_SAMPLED, ORDER, TOKENS, MixConfig
-from operators.mixing.plan import group_values, selection_hashes
+from operators.mixing.config import EPOCH, NOT_SAMPLED, ORDER, PHASE, TOKENS, MixConfig
+from operators.mixing.plan import group_label, group_values, score_columns, selection_hashes
 from operators.registry import register
 
 
@@ -29,8 +33,9 @@ class MixSample(MapOperator[MixConfig]):
     """Copies of each document by its group's plan, with ``mix_epoch``; the others rejected.
 
     Reads: id, group_by, mix_tokens (and score_column for top_score), the plan artifact.
-    Writes: mix_epoch (int32), mix_order (uint64, the shuffle's key), drop_reason
-    (``mix:not_sampled``). Emits more rows than it reads where a group is repeated.
+    Writes: mix_phase (string, with phases), mix_epoch (int32), mix_order (uint64, the
+    shuffle's key), drop_reason (``mix:not_sampled``). Emits more rows than it reads where a
+    group is repeated or a document is in several phases.
     """
 
     version = 1
@@ -41,38 +46,38 @@ class MixSample(MapOperator[MixConfig]):
         super().__init__(config, artifact)
         if artifact is None:
             raise ValueError("mix.sample needs the plan of mix.plan")
-        self.plan = {row["group"]: row for row in artifact.to_pylist()}
+        self.phases = config.phase_configs()
+        self.plan = {(row["phase"] or None, row["group"]): row for row in artifact.to_pylist()}
         self._tokens: Counter[str] = Counter()
         self._rows: Counter[str] = Counter()
 
     @classmethod
     def columns_read(cls, config: OperatorConfig) -> tuple[str, ...]:
         assert isinstance(config, MixConfig)
-        score = (config.score_column,) if config.within_group == "top_score" and config.score_column else ()
-        return ("id", *parse_expression(config.group_by).columns, TOKENS, *score)
+        return tuple(dict.fromkeys(("id", *parse_expression(config.group_by).columns, TOKENS,
+                                    *score_columns(config))))
 
     @classmethod
     def columns_written(cls, config: OperatorConfig) -> tuple[str, ...]:
-        return (EPOCH, ORDER, DROP_REASON)
+        assert isinstance(config, MixConfig)
+        return (*((PHASE,) if config.phases else ()), EPOCH, ORDER, DROP_REASON)
 
     def metrics(self) -> dict[str, float]:
         out = {f"group.{g}.tokens_out": float(v) for g, v in self._tokens.items()}
         out.update({f"group.{g}.rows_out": float(v) for g, v in self._rows.items()})
         return out
 
-    def copies(self, batch: pa.Table, u: np.ndarray | None = None) -> np.ndarray:
-        """How many times each row of ``batch`` goes into the mix (``u``: its selection hashes)."""
-        c = self.config
-        u = selection_hashes(batch["id"], c.seed) if u is None else u
-        values = group_values(batch, c.group_by)
-        encoded = pc.dictionary_encode(values)
+    def copies(self, batch: pa.Table, phase: str | None, u: np.ndarray) -> np.ndarray:
+        """How many times each row of ``batch`` goes into ``phase`` (``u``: its selection hashes there)."""
+        c = dict(self.phases)[phase]
+        encoded = pc.dictionary_encode(group_values(batch, c.group_by))
         codes = encoded.indices.to_numpy(zero_copy_only=False)
         scores = None
         if c.within_group == "top_score":
             scores = pc.fill_null(batch[c.score_column].cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
         copies = np.zeros(batch.num_rows, np.int64)
         for code, name in enumerate(encoded.dictionary.to_pylist()):
-            plan = self.plan.get(name)
+            plan = self.plan.get((phase, name))
             if plan is None:  # a group the plan never saw: the fit read every document, so a bug upstream
                 raise ValueError(f"mix.sample: group {name!r} is not in the plan")
             rows = np.flatnonzero(codes == code)
@@ -82,28 +87,50 @@ class MixSample(MapOperator[MixConfig]):
                 extra = np.zeros(len(rows), bool)
             else:
                 s = scores[rows]
-                extra = (s > plan["score_cut"]) | ((s == plan["score_cut"]) & (u[rows] <= np.uint64(plan["score_tie_cut"])))
+                extra = (s > plan["score_cut"]) | ((s == plan["score_cut"])
+                                                  & (u[rows] <= np.uint64(plan["score_tie_cut"])))
             copies[rows] = plan["whole_epochs"] + extra
         return copies
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        u = selection_hashes(batch["id"], self.config.seed)
-        copies = self.copies(batch, u)
-        emitted = np.maximum(copies, 1)  # a document not taken is one rejected row
-        index = np.repeat(np.arange(batch.num_rows), emitted)
-        starts = np.repeat(np.cumsum(emitted) - emitted, emitted)
-        epoch = np.arange(len(index)) - starts
-        out = batch.take(pa.array(index))
-        taken = np.repeat(copies > 0, emitted)
-        out = set_column(out, EPOCH, pa.array(epoch.astype(np.int32), mask=~taken))
-        # the order mix.shuffle sorts by: a hash of (id, seed, epoch), so copies land apart
-        order = splitmix64(u[index] ^ splitmix64(epoch.astype(np.uint64)))
-        out = set_column(out, ORDER, pa.array(order, pa.uint64()))
-        reasons = pa.array(np.where(taken, None, NOT_SAMPLED), pa.string())
+        n = batch.num_rows
+        index, epoch, order, phase_of, total = [], [], [], [], np.zeros(n, np.int64)
+        for p, (phase, _) in enumerate(self.phases):
+            u = selection_hashes(batch["id"], self.config.seed, phase)
+            copies = self.copies(batch, phase, u)
+            total += copies
+            rows = np.repeat(np.arange(n), copies)
+            epochs = np.arange(len(rows)) - np.repeat(np.cumsum(copies) - copies, copies)
+            index.append(rows)
+            epoch.append(epochs)
+            # the order mix.shuffle sorts by: a hash of (id, seed, phase, epoch), so copies land apart
+            order.append(splitmix64(u[rows] ^ splitmix64(epochs.astype(np.uint64))))
+            phase_of.append(np.full(len(rows), p))
+        rejected = np.flatnonzero(total == 0)  # in no phase: one rejected row
+        taken = np.concatenate([np.ones(sum(len(i) for i in index), bool), np.zeros(len(rejected), bool)])
+        rows = np.concatenate([*index, rejected])
+        epochs = np.concatenate([*epoch, np.zeros(len(rejected), np.int64)])
+        phases = np.concatenate([*phase_of, np.zeros(len(rejected), np.int64)])
+        keys = np.concatenate([*order, np.zeros(len(rejected), np.uint64)])
+        # in input order (then phase, epoch): the output does not depend on how rows are batched
+        by_input = np.lexsort((epochs, phases, rows))
+        rows, epochs, phases, keys, taken = (a[by_input] for a in (rows, epochs, phases, keys, taken))
+        out = batch.take(pa.array(rows, pa.int64()))
+        out = set_column(out, EPOCH, pa.array(epochs.astype(np.int32), mask=~taken))
+        out = set_column(out, ORDER, pa.array(keys, pa.uint64()))
+        if self.config.phases:
+            labels = np.array([name for name, _ in self.phases], dtype=object)
+            out = set_column(out, PHASE, pa.array(np.where(taken, labels[phases], None), pa.string()))
+        self._count(out, taken, phases)
+        return with_drop_reason(out, pa.array(np.where(taken, None, NOT_SAMPLED), pa.string()))
+
+    def _count(self, out: pa.Table, taken: np.ndarray, phases: np.ndarray) -> None:
+        """Realized tokens and rows per (phase,) group, for the stage's metrics."""
         groups = group_values(out, self.config.group_by).to_numpy(zero_copy_only=False)
         tokens = pc.fill_null(out[TOKENS], 0).to_numpy(zero_copy_only=False)
-        for name in np.unique(groups[taken]):
-            mine = taken & (groups == name)
-            self._tokens[str(name)] += int(tokens[mine].sum())
-            self._rows[str(name)] += int(mine.sum())
-        return with_drop_reason(out, reasons)
+        for p, (phase, _) in enumerate(self.phases):
+            for name in np.unique(groups[taken & (phases == p)]):
+                mine = taken & (phases == p) & (groups == name)
+                label = group_label(phase, str(name))
+                self._tokens[label] += int(tokens[mine].sum())
+                self._rows[label] += int(mine.sum())

@@ -70,7 +70,8 @@ def run_config(tmp_path: Path, raw: dict[str, Any], run_id: str = "test",
 def read_output(pipeline: Pipeline, state: dict[str, Any]) -> pa.Table:
     """The run's output shards concatenated in shard order."""
     out = Store(state["output"]["uri"], pipeline.spec.s3_options())
-    tables = [pq.read_table(out.fs_path(k), filesystem=out.fs) for k in out.list("") if k.startswith("part-")]
+    keys = sorted(k for k in out.list("") if k.rsplit("/", 1)[-1].startswith("part-"))  # split folders too
+    tables = [pq.read_table(out.fs_path(k), filesystem=out.fs) for k in keys]
     return pa.concat_tables(tables) if tables else pa.table({})
 
 

@@ -4,6 +4,7 @@ sample resumed with the plan reused, and a changed weight re-running only what i
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -13,17 +14,25 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from tests.conftest import REPO, SAMPLE, write_config
 from tests.integration.conftest import read_output, read_rejected, run_config
-from tests.integration.test_resume import finish, output_table, run_json
+from tests.integration.test_resume import finish, run_json
 
 pytestmark = pytest.mark.integration
 
 MIX_STAGES = ("mix.plan", "mix.sample", "mix.shuffle")
+
+
+def split_output(store: Path, run_id: str) -> pa.Table:
+    """A run's output shards, every phase folder, in path order."""
+    out = store / "runs" / run_id / "output"
+    return pa.concat_tables([pq.read_table(p) for p in sorted(out.glob("*/part-*.parquet"))])
 
 
 def mix_config(store: Path, **changes: Any) -> dict[str, Any]:
@@ -40,26 +49,39 @@ def test_mix_realizes_its_plan_and_accounts_for_every_document(ray_local: None, 
     plan, sample = stages["mix.plan"]["metrics"], stages["mix.sample"]["metrics"]
     output = read_output(pipeline, state)
     kept: Counter[str] = Counter()
-    for source, tokens in zip(output["source"].to_pylist(), output["mix_tokens"].to_pylist()):
-        kept[source] += tokens
+    for phase, source, tokens in zip(output["mix_phase"].to_pylist(), output["source"].to_pylist(),
+                                     output["mix_tokens"].to_pylist()):
+        kept[f"{phase}:{source}"] += tokens
     longest = pc.max(output["mix_tokens"]).as_py()
     assert plan["planned_tokens"] == pytest.approx(500_000)
-    for source, weight in {"python-django-doc": 0.5, "apache2-doc": 0.3, "sqlite3-doc": 0.2}.items():
-        target = plan[f"group.{source}.target_tokens"]
-        assert target == pytest.approx(weight * 500_000)
-        assert kept[source] == sample[f"group.{source}.tokens_out"]
-        assert abs(kept[source] - target) <= longest  # within one document's tokens
-    assert "git-doc" not in kept and plan["group.git-doc.share"] == 0
+    weights = {"main": ({"python-django-doc": 0.5, "apache2-doc": 0.3, "sqlite3-doc": 0.2}, 420_000),
+               "anneal": ({"python-django-doc": 0.3, "sqlite3-doc": 0.7}, 80_000)}
+    for phase, (shares, budget) in weights.items():
+        for source, weight in shares.items():
+            group = f"{phase}:{source}"
+            assert plan[f"group.{group}.target_tokens"] == pytest.approx(weight * budget)
+            assert kept[group] == sample[f"group.{group}.tokens_out"]
+            assert abs(kept[group] - plan[f"group.{group}.target_tokens"]) <= longest  # within one document
+    assert not any(k.endswith(":git-doc") or k == "anneal:apache2-doc" for k in kept)
+    # the anneal phase takes the best-scored pages of its sources
+    anneal = output.filter(pc.equal(output["mix_phase"], "anneal"))
+    main = output.filter(pc.equal(output["mix_phase"], "main"))
+    assert pc.mean(anneal["quality_text_score"]).as_py() > pc.mean(main["quality_text_score"]).as_py()
+    # each phase in its own folder, listed in the manifest
+    manifest = json.loads(Path(state["output"]["manifest"]).read_text())
+    assert manifest["split_by"] == "mix_phase"
+    assert {k: v["rows"] for k, v in manifest["splits"].items()} == {
+        "mix_phase=main": main.num_rows, "mix_phase=anneal": anneal.num_rows}
     # every document that reached mix.sample is in the output or rejected there, never both
     sampled_in = stages["mix.sample"]["rows_in"]
     rejected = read_rejected(pipeline)
     not_sampled = set(rejected.filter(pc.equal(rejected["drop_reason"], "mix:not_sampled"))["id"].to_pylist())
     assert len(not_sampled) + len(set(output["id"].to_pylist())) == sampled_in
     assert not_sampled.isdisjoint(output["id"].to_pylist())
-    # the output is shuffled across sources: no long run of one source
-    sources = output["source"].to_pylist()
-    longest_run = max(len(list(g)) for _, g in itertools.groupby(sources))
-    assert longest_run < 20, longest_run
+    # each phase's shards are shuffled across sources: no long run of one source
+    for phase in (main, anneal):
+        runs = [len(list(g)) for _, g in itertools.groupby(phase["source"].to_pylist())]
+        assert max(runs) < 15, runs
 
 
 def test_a_changed_weight_reruns_only_the_plan_and_after(ray_local: None, tmp_path: Path) -> None:
@@ -101,7 +123,7 @@ def test_driver_killed_between_plan_and_sample_resumes_with_the_plan(tmp_path: P
     finish(subprocess.Popen([sys.executable, "-m", "jobs.cli", "run", str(write_config(
         tmp_path / "ref.yaml", mix_config(tmp_path / "ref"))), "--run-id", "m1"], cwd=REPO,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    resumed, uninterrupted = output_table(store, "m1"), output_table(tmp_path / "ref", "m1")
+    resumed, uninterrupted = split_output(store, "m1"), split_output(tmp_path / "ref", "m1")
     assert resumed.sort_by([("id", "ascending"), ("mix_epoch", "ascending")]).equals(
         uninterrupted.sort_by([("id", "ascending"), ("mix_epoch", "ascending")]))
     assert resumed["id"].to_pylist() == uninterrupted["id"].to_pylist()  # and in the same order

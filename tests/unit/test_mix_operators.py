@@ -175,3 +175,45 @@ def test_weights_from_a_file(tmp_path: Path) -> None:
             MixConfig(budget_tokens=1, policy="weights", weights_file=weights_file)
     with pytest.raises(ValidationError, match="weights or weights_file, not both"):
         MixConfig(budget_tokens=1, policy="weights", weights={"a": 1}, weights_file=str(tmp_path / "w.json"))
+
+
+def test_phases_plan_and_sample_each_on_their_own() -> None:
+    table = corpus({"web": 2000, "code": 1500, "books": 1000})
+    total = pc.sum(table[TOKENS]).as_py()
+    plan, out, sampler = mix(table, budget_tokens=None, policy="weights", weights={"web": 6, "code": 3, "books": 1},
+                             phases=[{"name": "main", "budget_tokens": 0.5 * total},
+                                     {"name": "anneal", "budget_tokens": 0.1 * total,
+                                      "weights": {"books": 0.7, "code": 0.3}, "within_group": "top_score",
+                                      "score_column": "score"}])
+    assert set(zip(plan["phase"].to_pylist(), plan["group"].to_pylist())) == {
+        (p, g) for p in ("main", "anneal") for g in ("web", "code", "books")}
+    kept = out.filter(pc.is_null(out[DROP_REASON]))
+    tokens: Counter[tuple[str, str]] = Counter()
+    for p, g, t in zip(kept["mix_phase"].to_pylist(), kept["source"].to_pylist(), kept[TOKENS].to_pylist()):
+        tokens[(p, g)] += t
+    longest = pc.max(table[TOKENS]).as_py()
+    for row in plan.to_pylist():
+        assert abs(tokens[(row["phase"], row["group"])] - row["target_tokens"]) <= 2 * longest, row
+        assert sampler.metrics().get(f"group.{row['phase']}:{row['group']}.tokens_out", 0) == \
+            tokens[(row["phase"], row["group"])]
+    assert tokens[("anneal", "web")] == 0
+    anneal_books = kept.filter(pc.and_(pc.equal(kept["mix_phase"], "anneal"), pc.equal(kept["source"], "books")))
+    books = table.filter(pc.equal(table["source"], "books"))
+    assert pc.min(anneal_books["score"]).as_py() > pc.quantile(books["score"], 0.3)[0].as_py()
+    # a document taken by no phase is one rejected row; one taken is never rejected
+    rejected = set(out.filter(pc.is_valid(out[DROP_REASON]))["id"].to_pylist())
+    assert rejected.isdisjoint(kept["id"].to_pylist())
+    assert rejected | set(kept["id"].to_pylist()) == set(table["id"].to_pylist())
+    assert out[EPOCH].null_count == len(rejected)
+
+
+@pytest.mark.parametrize("phases, message", [
+    ([{"name": "a", "budget_tokens": 1}, {"name": "a", "budget_tokens": 1}], "phase names repeat"),
+    ([{"name": "a", "budget_tokens": 1}], "sum to 1 tokens, not budget_tokens 5"),
+    ([{"name": "a", "budget_tokens": 5, "within_group": "top_score"}], "phase a: .*needs score_column"),
+    ([{"name": "a b", "budget_tokens": 5}], "should match pattern"),
+])
+def test_bad_phases_are_clear_errors(phases: list, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        MixConfig(budget_tokens=5 if "sum" in message or "a:" in message or "pattern" in message else None,
+                  phases=phases)
