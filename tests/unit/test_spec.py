@@ -388,3 +388,12 @@ def test_recorded_config_has_no_credentials(tmp_path: Path, inputs: str) -> None
     assert "AKIA-SECRET" not in str(recorded) and "s3cr3t" not in str(recorded)
     assert recorded["store_options"]["region"] == "eu-west-1"
     assert spec.store_options.secret_access_key == "s3cr3t"  # the run itself still has them
+
+
+def test_output_split_by_must_be_a_column_a_stage_writes(tmp_path: Path, inputs: str) -> None:
+    path = write(tmp_path, config(tmp_path, inputs, [{"op": "heuristics"}], output={"split_by": "mix_phase"}))
+    message = only(path)
+    assert message.startswith("output.split_by: no stage writes column 'mix_phase'")
+    assert "quality_word_count" in message
+    ok = write(tmp_path, config(tmp_path, inputs, [{"op": "heuristics"}], output={"split_by": "source"}), "ok.yaml")
+    assert load_pipeline(ok, check_io=False).spec.output.split_by == "source"
