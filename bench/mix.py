@@ -11,8 +11,10 @@ core):
   ``tokenizer.json``, through ``tokenizers``) over the first ``--tokenizer-docs``
   documents, against ``Tokenizer.encode_batch`` called directly on all of them at once;
 * a 3-source, 2-phase mix (main: weights 0.6/0.25/0.15 of half the tokens; anneal: weights
-  0.2/0.3/0.5 of a tenth of them, which repeats the smallest source), each phase a
-  ``mix.plan`` fit and a ``mix.sample`` pass over the batches, against pandas:
+  0.2/0.3/0.5 of a tenth of them), as one ``mix`` config with two phases: the ``mix.plan``
+  fit over the batches' id, source and tokens, then ``mix.sample`` over the batches with
+  their text (each batch's text is built outside the timing, so that a million texts need
+  not be held twice), against pandas:
   ``groupby(source).sum()`` for the plan (with the same targets) and, per group,
   ``DataFrame.sample(frac=target / available, replace=frac > 1, random_state=seed)``.
 
@@ -33,12 +35,14 @@ import platform
 import sys
 import time
 import tracemalloc
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from devdocs import DEVDOCS
 
@@ -95,16 +99,29 @@ def peak(fn: Callable[[], object]) -> int:
     return top
 
 
-def tamis_mix(tables: list[pa.Table], total: float, seed: int) -> dict[str, int]:
-    """Both phases: plan (fit over the batches) then sample; rows out per phase."""
-    out = {}
-    for phase, (weights, fraction) in PHASES.items():
-        config = MixConfig(budget_tokens=fraction * total, policy="weights", weights=weights, seed=seed,
-                           shuffle=False)
-        plan = MixPlan(config).fit(iter(tables))
-        sampler = MixSample(config, plan)
-        out[phase] = sum(int(sampled[DROP_REASON].null_count) for sampled in map(sampler, tables))
-    return out
+def mix_config(total: float, seed: int) -> MixConfig:
+    """The 2-phase mix, as tamis is configured for it."""
+    return MixConfig(policy="weights", weights=PHASES["main"][0], seed=seed, shuffle=False,
+                     phases=[{"name": name, "budget_tokens": fraction * total, "weights": weights}
+                             for name, (weights, fraction) in PHASES.items()])
+
+
+def tamis_mix(meta: list[pa.Table], texts: list[str], batch_rows: int, total: float,
+              seed: int) -> tuple[float, dict[str, int]]:
+    """(CPU seconds, rows out per phase) of both phases' plan (a fit over the batches' id,
+    source and tokens) and sample (over batches with their text, built outside the timing)."""
+    config = mix_config(total, seed)
+    seconds, plan = timed(lambda: MixPlan(config).fit(iter(meta)))
+    sampler = MixSample(config, plan)
+    out: Counter[str] = Counter()
+    for number, batch in enumerate(meta):
+        start = number * batch_rows
+        batch = batch.append_column("text", pa.array([texts[i % len(texts)]
+                                                      for i in range(start, start + batch.num_rows)]))
+        spent, sampled = timed(lambda: sampler(batch))
+        seconds += spent
+        out.update(sampled.filter(pc.is_null(sampled[DROP_REASON]))["mix_phase"].to_pylist())
+    return seconds, dict(out)
 
 
 def pandas_mix(frame: pd.DataFrame, total: float, seed: int) -> dict[str, int]:
@@ -146,7 +163,7 @@ def main() -> None:
         series = pd.Series([texts[i % len(texts)] for i in range(start, start + batch.num_rows)])
         seconds, _ = timed(lambda: series.str.len() // 4)
         t_pandas_count += seconds
-        tables.append(counted)
+        tables.append(counted.drop_columns(["text"]))  # the text is rebuilt for sampling: 1M texts do not fit twice
     print(f"count (estimate): tamis {args.docs / t_count:,.0f} docs/s per core ({t_count:.1f} s, UTF-8 bytes); "
           f"pandas str.len() // 4 {args.docs / t_pandas_count:,.0f} ({t_pandas_count:.1f} s, characters)")
 
@@ -166,18 +183,18 @@ def main() -> None:
           f"{args.tokenizer_docs / t_tok:,.0f} docs/s ({t_tok:.1f} s); encode_batch at once "
           f"{args.tokenizer_docs / t_plain_tok:,.0f} ({t_plain_tok:.1f} s)")
 
-    total = float(sum(pa.compute.sum(t[TOKENS]).as_py() for t in tables))
-    t_mix, rows = timed(lambda: tamis_mix(tables, total, args.seed))
-    frame = pd.concat([t.drop_columns(["text"]).to_pandas() for t in tables], ignore_index=True)
+    total = float(sum(pc.sum(t[TOKENS]).as_py() for t in tables))
+    t_mix, rows = tamis_mix(tables, texts, args.batch_rows, total, args.seed)
+    frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
     frame["text"] = [texts[i % len(texts)] for i in range(args.docs)]  # references, as a pandas user holds them
     t_pd, pd_rows = timed(lambda: pandas_mix(frame, total, args.seed))
-    print(f"plan + sample, 2 phases: tamis {2 * args.docs / t_mix:,.0f} docs/s per core ({t_mix:.1f} s, rows "
-          f"{rows}); pandas {2 * args.docs / t_pd:,.0f} ({t_pd:.1f} s, rows {pd_rows}); ratio {t_pd / t_mix:.2f}x")
+    print(f"plan + sample, 2 phases: tamis {args.docs / t_mix:,.0f} docs/s per core ({t_mix:.1f} s, rows "
+          f"{rows}); pandas {args.docs / t_pd:,.0f} ({t_pd:.1f} s, rows {pd_rows}); ratio {t_pd / t_mix:.2f}x")
 
     quarter = tables[: max(1, len(tables) // 4)]
-    small = peak(lambda: tamis_mix(quarter, total / 4, args.seed))
-    large = peak(lambda: tamis_mix(tables, total, args.seed))
-    print(f"peak Python + numpy memory of plan + sample: {small / 2**20:.0f} MiB at "
+    small = peak(lambda: tamis_mix(quarter, texts, args.batch_rows, total / 4, args.seed))
+    large = peak(lambda: tamis_mix(tables, texts, args.batch_rows, total, args.seed))
+    print(f"peak Python + numpy memory of plan + sample (tracemalloc): {small / 2**20:.0f} MiB at "
           f"{len(quarter) * args.batch_rows:,} docs, {large / 2**20:.0f} MiB at {args.docs:,}")
 
 
