@@ -18,10 +18,11 @@ core):
   ``groupby(source).sum()`` for the plan (with the same targets) and, per group,
   ``DataFrame.sample(frac=target / available, replace=frac > 1, random_state=seed)``.
 
-Both sides carry the text column through sampling (pandas: object references; tamis: Arrow
-``take`` of each batch), so "sample + output" is the rows a writer would receive. Peak
-memory of plan + sample (tracemalloc of Python and numpy plus Arrow's pool) is measured at
-``--docs / 4`` and ``--docs`` documents to show it flat in corpus size.
+Plan + sample are timed twice: on id, source and tokens only (the selection itself), and
+carrying the text (the rows a writer receives: tamis copies the chosen texts with Arrow's
+``take``; pandas, with an object column, copies references). Peak Python and numpy memory of
+plan + sample (tracemalloc) is measured at ``--docs / 4`` and ``--docs`` documents to show
+it flat in corpus size.
 
 Usage: ``.venv/bin/python bench/mix.py [--docs 1000000] [--batch-rows 10000]``
 """
@@ -106,18 +107,20 @@ def mix_config(total: float, seed: int) -> MixConfig:
                              for name, (weights, fraction) in PHASES.items()])
 
 
-def tamis_mix(meta: list[pa.Table], texts: list[str], batch_rows: int, total: float,
+def tamis_mix(meta: list[pa.Table], texts: list[str] | None, batch_rows: int, total: float,
               seed: int) -> tuple[float, dict[str, int]]:
     """(CPU seconds, rows out per phase) of both phases' plan (a fit over the batches' id,
-    source and tokens) and sample (over batches with their text, built outside the timing)."""
+    source and tokens) and sample (over batches with their text, built outside the timing,
+    unless ``texts`` is None)."""
     config = mix_config(total, seed)
     seconds, plan = timed(lambda: MixPlan(config).fit(iter(meta)))
     sampler = MixSample(config, plan)
     out: Counter[str] = Counter()
     for number, batch in enumerate(meta):
         start = number * batch_rows
-        batch = batch.append_column("text", pa.array([texts[i % len(texts)]
-                                                      for i in range(start, start + batch.num_rows)]))
+        if texts is not None:
+            batch = batch.append_column("text", pa.array([texts[i % len(texts)]
+                                                          for i in range(start, start + batch.num_rows)]))
         spent, sampled = timed(lambda: sampler(batch))
         seconds += spent
         out.update(sampled.filter(pc.is_null(sampled[DROP_REASON]))["mix_phase"].to_pylist())
@@ -184,12 +187,17 @@ def main() -> None:
           f"{args.tokenizer_docs / t_plain_tok:,.0f} ({t_plain_tok:.1f} s)")
 
     total = float(sum(pc.sum(t[TOKENS]).as_py() for t in tables))
-    t_mix, rows = tamis_mix(tables, texts, args.batch_rows, total, args.seed)
     frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
-    frame["text"] = [texts[i % len(texts)] for i in range(args.docs)]  # references, as a pandas user holds them
-    t_pd, pd_rows = timed(lambda: pandas_mix(frame, total, args.seed))
-    print(f"plan + sample, 2 phases: tamis {args.docs / t_mix:,.0f} docs/s per core ({t_mix:.1f} s, rows "
-          f"{rows}); pandas {args.docs / t_pd:,.0f} ({t_pd:.1f} s, rows {pd_rows}); ratio {t_pd / t_mix:.2f}x")
+    for label, with_text in (("id, source, tokens", False), ("with the text", True)):
+        if with_text:
+            # object dtype: references to the same strings; pandas 3's default Arrow strings
+            # would copy a million texts (again in every groupby and sample), past 24 GiB
+            frame["text"] = pd.Series([texts[i % len(texts)] for i in range(args.docs)], dtype=object)
+        t_mix, rows = tamis_mix(tables, texts if with_text else None, args.batch_rows, total, args.seed)
+        t_pd, pd_rows = timed(lambda: pandas_mix(frame, total, args.seed))
+        print(f"plan + sample, 2 phases, {label}: tamis {args.docs / t_mix:,.0f} docs/s per core ({t_mix:.1f} s, "
+              f"rows {rows}); pandas {args.docs / t_pd:,.0f} ({t_pd:.1f} s, rows {pd_rows}); "
+              f"ratio {t_pd / t_mix:.2f}x")
 
     quarter = tables[: max(1, len(tables) // 4)]
     small = peak(lambda: tamis_mix(quarter, texts, args.batch_rows, total / 4, args.seed))

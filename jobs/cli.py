@@ -119,8 +119,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 3
     except Exception as err:  # the full traceback is in run.json; show the cause and where
-        print(f"error: run {run_id} failed: {root_cause(err)}\nthe stage's traceback: `tamis status {run_id} "
-              f"--store {pipeline.spec.store}`", file=sys.stderr)
+        print(f"error: run {run_id} failed{_failed_stage(actor)}: {root_cause(err)}\nthe stage's traceback: "
+              f"`tamis status {run_id} --store {pipeline.spec.store}`", file=sys.stderr)
         return 1
     finally:
         ray.kill(actor)
@@ -197,6 +197,21 @@ def _follow(actor: Any, ref: Any) -> dict[str, Any]:
 # pyarrow's exceptions end in Invalid too (ArrowInvalid)
 EXCEPTION_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Invalid)): (.*)$")
 INPUT_NOTE = re.compile(r"^\s*input file: (.+)$", re.MULTILINE)
+
+
+def _failed_stage(actor: Any) -> str:
+    """`` at <stage> (stages[i])`` for the stage the scheduler marked failed, or ``""``."""
+    import ray
+
+    try:
+        state = ray.get(actor.status.remote(), timeout=10)
+    except Exception:  # noqa: BLE001 - the actor may be gone with the error; the cause is still printed
+        return ""
+    failed = [s for s in state.get("stages", []) if s.get("status") == "failed"]
+    if not failed:
+        return ""
+    yaml = f" ({failed[0]['yaml']})" if failed[0].get("yaml") else ""
+    return f" at {failed[0]['name']}{yaml}"
 
 
 def root_cause(err: BaseException) -> str:

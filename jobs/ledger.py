@@ -67,8 +67,9 @@ class StageEntry:
 
     def initial_state(self) -> dict[str, Any]:
         """This stage's entry in run.json before it runs."""
+        where = f"stages[{self.stage.yaml_index}]" if self.stage is not None else None
         return {"name": self.name, "op": self.op, "kind": self.kind.value, "fingerprint": self.fingerprint,
-                "info": self.info, "status": "pending", "waves_total": None, "waves_done": 0, "rows_in": None,
+                "yaml": where, "info": self.info, "status": "pending", "waves_total": None, "waves_done": 0, "rows_in": None,
                 "rows_out": None, "dropped": {}, "metrics": {}, "seconds": None, "error": None}
 
 

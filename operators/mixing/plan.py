@@ -64,13 +64,14 @@ def group_values(batch: pa.Table, group_by: str) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
-def selection_hashes(ids: pa.Array | pa.ChunkedArray, seed: int, phase: str | None = None) -> np.ndarray:
+def selection_hashes(ids: pa.Array | pa.ChunkedArray | np.ndarray, seed: int, phase: str | None = None) -> np.ndarray:
     """``u`` per document: uniform over 64 bits, a function of (id, seed, phase) only, so
-    that each phase of a staged mix selects independently."""
+    that each phase of a staged mix selects independently. ``ids`` may be given as their
+    :func:`byte_hashes` already, to hash them once for several phases."""
     salt = splitmix64(np.array([seed & 0xFFFFFFFFFFFFFFFF], np.uint64))[0]
     if phase is not None:
         salt ^= byte_hashes(pa.array([phase]))[0]
-    return splitmix64(byte_hashes(ids) ^ salt)
+    return splitmix64((ids if isinstance(ids, np.ndarray) else byte_hashes(ids)) ^ salt)
 
 
 def group_label(phase: str | None, group: str) -> str:
@@ -168,8 +169,9 @@ class MixPlan(FitOperator[MixConfig]):
             codes = encoded.indices.to_numpy(zero_copy_only=False)
             members = [(name, np.flatnonzero(codes == code)) for code, name in
                        enumerate(encoded.dictionary.to_pylist())]
+            id_hashes = byte_hashes(batch["id"])
             for phase, pc_ in phases:
-                u = selection_hashes(batch["id"], c.seed, phase)
+                u = selection_hashes(id_hashes, c.seed, phase)
                 scores = None
                 if pc_.within_group == "top_score":
                     scores = pc.fill_null(batch[pc_.score_column].cast(pa.float64()), np.nan).to_numpy(

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from operators.base import DROP_REASON, MapOperator, OperatorConfig, set_column, with_drop_reason
 from operators.filtering.expression import parse_expression
-from operators.hashing import splitmix64
+from operators.hashing import byte_hashes, splitmix64
 from operators.mixing.config import EPOCH, NOT_SAMPLED, ORDER, PHASE, TOKENS, MixConfig
 from operators.mixing.plan import group_label, group_values, score_columns, selection_hashes
 from operators.registry import register
@@ -67,16 +67,16 @@ class MixSample(MapOperator[MixConfig]):
         out.update({f"group.{g}.rows_out": float(v) for g, v in self._rows.items()})
         return out
 
-    def copies(self, batch: pa.Table, phase: str | None, u: np.ndarray) -> np.ndarray:
-        """How many times each row of ``batch`` goes into ``phase`` (``u``: its selection hashes there)."""
+    def copies(self, batch: pa.Table, phase: str | None, u: np.ndarray, codes: np.ndarray,
+               names: list[str]) -> np.ndarray:
+        """How many times each row of ``batch`` goes into ``phase`` (``u``: its selection hashes
+        there; ``codes``: each row's index into the group ``names``)."""
         c = dict(self.phases)[phase]
-        encoded = pc.dictionary_encode(group_values(batch, c.group_by))
-        codes = encoded.indices.to_numpy(zero_copy_only=False)
         scores = None
         if c.within_group == "top_score":
             scores = pc.fill_null(batch[c.score_column].cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
         copies = np.zeros(batch.num_rows, np.int64)
-        for code, name in enumerate(encoded.dictionary.to_pylist()):
+        for code, name in enumerate(names):
             plan = self.plan.get((phase, name))
             if plan is None:  # a group the plan never saw: the fit read every document, so a bug upstream
                 raise ValueError(f"mix.sample: group {name!r} is not in the plan")
@@ -94,10 +94,13 @@ class MixSample(MapOperator[MixConfig]):
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         n = batch.num_rows
+        encoded = pc.dictionary_encode(group_values(batch, self.config.group_by))
+        codes, names = encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
         index, epoch, order, phase_of, total = [], [], [], [], np.zeros(n, np.int64)
+        id_hashes = byte_hashes(batch["id"])
         for p, (phase, _) in enumerate(self.phases):
-            u = selection_hashes(batch["id"], self.config.seed, phase)
-            copies = self.copies(batch, phase, u)
+            u = selection_hashes(id_hashes, self.config.seed, phase)
+            copies = self.copies(batch, phase, u, codes, names)
             total += copies
             rows = np.repeat(np.arange(n), copies)
             epochs = np.arange(len(rows)) - np.repeat(np.cumsum(copies) - copies, copies)
@@ -119,18 +122,23 @@ class MixSample(MapOperator[MixConfig]):
         out = set_column(out, EPOCH, pa.array(epochs.astype(np.int32), mask=~taken))
         out = set_column(out, ORDER, pa.array(keys, pa.uint64()))
         if self.config.phases:
-            labels = np.array([name for name, _ in self.phases], dtype=object)
-            out = set_column(out, PHASE, pa.array(np.where(taken, labels[phases], None), pa.string()))
-        self._count(out, taken, phases)
-        return with_drop_reason(out, pa.array(np.where(taken, None, NOT_SAMPLED), pa.string()))
+            labels = pa.DictionaryArray.from_arrays(pa.array(phases.astype(np.int32), mask=~taken),
+                                                    pa.array([name for name, _ in self.phases]))
+            out = set_column(out, PHASE, labels.cast(pa.string()))
+        tokens = pc.fill_null(batch[TOKENS], 0).to_numpy(zero_copy_only=False)
+        self._count(codes[rows], tokens[rows], taken, phases, names)
+        reasons = pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(rows), np.int32), mask=taken),
+                                                 pa.array([NOT_SAMPLED])).cast(pa.string())
+        return with_drop_reason(out, reasons)
 
-    def _count(self, out: pa.Table, taken: np.ndarray, phases: np.ndarray) -> None:
+    def _count(self, codes: np.ndarray, tokens: np.ndarray, taken: np.ndarray, phases: np.ndarray,
+               names: list[str]) -> None:
         """Realized tokens and rows per (phase,) group, for the stage's metrics."""
-        groups = group_values(out, self.config.group_by).to_numpy(zero_copy_only=False)
-        tokens = pc.fill_null(out[TOKENS], 0).to_numpy(zero_copy_only=False)
         for p, (phase, _) in enumerate(self.phases):
-            for name in np.unique(groups[taken & (phases == p)]):
-                mine = taken & (phases == p) & (groups == name)
-                label = group_label(phase, str(name))
-                self._tokens[label] += int(tokens[mine].sum())
-                self._rows[label] += int(mine.sum())
+            mine = taken & (phases == p)
+            rows = np.bincount(codes[mine], minlength=len(names))
+            summed = np.bincount(codes[mine], weights=tokens[mine], minlength=len(names))
+            for code in np.flatnonzero(rows):
+                label = group_label(phase, names[code])
+                self._tokens[label] += int(summed[code])
+                self._rows[label] += int(rows[code])
