@@ -152,3 +152,14 @@ def test_mixes_over_derived_groups(ray_local: None, tmp_path: Path, name: str) -
         assert abs(tokens[g] - plan[f"group.{g}.target_tokens"]) <= longest, (g, tokens[g])
         assert plan[f"group.{g}.epochs"] <= 3 + 1e-9
     assert set(tokens) <= groups
+
+
+def test_a_budget_the_corpus_cannot_give_stops_at_the_plan_naming_the_stage(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "mix.yaml", mix_config(tmp_path / "store"))
+    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "run", str(config),
+                           "--set", "stages.3.config.phases.0.budget_tokens=5e7",
+                           "--set", "stages.3.config.budget_tokens=5.008e7"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert ("error: run mix failed at mix.plan (stages[3]): MixPlanError: the budget of 50,000,000 tokens cannot "
+            "be met: at most") in proc.stderr, proc.stderr
