@@ -26,7 +26,8 @@ from operators.mixing.tokens import MixTokens
 from operators.registry import register
 
 PLAN_FIELDS = ("group_by", "budget_tokens", "policy", "weights", "temperature", "max_epochs", "allow_short",
-               "within_group", "score_column", "seed", "score_sample")
+               "within_group", "score_column", "seed", "score_sample", "phases")
+SAMPLE_FIELDS = ("group_by", "within_group", "score_column", "seed", "phases")
 
 
 @register("mix")
@@ -39,7 +40,7 @@ class Mix(Composite[MixConfig]):
     def parts(cls, config: MixConfig) -> Sequence[Part]:
         parts = [Part("tokens", MixTokens, config, ("tokens",)),
                  Part("plan", MixPlan, config, PLAN_FIELDS),
-                 Part("sample", MixSample, config, ("group_by", "within_group", "score_column", "seed"))]
+                 Part("sample", MixSample, config, SAMPLE_FIELDS)]
         if config.shuffle:
             parts.append(Part("shuffle", MixShuffle, config, ()))
         return parts
