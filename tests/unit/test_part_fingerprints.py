@@ -10,17 +10,14 @@ reads fails there.
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from pydantic import BaseModel
 
-from jobs.checkpoint import operator_fingerprint
-from jobs.spec import PipelineSpec, PlannedStage, plan_stages
+from jobs.spec import PlannedStage
 from operators.config_paths import config_path_problem, project_config
 from operators import registry
 from operators.base import FILE_COLUMN, Composite, Part
@@ -30,68 +27,7 @@ from operators.dedup.minhash_config import COMPONENT, MinhashDedupConfig
 from operators.dedup.minhash_index import (AssignPrior, BloomProbe, IndexMatch, bloom_update, index_rows)
 from operators.dedup.minhash_signature import MinhashSignature
 from operators.dedup.near_keep import KEEP, KeepApply, VerifyKeep
-
-READ = "0123456789abcdef"
-"""Stands for the read stage's fingerprint: every chain starts from it."""
-
-
-# --- planning and fingerprint chains, as the scheduler computes them ----------------------------
-
-def nested(changes: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``base`` (a nested config dict) with dotted ``changes`` applied."""
-    out = copy.deepcopy(base or {})
-    for path, value in changes.items():
-        *parents, leaf = path.split(".")
-        node = out
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return out
-
-
-def plan(op: str, config: dict[str, Any]) -> tuple[PlannedStage, ...]:
-    spec = PipelineSpec(name="t", input={"paths": ["unused.jsonl"]}, stages=[{"op": op, "config": config}])
-    stages, problems = plan_stages(spec)
-    assert not problems, problems
-    return tuple(s for s in stages if s.yaml_index == 0)  # not the id check jobs/ puts before
-
-
-def part_name(stage: PlannedStage) -> str:
-    """The part's suffix (the stage name itself for a part without one)."""
-    return stage.name.partition(".")[2] or stage.name
-
-
-def chain(stages: tuple[PlannedStage, ...]) -> dict[str, str]:
-    """Each stage's fingerprint, chained from :data:`READ` as jobs/scheduler.py does."""
-    upstream, out = READ, {}
-    for stage in stages:
-        upstream = operator_fingerprint(stage.operator.name, stage.operator.version, stage.fingerprint_config(),
-                                        upstream)
-        out[part_name(stage)] = upstream
-    return out
-
-
-def rerun(op: str, base: dict[str, Any], changes: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(parts whose fingerprint changes, the parts in order) when ``changes`` apply to ``base``."""
-    before, after = plan(op, base), plan(op, nested(changes, base))
-    names = [part_name(s) for s in before]
-    assert [part_name(s) for s in after] == names, "this change alters the part list: test it separately"
-    old, new = chain(before), chain(after)
-    return [n for n in names if old[n] != new[n]], names
-
-
-def expected(names: list[str], first: str | None) -> list[str]:
-    return [] if first is None else names[names.index(first):]
-
-
-def leaf_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
-    """Every field of ``model`` as a dotted path, sub-configs expanded."""
-    out = set()
-    for name, field in model.model_fields.items():
-        sub = next((t for t in (field.annotation, *getattr(field.annotation, "__args__", ()))
-                    if isinstance(t, type) and issubclass(t, BaseModel)), None)
-        out |= leaf_paths(sub, f"{prefix}{name}.") if sub else {f"{prefix}{name}"}
-    return out
+from tests.support.fingerprint_chains import chain, expected, leaf_paths, nested, part_name, plan, rerun
 
 
 # --- minhash_dedup: parameter -> first part to rerun ---------------------------------------------
@@ -256,54 +192,6 @@ def test_other_composites_rerun_from_the_first_part_that_reads_the_parameter(
     assert changed == expected(names, first)
 
 
-# --- mix ---------------------------------------------------------------------------------------
-
-MIX = {"budget_tokens": 1000.0}
-MIX_WEIGHTS = {"budget_tokens": 1000.0, "policy": "weights", "weights": {"a": 1.0}}
-MIX_PHASES = {"phases": [{"name": "main", "budget_tokens": 900.0}, {"name": "anneal", "budget_tokens": 100.0}]}
-MIX_RERUNS: list[tuple[dict[str, Any], dict[str, Any], str | None]] = [
-    (MIX, {"tokens.estimate": "words_per_token"}, "tokens"),
-    (MIX, {"tokens.value": 3.5}, "tokens"),
-    (MIX, {"group_by": "lang"}, "plan"),
-    (MIX, {"budget_tokens": 2000.0}, "plan"),  # the counts are reused
-    (MIX, {"policy": "unimax"}, "plan"),
-    (MIX_WEIGHTS, {"weights": {"a": 2.0, "b": 1.0}}, "plan"),
-    (MIX, {"temperature": 2.0}, "plan"),
-    (MIX, {"max_epochs": 2.0}, "plan"),
-    (MIX, {"allow_short": True}, "plan"),
-    (MIX, {"within_group": "top_score", "score_column": "s"}, "plan"),
-    (MIX, {"score_column": "s"}, "plan"),
-    (MIX, {"seed": 7}, "plan"),
-    (MIX, {"score_sample": 500}, "plan"),
-    (MIX_PHASES, {"phases": [{"name": "main", "budget_tokens": 800.0}, {"name": "anneal", "budget_tokens": 200.0}]},
-     "plan"),
-]
-
-
-@pytest.mark.parametrize("base,changes,first", MIX_RERUNS, ids=[",".join(c) for _, c, _ in MIX_RERUNS])
-def test_mix_reruns_from_the_first_part_that_reads_the_parameter(base: dict[str, Any], changes: dict[str, Any],
-                                                                 first: str | None) -> None:
-    changed, names = rerun("mix", base, changes)
-    assert names == ["tokens", "plan", "sample", "shuffle"]
-    assert changed == expected(names, first)
-
-
-def test_the_mix_table_covers_every_parameter() -> None:
-    from operators.mixing.config import MixConfig
-
-    covered = {path for _, changes, _ in MIX_RERUNS for path in changes}
-    # files (tested in test_mix_operators: a changed tokenizer or weights file changes the
-    # fingerprinted sha256 or weights); shuffle changes the part list (below)
-    untested = {"tokens.tokenizer", "tokens.tokenizer_sha256", "weights_file", "shuffle"}
-    assert covered | untested == leaf_paths(MixConfig)
-
-
-def test_mix_without_shuffle_drops_only_the_shuffle() -> None:
-    with_shuffle, without = plan("mix", MIX), plan("mix", {**MIX, "shuffle": False})
-    assert [part_name(s) for s in without] == ["tokens", "plan", "sample"]
-    assert chain(without) == {k: v for k, v in chain(with_shuffle).items() if k != "shuffle"}
-
-
 # --- every declared path exists -----------------------------------------------------------------
 
 COMPOSITE_CONFIGS: dict[str, list[dict[str, Any]]] = {
@@ -315,7 +203,8 @@ COMPOSITE_CONFIGS: dict[str, list[dict[str, Any]]] = {
     "cluster_prune": [{}],
     "semantic_dedup": [{}, RANKED],
     "text_quality_score": [{}, CALIBRATED, {"calibrate": {"label_column": "good"}}],
-    "mix": [MIX, MIX_WEIGHTS, MIX_PHASES],
+    "mix": [{"budget_tokens": 1000.0}, {"budget_tokens": 1.0, "policy": "weights", "weights": {"a": 1.0}},
+            {"phases": [{"name": "main", "budget_tokens": 900.0}]}],
 }
 
 
