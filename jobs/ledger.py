@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from jobs import checkpoint as cp
-from jobs.checkpoint import Artifact, FileRef, WaveResult
+from jobs.checkpoint import FileRef, WaveResult
 from jobs.parts import FileOutput
 from jobs.spec import PipelineSpec, PlannedStage
 from jobs.store import Store
