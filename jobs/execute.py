@@ -289,21 +289,23 @@ def run_fit(operator: type[FitOperator[Any]], config: Any, keys: list[str], stor
 
 # -- write ----------------------------------------------------------------------------------
 def _write_shards(items: pa.Table, *, store: Store, out_uri: str, s3: S3Options, fmt: str,
-                  batch_rows: int, split_by: str | None = None) -> pa.Table:
+                  batch_rows: int, split_by: list[str] | None = None, weight_column: str | None = None) -> pa.Table:
     out = Store(out_uri, s3)
     stats = []
     for shard, keys_json in zip(items["shard"].to_pylist(), items["keys"].to_pylist()):
-        stats += write_shard(store, out, shard, json.loads(keys_json), fmt, batch_rows, split_by)
+        stats += write_shard(store, out, shard, json.loads(keys_json), fmt, batch_rows, split_by, weight_column)
     return stats_table(stats)
 
 
 def run_write(shards: list[list[str]], store: Store, out_uri: str, s3: S3Options, fmt: str,
-              batch_rows: int, split_by: str | None = None) -> list[dict[str, Any]]:
+              batch_rows: int, split_by: list[str] | None = None,
+              weight_column: str | None = None) -> list[dict[str, Any]]:
     """Write each group of upstream files as one output shard ``part-<n>`` (with
-    ``split_by``, one per value: jobs/output_shards.py)."""
+    ``split_by``, one per combination of values: jobs/output_shards.py)."""
     items = [{"shard": n, "keys": json.dumps(keys)} for n, keys in enumerate(shards)]
-    return _collect(_per_item(items, _write_shards, fn_kwargs=dict(store=store, out_uri=out_uri, s3=s3, fmt=fmt,
-                                                                   batch_rows=batch_rows, split_by=split_by)))
+    return _collect(_per_item(items, _write_shards, fn_kwargs=dict(
+        store=store, out_uri=out_uri, s3=s3, fmt=fmt, batch_rows=batch_rows, split_by=split_by,
+        weight_column=weight_column)))
 
 
 # -- resources ------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The curated output: shards of about ``target_shard_mb`` plus ``_MANIFEST.json``.
 
-With ``output.split_by``, each shard is written as one file per value of that column, in
-folders ``<column>=<value>/`` (jobs/output_shards.py); the manifest lists every file and,
-under ``splits``, each folder's rows, files and bytes.
+With ``output.split_by``, each shard is written as one file per combination of the
+columns' values, in nested folders ``<column>=<value>/`` (jobs/output_shards.py); the
+manifest lists every file and, under ``splits``, each folder's rows, files and bytes. With
+``output.weight_column`` too, each folder above the last split gets a ``_BLEND.txt``.
 
 The output is written under ``output.path`` or ``<store>/runs/<run-id>/output``. Its
 fingerprint is the last stage's plus the output config; when the manifest there already has
@@ -13,6 +14,7 @@ sees complete shards.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -25,6 +27,7 @@ from jobs.spec import redacted_config
 from jobs.store import Store
 
 MANIFEST = "_MANIFEST.json"
+BLEND = "_BLEND.txt"
 
 
 def write_output(ctx: RunContext, run_id: str, last: StageCommit, stages: list[dict[str, Any]],
@@ -48,15 +51,15 @@ def write_output(ctx: RunContext, run_id: str, last: StageCommit, stages: list[d
             out_store.delete_prefix(key)
     t0 = time.time()
     shards = cp.plan_even([(f.key, f.bytes) for f in last.files], spec.output.target_shard_mb << 20)
+    weight = spec.output.weight_column
     stats = ctx.executor.run_write(shards, ctx.store, uri, spec.s3_options(), spec.output.format,
-                                   spec.execution.batch_rows, spec.output.split_by) if shards else []
-    files = sorted(({"path": s["key"], "rows": s["rows"], "bytes": s["bytes"]} for s in stats),
-                   key=lambda f: f["path"])
-    splits: dict[str, dict[str, int]] = {}
-    for f in files:
-        if "/" in f["path"]:
-            split = splits.setdefault(f["path"].split("/", 1)[0], {"rows": 0, "files": 0, "bytes": 0})
-            split.update(rows=split["rows"] + f["rows"], files=split["files"] + 1, bytes=split["bytes"] + f["bytes"])
+                                   spec.execution.batch_rows, spec.output.split_columns or None,
+                                   weight) if shards else []
+    files = sorted(({"path": s["key"], "rows": s["rows"], "bytes": s["bytes"],
+                     **({"weight": json.loads(s["reasons"] or "{}").get("weight", 0.0)} if weight else {})}
+                    for s in stats), key=lambda f: f["path"])
+    splits = _splits(files)
+    blends = _write_blends(out_store, uri, splits) if weight and splits else []
     manifest = {
         "run_id": run_id,
         "pipeline": spec.name,
@@ -69,22 +72,57 @@ def write_output(ctx: RunContext, run_id: str, last: StageCommit, stages: list[d
         "schema": _schema(ctx.store, last.files),
         "format": spec.output.format,
         "files": files,
-        **({"split_by": spec.output.split_by, "splits": splits} if spec.output.split_by else {}),
+        **({"split_by": spec.output.split_columns, "splits": splits} if spec.output.split_by else {}),
+        **({"weight_column": weight, "blends": blends} if weight else {}),
         "config": redacted_config(spec),
         "write_seconds": round(time.time() - t0, 3),
         "wall_seconds": round(time.time() - started, 3),
     }
     out_store.write_json(MANIFEST, manifest)
     ctx.progress.event(f"output: {len(files)} shard(s), {manifest['rows_out']:,} rows at {uri}"
-                       + "".join(f"; {name}: {s['rows']:,} rows" for name, s in splits.items()))
+                       + "".join(f"; {name}: {s['rows']:,} rows" for name, s in splits.items())
+                       + (f"; blend files: {', '.join(blends)}" if blends else ""))
     return _summary(uri, manifest)
 
 
 def _written_by_tamis(key: str) -> bool:
-    """A shard of an earlier output (``part-*``, or ``<column>=<value>/part-*`` of a split):
-    output.path may hold the user's own files, which stay."""
-    parts = key.split("/")
-    return parts[-1].startswith("part-") and (len(parts) == 1 or (len(parts) == 2 and "=" in parts[0]))
+    """A shard or blend file of an earlier output (``part-*``, or ``<column>=<value>/.../part-*``
+    of a split, or a split's ``_BLEND.txt``): output.path may hold the user's own files, which stay."""
+    *folders, name = key.split("/")
+    return (name.startswith("part-") or name == BLEND) and all("=" in f for f in folders)
+
+
+def _splits(files: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Rows, files, bytes (and weight) of each split folder (the deepest, ``a=x/b=y``)."""
+    splits: dict[str, dict[str, Any]] = {}
+    for f in files:
+        if "/" not in f["path"]:
+            continue
+        split = splits.setdefault(f["path"].rsplit("/", 1)[0], {"rows": 0, "files": 0, "bytes": 0})
+        split.update(rows=split["rows"] + f["rows"], files=split["files"] + 1, bytes=split["bytes"] + f["bytes"])
+        if "weight" in f:
+            split["weight"] = split.get("weight", 0.0) + f["weight"]
+    return splits
+
+
+def _write_blends(out: Store, uri: str, splits: dict[str, dict[str, Any]]) -> list[str]:
+    """A ``_BLEND.txt`` in each folder above the last split: ``<weight> <path>`` for each of
+    its split folders, the weights their shares of the folder's total (the form of
+    Megatron-LM's ``--data-path``, or a file for ``--data-args-path``; each path is a folder of
+    Parquet or JSON lines shards, which Megatron needs preprocessed into its own format)."""
+    parents: dict[str, list[tuple[str, float]]] = {}
+    for folder, split in sorted(splits.items()):
+        parent = folder.rsplit("/", 1)[0] if "/" in folder else ""
+        parents.setdefault(parent, []).append((folder, split.get("weight", 0.0)))
+    written = []
+    for parent, members in parents.items():
+        total = sum(w for _, w in members) or 1.0
+        line = " ".join(f"{w / total:.6g} {uri.rstrip('/')}/{folder}" for folder, w in members)
+        key = f"{parent}/{BLEND}" if parent else BLEND
+        with out.open_output(key) as sink:
+            sink.write((line + "\n").encode())
+        written.append(key)
+    return written
 
 
 def _funnel(stage: dict[str, Any], store: Store) -> dict[str, Any]:

@@ -85,8 +85,17 @@ class OutputSpec(_Strict):
     format: Literal["parquet", "jsonl"] = Field("parquet", description="Format of the curated shards.")
     path: str | None = Field(None, description="Where to write; default <store>/runs/<run-id>/output.")
     target_shard_mb: int = Field(256, gt=0, description="Approximate size of each output shard.")
-    split_by: str | None = Field(None, description="A column of the last stage: one folder <column>=<value>/ "
-                                 "of shards per value (e.g. mix_phase, a mix's phases), listed in the manifest.")
+    split_by: str | list[str] | None = Field(None, description="Columns of the last stage: one folder "
+                                             "<column>=<value>/ of shards per value, nested in the order given "
+                                             "(e.g. mix_phase, then source), listed in the manifest.")
+    weight_column: str | None = Field(None, description="A numeric column (e.g. mix_tokens) summed per output file "
+                                      "and split; with split_by, each folder above the last split gets a "
+                                      "_BLEND.txt of '<weight> <path>' pairs (Megatron-LM's --data-path form).")
+
+    @property
+    def split_columns(self) -> list[str]:
+        """``split_by`` as a list (empty without a split)."""
+        return [self.split_by] if isinstance(self.split_by, str) else list(self.split_by or [])
 
 
 class ExecutionSpec(_Strict):
@@ -300,9 +309,9 @@ def input_columns(spec: PipelineSpec, files: list[InputFile] | None) -> set[str]
 
 
 def column_problems(stages: tuple[PlannedStage, ...], available: set[str] | None,
-                    split_by: str | None = None) -> list[str]:
+                    split_by: list[tuple[str, str]] | None = None) -> list[str]:
     """A column read before any stage writes it, named with the YAML entry that reads it;
-    an ``output.split_by`` column no stage writes."""
+    an output column (``split_by``: (field, column) pairs) no stage writes."""
     if available is None:
         return []
     problems = []
@@ -314,8 +323,9 @@ def column_problems(stages: tuple[PlannedStage, ...], available: set[str] | None
                     f"stages[{stage.yaml_index}]: {stage.name} reads column {column!r}, which no "
                     f"earlier stage writes (available: {', '.join(sorted(have))})")
         have |= set(stage.operator.columns_written(stage.config)) - {DROP_REASON}
-    if split_by is not None and split_by not in have:
-        problems.append(f"output.split_by: no stage writes column {split_by!r} (available: {', '.join(sorted(have))})")
+    for field, column in split_by or []:
+        if column not in have:
+            problems.append(f"output.{field}: no stage writes column {column!r} (available: {', '.join(sorted(have))})")
     return problems
 
 
@@ -342,7 +352,10 @@ def load_pipeline(path: str, overrides: list[str] | None = None, *, check_io: bo
         io_problems, files = _io_problems(spec)
         problems += io_problems
     if not any(p.startswith("stages") or p.startswith("plugins") for p in problems):
-        problems += column_problems(stages, input_columns(spec, files), spec.output.split_by)
+        output_columns = [("split_by", c) for c in spec.output.split_columns]
+        if spec.output.weight_column:
+            output_columns.append(("weight_column", spec.output.weight_column))
+        problems += column_problems(stages, input_columns(spec, files), output_columns)
     if problems:
         raise SpecError(path, problems)
     return Pipeline(spec, stages)

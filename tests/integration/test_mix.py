@@ -163,3 +163,27 @@ def test_a_budget_the_corpus_cannot_give_stops_at_the_plan_naming_the_stage(tmp_
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert ("error: run mix failed at mix.plan (stages[3]): MixPlanError: the budget of 50,000,000 tokens cannot "
             "be met: at most") in proc.stderr, proc.stderr
+
+
+def test_per_group_folders_and_a_blend_file_per_phase(ray_local: None, tmp_path: Path) -> None:
+    raw = mix_config(tmp_path / "store")
+    raw["stages"][3]["config"]["shuffle"] = False  # the trainer blends the groups instead
+    raw["output"] = {"format": "parquet", "split_by": ["mix_phase", "source"], "weight_column": "mix_tokens"}
+    pipeline, state = run_config(tmp_path, raw)
+    out = Path(state["output"]["uri"])
+    plan = next(s for s in state["stages"] if s["name"] == "mix.plan")["metrics"]
+    for phase, budget in (("main", 420_000), ("anneal", 80_000)):
+        pairs = (out / f"mix_phase={phase}" / "_BLEND.txt").read_text().split()
+        weights = {Path(path).name.removeprefix("source="): float(w) for w, path in zip(pairs[::2], pairs[1::2])}
+        assert sum(weights.values()) == pytest.approx(1.0, abs=1e-5)
+        for source, weight in weights.items():
+            folder = out / f"mix_phase={phase}" / f"source={source}"
+            tokens = pc.sum(pa.concat_tables([pq.read_table(p) for p in folder.glob("part-*.parquet")])[
+                "mix_tokens"]).as_py()
+            assert weight == pytest.approx(tokens / sum(
+                pc.sum(pq.read_table(p)["mix_tokens"]).as_py()
+                for p in (out / f"mix_phase={phase}").glob("source=*/part-*.parquet")), rel=1e-5)
+            assert weight == pytest.approx(plan[f"group.{phase}:{source}.target_tokens"] / budget, abs=0.03)
+    manifest = json.loads(Path(state["output"]["manifest"]).read_text())
+    assert manifest["blends"] == ["mix_phase=anneal/_BLEND.txt", "mix_phase=main/_BLEND.txt"]
+    assert manifest["splits"]["mix_phase=main/source=sqlite3-doc"]["weight"] > 0
