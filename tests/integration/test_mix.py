@@ -69,7 +69,7 @@ def test_mix_realizes_its_plan_and_accounts_for_every_document(ray_local: None, 
     assert pc.mean(anneal["quality_text_score"]).as_py() > pc.mean(main["quality_text_score"]).as_py()
     # each phase in its own folder, listed in the manifest
     manifest = json.loads(Path(state["output"]["manifest"]).read_text())
-    assert manifest["split_by"] == "mix_phase"
+    assert manifest["split_by"] == ["mix_phase"]
     assert {k: v["rows"] for k, v in manifest["splits"].items()} == {
         "mix_phase=main": main.num_rows, "mix_phase=anneal": anneal.num_rows}
     # every document that reached mix.sample is in the output or rejected there, never both
