@@ -148,7 +148,8 @@ class MixConfig(OperatorConfig):
         """(phase name, the config it plans with) per phase; ``[(None, self)]`` without phases."""
         if not self.phases:
             return [(None, self)]
-        base = self.model_dump(exclude={"phases", "weights_file", "budget_tokens"})
+        # tokens passes as the validated object: re-validating it would re-read the tokenizer file
+        base = {**self.model_dump(exclude={"phases", "weights_file", "budget_tokens", "tokens"}), "tokens": self.tokens}
         out = []
         for phase in self.phases:
             own = phase.model_dump(exclude_none=True, exclude={"name", "weights_file"})

@@ -47,6 +47,7 @@ class MixSample(MapOperator[MixConfig]):
         if artifact is None:
             raise ValueError("mix.sample needs the plan of mix.plan")
         self.phases = config.phase_configs()
+        self.phase_config = dict(self.phases)
         self.plan = {(row["phase"] or None, row["group"]): row for row in artifact.to_pylist()}
         self._tokens: Counter[str] = Counter()
         self._rows: Counter[str] = Counter()
@@ -71,7 +72,7 @@ class MixSample(MapOperator[MixConfig]):
                names: list[str]) -> np.ndarray:
         """How many times each row of ``batch`` goes into ``phase`` (``u``: its selection hashes
         there; ``codes``: each row's index into the group ``names``)."""
-        c = dict(self.phases)[phase]
+        c = self.phase_config[phase]
         scores = None
         if c.within_group == "top_score":
             scores = pc.fill_null(batch[c.score_column].cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)

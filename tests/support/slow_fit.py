@@ -10,13 +10,20 @@ from typing import Any
 
 from jobs import execute
 
-_delay = float(os.environ.get("TAMIS_TEST_SLOW_FIT", "0") or 0)
-if _delay and not getattr(execute.run_fit, "_slowed", False):
-    _run_fit = execute.run_fit
 
-    def _slow_run_fit(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(_delay)
-        return _run_fit(*args, **kwargs)
+def slow_down(function: str, variable: str) -> None:
+    """Make ``jobs.execute.<function>`` wait ``$<variable>`` seconds before each call (once)."""
+    delay = float(os.environ.get(variable, "0") or 0)
+    original = getattr(execute, function)
+    if not delay or getattr(original, "_slowed", False):
+        return
 
-    _slow_run_fit._slowed = True  # type: ignore[attr-defined]
-    execute.run_fit = _slow_run_fit
+    def slowed(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(delay)
+        return original(*args, **kwargs)
+
+    slowed._slowed = True  # type: ignore[attr-defined]
+    setattr(execute, function, slowed)
+
+
+slow_down("run_fit", "TAMIS_TEST_SLOW_FIT")

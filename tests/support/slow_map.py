@@ -5,19 +5,6 @@ test a wide window to kill the driver between a fit and the map after it."""
 
 from __future__ import annotations
 
-import os
-import time
-from typing import Any
+from tests.support.slow_fit import slow_down
 
-from jobs import execute
-
-_delay = float(os.environ.get("TAMIS_TEST_SLOW_MAP", "0") or 0)
-if _delay and not getattr(execute.run_map, "_slowed", False):
-    _run_map = execute.run_map
-
-    def _slow_run_map(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(_delay)
-        return _run_map(*args, **kwargs)
-
-    _slow_run_map._slowed = True  # type: ignore[attr-defined]
-    execute.run_map = _slow_run_map
+slow_down("run_map", "TAMIS_TEST_SLOW_MAP")
