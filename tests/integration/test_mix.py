@@ -6,10 +6,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ import yaml
 
 from tests.conftest import REPO, SAMPLE, write_config
 from tests.integration.conftest import read_output, read_rejected, run_config
-from tests.integration.test_resume import finish, run_json
+from tests.integration.test_resume import finish, kill_driver_when, run_json
 
 pytestmark = pytest.mark.integration
 
@@ -101,19 +99,12 @@ def test_driver_killed_between_plan_and_sample_resumes_with_the_plan(tmp_path: P
     env = dict(os.environ, TAMIS_TEST_SLOW_MAP="60")
     proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "run", str(config), "--run-id", "m1"], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        state = run_json(store, "m1")
-        stages = {s["name"]: s["status"] for s in state["stages"]} if state else {}
-        if stages.get("mix.sample") == "running":
-            break
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        time.sleep(0.1)
-    else:
-        pytest.fail("never reached mix.sample")
-    assert stages["mix.plan"] == "committed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    def statuses(state: dict[str, Any]) -> dict[str, str]:
+        return {s["name"]: s["status"] for s in state["stages"]}
+
+    killed = kill_driver_when(proc, store, "m1", lambda state: statuses(state).get("mix.sample") == "running",
+                              240, "mix.sample starting")
+    assert statuses(killed)["mix.plan"] == "committed"
 
     finish(subprocess.Popen([sys.executable, "-m", "jobs.cli", "run", str(config), "--run-id", "m1"], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
