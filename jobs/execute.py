@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import ray
 
 from jobs import shuffle
@@ -23,11 +22,11 @@ from jobs.checkpoint import Artifact
 from jobs.input_files import parse_input
 from jobs.output_shards import write_shard
 from jobs.parquet_columns import PassThrough
-from jobs.parts import (FILE_COLUMN, STATS_SCHEMA, FileOutput, append_by_file, basename, column_part,
-                        iter_file_batches, logical_columns, metrics_row, read_files, row_part, stats_table)
+from jobs.file_chain import FileChain, noted
+from jobs.parts import FILE_COLUMN, FileOutput, append_by_file, iter_file_batches, metrics_row, stats_table
 from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store
-from operators.base import DROP_REASON, FitOperator, GroupOperator, Operator, ResourceHint
+from operators.base import FitOperator, GroupOperator, Operator, ResourceHint
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, 
         except Exception as err:  # whatever it is, the user must learn which file (jobs/cli.py root_cause)
             if not any(n.startswith("input file:") for n in getattr(err, "__notes__", [])):
                 err.add_note(f"input file: {uri}")
-            raise _noted(err, "read")
+            raise noted(err, "read")
     return stats_table(stats)
 
 
@@ -90,96 +89,8 @@ class MapStep:
     column_files: bool = True
 
 
-STAGE_NOTE = "tamis stage: "
-"""Added to an exception's notes (and so to its traceback) by the stage that raised it: in a
-chain, the scheduler reads it to tell which stage failed."""
-
-
-def _noted(err: BaseException, stage: str) -> BaseException:
-    if not any(n.startswith(STAGE_NOTE) for n in getattr(err, "__notes__", [])):
-        err.add_note(f"{STAGE_NOTE}{stage}")
-    return err
-
-
-class FileMapper:
-    """Applies a map operator to whole upstream files; an actor keeps the operator loaded.
-
-    An artifact split per file is sliced here: the operator is built for each file with
-    only that file's rows of the artifact. With ``follows`` (a stage in a chain) each call
-    gets the previous stage's stats rows instead of file keys, maps the files it wrote under
-    ``follows``, and passes those rows on ahead of its own.
-    """
-
-    def __init__(self, operator: type[Operator[Any]], config: Any, store: Store, out: FileOutput,
-                 batch_rows: int, artifact: Artifact | None, follows: str | None = None, name: str = "",
-                 column_files: bool = True) -> None:
-        self.operator, self.config, self.store, self.out, self.batch_rows = operator, config, store, out, batch_rows
-        # a row-keeping operator's files hold only what it writes (see parts.column_part)
-        keeps_rows = column_files and getattr(operator, "keeps_rows", False)
-        self.written = tuple(operator.columns_written(config)) if keeps_rows else ()
-        # ... or, when it marks rows dropped, the numbers of the rows it keeps (parts.row_part)
-        self.drops = DROP_REASON in self.written
-        # ... and needs only the columns it reads: the others stay in the files they are in
-        # (all of them for an operator that reads none: a batch of no columns has no rows;
-        # all of them when it drops rows, which rejected/ keeps whole)
-        self.reading = list(operator.columns_read(config)) or None if keeps_rows and not self.drops else None
-        self.follows, self.name = follows, name or operator.name
-        self.slices: dict[str, list[str]] | None = None  # document file name -> its artifact slices
-        if artifact and artifact.by_file:
-            self.slices = {}
-            for k in artifact.files:
-                self.slices.setdefault(basename(k), []).append(k)
-        whole = read_files(store, artifact.files) if artifact and not artifact.by_file else None
-        self.op = None if self.slices is not None else operator(config, artifact=whole)
-        self._reported: dict[str, float] = {}
-
-    def __call__(self, items: pa.Table) -> pa.Table:
-        if self.follows is None:
-            return stats_table(self._map(items["key"].to_pylist()))
-        kept = pc.and_(pc.equal(items["kind"], "kept"), pc.starts_with(items["key"], self.follows + "/"))
-        keys = items.filter(kept)["key"].to_pylist()
-        return pa.concat_tables([items.select(STATS_SCHEMA.names), stats_table(self._map(keys))])
-
-    def _map(self, keys: list[str]) -> list[dict[str, Any]]:
-        try:
-            return self._map_files(keys)
-        except Exception as err:
-            raise _noted(err, self.name)
-
-    def _map_files(self, keys: list[str]) -> list[dict[str, Any]]:
-        stats: list[dict[str, Any]] = []
-        for key in keys:
-            name = basename(key)
-            op = self.op
-            if op is None:
-                parts = self.slices.get(name)
-                op = self.operator(self.config, artifact=read_files(self.store, parts) if parts else None)
-            writer = self.out.writer()
-            base_columns = logical_columns(self.store, key) if self.reading is not None else None
-            first_row = 0
-            for batch in iter_file_batches(self.store, key, self.batch_rows, self.reading):
-                result = op(batch)
-                if self.drops:
-                    kept, rejected = row_part(batch, result, self.written, key, first_row)
-                    writer.append("rejected", name, rejected)
-                    writer.append("kept", name, kept)
-                else:
-                    writer.write(name, column_part(batch, result, self.written, key, base_columns) if self.written
-                                 else result)
-                first_row += batch.num_rows
-            stats += writer.close()
-            if op is not self.op:
-                stats += metrics_row(op.metrics(), self.out.prefix)
-        if self.op is not None:  # an actor's operator lives on: report what is new since last call
-            now = self.op.metrics()
-            stats += metrics_row({k: v - self._reported.get(k, 0) for k, v in now.items()
-                                  if v != self._reported.get(k, 0)}, self.out.prefix)
-            self._reported = dict(now)
-        return stats
-
-
 def _map_files(items: pa.Table, **kwargs: Any) -> pa.Table:
-    return FileMapper(**kwargs)(items)
+    return FileChain(**kwargs)(items)
 
 
 def run_map(steps: list[MapStep], keys: list[str], store: Store, batch_rows: int) -> list[dict[str, Any]]:
@@ -192,27 +103,45 @@ def _then(ds: ray.data.Dataset, steps: list[MapStep], follows: str | None, store
           files: int) -> ray.data.Dataset:
     """Append the map stages ``steps``; the first maps the files named by ``ds`` (``key``
     rows) or, when ``follows`` is set, those written under it. Actors when a stage is
-    stateful or uses a GPU, tasks otherwise."""
-    for step in steps:
-        kwargs = dict(operator=step.operator, config=step.config, store=store, out=step.out, batch_rows=batch_rows,
-                      artifact=step.artifact, follows=follows, name=step.name,
-                      column_files=step.column_files)
+    stateful or uses a GPU, tasks otherwise; consecutive task stages with the same resources
+    are one Ray Data operator, a :class:`~jobs.file_chain.FileChain` that hands each batch
+    through all of them (Ray Data would fuse them into one task anyway, but then each would
+    read its input back from the one before)."""
+    for segment in _segments(steps):
+        stages = [dict(operator=s.operator, config=s.config, out=s.out, artifact=s.artifact, name=s.name,
+                       column_files=s.column_files) for s in segment]
+        kwargs = dict(stages=stages, store=store, batch_rows=batch_rows, follows=follows)
         # one file per call for a first stage; one stats row of the stage before for a later one
         # (Ray Data wants a batch size wherever GPUs are asked for)
         batching: dict[str, Any] = dict(batch_size=1, batch_format="pyarrow")
+        step = segment[0]
         need = effective(step.resources, step.operator.resources)
         if _uses_actors([step]):
             cpus = max(need.num_cpus, 0.01)
             by_gpus = int(cluster_gpus() // need.num_gpus) if need.num_gpus else files
             size = step.resources.concurrency or max(1, min(files, int(cluster_cpus() // cpus), by_gpus))
-            ds = ds.map_batches(FileMapper, fn_constructor_kwargs=kwargs, **batching,
+            ds = ds.map_batches(FileChain, fn_constructor_kwargs=kwargs, **batching,
                                 compute=ray.data.ActorPoolStrategy(min_size=1, max_size=size),
                                 num_gpus=need.num_gpus, **_cpu_memory(need))
         else:
             ds = ds.map_batches(_map_files, fn_kwargs=kwargs, **batching,
                                 **_task_options(step.resources, step.operator.resources))
-        follows = step.out.prefix
+        follows = segment[-1].out.prefix
     return ds
+
+
+def _segments(steps: list[MapStep]) -> list[list[MapStep]]:
+    """``steps`` cut into runs that one task maps together: consecutive task (not actor)
+    stages asking for the same resources; an actor stage is a run of its own."""
+    segments: list[list[MapStep]] = []
+    for step in steps:
+        last = segments[-1][-1] if segments else None
+        if last is not None and not _uses_actors([last, step]) and \
+                _task_options(last.resources, last.operator.resources) == _task_options(step.resources, step.operator.resources):
+            segments[-1].append(step)
+        else:
+            segments.append([step])
+    return segments
 
 
 # -- group ----------------------------------------------------------------------------------

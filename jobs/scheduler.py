@@ -19,7 +19,7 @@ import traceback
 from typing import Any
 
 from jobs import checkpoint as cp
-from jobs import execute, shuffle
+from jobs import execute, file_chain, shuffle
 from jobs.chain import chain_from, run_chain
 from jobs.checkpoint import Artifact, WaveResult
 from jobs.ledger import RunContext, StageCommit, StageEntry, StageKind, StageLedger, Wave
@@ -126,8 +126,8 @@ class RunScheduler:
         """The running stage that raised failed; others running with it (a chain) stopped."""
         with self._lock:
             running = [s for s in self.state["stages"] if s["status"] == "running"]
-            # in a chain, the stage that raised noted its name (execute.STAGE_NOTE)
-            named = [s for s in running if f"{execute.STAGE_NOTE}{s['name']}\n" in text + "\n"]
+            # in a chain, the stage that raised noted its name (file_chain.STAGE_NOTE)
+            named = [s for s in running if f"{file_chain.STAGE_NOTE}{s['name']}\n" in text + "\n"]
             failed = named[:1] or running
             for s in running:
                 if s in failed:

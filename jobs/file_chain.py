@@ -1,0 +1,218 @@
+"""Map stages applied to whole files, batch by batch through every stage of a fused chain.
+
+A run of consecutive map stages that Ray Data would fuse into one task (jobs/execute.py
+decides) is one :class:`FileChain`: for each upstream file, every batch visits every stage
+before the next batch is read. Each stage still writes its own checkpoint files, exactly
+as if it had read its input back from the stage before (column files, row files or whole
+documents, jobs/parts.py), but the batch it is handed is the previous stage's output held
+in memory. So a file is read and decoded once per chain rather than once per stage, and
+per-batch work that stages share through an identity cache (the quality families' lines
+and words, ``operators.quality.text_stats``) is computed once: the text column a stage
+passes through is the very array the next stage gets.
+
+Batches are those of the head's input file; rows a stage drops are gone from what the
+next one gets, as they are from the row file it would otherwise read (whose batches follow
+its base's, jobs/part_reader.py), so each stage sees the same batches either way.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jobs.checkpoint import Artifact
+from jobs.part_reader import COLUMNS_KEY
+from jobs.parts import (INTERNAL_COLUMNS, STATS_SCHEMA, FileOutput, PartWriter, basename, column_part,
+                        iter_file_batches, logical_columns, metrics_row, read_files, row_part, stats_table)
+from jobs.store import Store
+from operators.base import DROP_REASON, Operator
+
+STAGE_NOTE = "tamis stage: "
+"""Added to an exception's notes (and so to its traceback) by the stage that raised it: in a
+chain, the scheduler reads it to tell which stage failed."""
+
+
+def noted(err: BaseException, stage: str) -> BaseException:
+    """``err`` with a note naming the stage that raised it (the first stage to note it wins)."""
+    if not any(n.startswith(STAGE_NOTE) for n in getattr(err, "__notes__", [])):
+        err.add_note(f"{STAGE_NOTE}{stage}")
+    return err
+
+
+class StageMapper:
+    """One map stage inside a task or actor: its operator and how its output is stored.
+
+    An artifact split per file is sliced here: the operator is built for each file with
+    only that file's rows of the artifact; otherwise one operator serves every file.
+    """
+
+    def __init__(self, operator: type[Operator[Any]], config: Any, store: Store, out: FileOutput,
+                 artifact: Artifact | None, name: str = "", column_files: bool = True) -> None:
+        self.operator, self.config, self.store, self.out = operator, config, store, out
+        self.name = name or operator.name
+        # a row-keeping operator's files hold only what it writes (see parts.column_part)
+        keeps_rows = column_files and getattr(operator, "keeps_rows", False)
+        self.written = tuple(operator.columns_written(config)) if keeps_rows else ()
+        # ... or, when it marks rows dropped, the numbers of the rows it keeps (parts.row_part)
+        self.drops = DROP_REASON in self.written
+        # ... and needs only the columns it reads: the others stay in the files they are in
+        # (all of them for an operator that reads none: a batch of no columns has no rows;
+        # all of them when it drops rows, which rejected/ keeps whole)
+        self.reading = list(operator.columns_read(config)) or None if keeps_rows and not self.drops else None
+        self.slices: dict[str, list[str]] | None = None  # document file name -> its artifact slices
+        if artifact and artifact.by_file:
+            self.slices = {}
+            for k in artifact.files:
+                self.slices.setdefault(basename(k), []).append(k)
+        whole = read_files(store, artifact.files) if artifact and not artifact.by_file else None
+        self.op = None if self.slices is not None else operator(config, artifact=whole)
+        self._reported: dict[str, float] = {}
+
+    def for_file(self, name: str) -> Operator[Any]:
+        """The operator for the document file ``name`` (its own when the artifact is sliced)."""
+        if self.op is not None:
+            return self.op
+        parts = self.slices.get(name) if self.slices is not None else None
+        return self.operator(self.config, artifact=read_files(self.store, parts) if parts else None)
+
+    def file_metrics(self, op: Operator[Any]) -> list[dict[str, Any]]:
+        """A per-file operator's counters (none for the shared one: see :meth:`new_metrics`)."""
+        return [] if op is self.op else metrics_row(op.metrics(), self.out.prefix)
+
+    def new_metrics(self) -> list[dict[str, Any]]:
+        """The shared operator's counters added since the last call (it lives on in an actor)."""
+        if self.op is None:
+            return []
+        now = self.op.metrics()
+        delta = {k: v - self._reported.get(k, 0) for k, v in now.items() if v != self._reported.get(k, 0)}
+        self._reported = dict(now)
+        return metrics_row(delta, self.out.prefix)
+
+
+class _OpenStage:
+    """One stage's state while it maps one file: the file it reads (logically), its
+    operator, its writer, and how many of that file's rows it has seen."""
+
+    def __init__(self, stage: StageMapper, name: str, base: str, columns: list[str]) -> None:
+        self.stage, self.name, self.base, self.columns = stage, name, base, columns
+        self.op = stage.for_file(name)
+        self.writer: PartWriter = stage.out.writer()
+        self.first_row = 0
+        self.output_columns: list[str] | None = None  # the logical columns of what it writes
+
+    def map(self, batch: pa.Table) -> pa.Table:
+        """Map one batch of the logical input file, write what the stage stores, and return
+        the batch as the next stage would read it back from those files."""
+        stage = self.stage
+        given = batch.select(stage.reading) if stage.reading is not None else batch
+        result = self.op(given)
+        if stage.drops:
+            kept, rejected = row_part(given, result, stage.written, self.base, self.first_row)
+            self.writer.append("rejected", self.name, rejected)
+            self.writer.append("kept", self.name, kept)
+            order = json.loads(kept.schema.metadata[COLUMNS_KEY])
+            dropped = pc.fill_null(pc.is_valid(result[DROP_REASON]), False)
+            out = _merged(batch, result, order).filter(pc.invert(dropped))
+        elif stage.written:
+            # the input's column order matters only where the batch holds some of its columns
+            part = column_part(given, result, stage.written, self.base,
+                               self.columns if stage.reading is not None else None)
+            self.writer.write(self.name, part)
+            order = json.loads(part.schema.metadata[COLUMNS_KEY])
+            out = _merged(batch, result, order)
+        else:  # whole documents: what PartWriter.write keeps of them
+            self.writer.write(self.name, result)
+            out = result
+            if DROP_REASON in out.column_names:
+                out = out.filter(pc.invert(pc.fill_null(pc.is_valid(out[DROP_REASON]), False)))
+            out = out.drop_columns([c for c in INTERNAL_COLUMNS if c in out.column_names])
+            order = out.column_names
+        self.first_row += batch.num_rows
+        self.output_columns = order
+        return out
+
+    def close(self) -> list[dict[str, Any]]:
+        """Close the stage's files: their stats rows, and a per-file operator's counters."""
+        return self.writer.close() + self.stage.file_metrics(self.op)
+
+
+def _merged(batch: pa.Table, result: pa.Table, order: list[str]) -> pa.Table:
+    """The logical output file's columns in ``order``: the result's, else the input's (the
+    ones neither holds were not read: no later stage of the chain asks for them)."""
+    names = [c for c in order if c in result.column_names or c in batch.column_names]
+    return pa.Table.from_arrays([result[c] if c in result.column_names else batch[c] for c in names], names=names)
+
+
+class FileChain:
+    """Applies a chain of map stages to whole upstream files, batch by batch (module doc).
+
+    Without ``follows`` each call gets file keys (``key`` rows); with it, the stats rows of
+    the stage before, whose kept files under ``follows`` it maps, passing those rows on
+    ahead of its own. As an actor it keeps its operators loaded across calls.
+    """
+
+    def __init__(self, stages: list[dict[str, Any]], store: Store, batch_rows: int,
+                 follows: str | None = None) -> None:
+        self.stages = [StageMapper(store=store, **kwargs) for kwargs in stages]
+        self.store, self.batch_rows, self.follows = store, batch_rows, follows
+        # what the head reads of its input file: whatever each stage reads that no stage
+        # before it writes (everything, when a stage reads everything)
+        self.reading: list[str] | None = []
+        made: set[str] = set()
+        for stage in self.stages:
+            if stage.reading is None or not stage.written:
+                self.reading = None
+                break
+            self.reading += [c for c in stage.reading if c not in made and c not in self.reading]
+            made.update(stage.written)
+
+    def __call__(self, items: pa.Table) -> pa.Table:
+        if self.follows is None:
+            return stats_table(self._map(items["key"].to_pylist()))
+        kept = pc.and_(pc.equal(items["kind"], "kept"), pc.starts_with(items["key"], self.follows + "/"))
+        keys = items.filter(kept)["key"].to_pylist()
+        return pa.concat_tables([items.select(STATS_SCHEMA.names), stats_table(self._map(keys))])
+
+    def _map(self, keys: list[str]) -> list[dict[str, Any]]:
+        stats: list[dict[str, Any]] = []
+        for key in keys:
+            stats += self._map_file(key)
+        for stage in self.stages:
+            stats += stage.new_metrics()
+        return stats
+
+    def _map_file(self, key: str) -> list[dict[str, Any]]:
+        name = basename(key)
+        head = self.stages[0]
+        try:
+            columns = logical_columns(self.store, key)
+            opened = [_OpenStage(head, name, key, columns)]
+        except Exception as err:
+            raise noted(err, head.name)
+        for batch in iter_file_batches(self.store, key, self.batch_rows, self.reading):
+            for index, stage in enumerate(self.stages):
+                if index == len(opened):
+                    before = opened[-1]
+                    opened.append(self._open(stage, name, before))
+                try:
+                    batch = opened[index].map(batch)
+                except Exception as err:
+                    raise noted(err, stage.name)
+                if batch.num_rows == 0:
+                    break
+        stats: list[dict[str, Any]] = []
+        for open_stage in opened:
+            try:
+                stats += open_stage.close()
+            except Exception as err:
+                raise noted(err, open_stage.stage.name)
+        return stats
+
+    def _open(self, stage: StageMapper, name: str, before: _OpenStage) -> _OpenStage:
+        try:
+            return _OpenStage(stage, name, before.stage.out.key("kept", name), before.output_columns or [])
+        except Exception as err:
+            raise noted(err, stage.name)
