@@ -129,7 +129,7 @@ def main() -> None:
     theirs["cpu_s"] *= args.copies  # its per-document rate, over the same number of documents
     rows.append((f"datatrove {theirs['version']}, four filters", theirs["cpu_s"], None))
 
-    print(f"\n| how | CPU s | docs per CPU-second | vs in-process | vs datatrove |")
+    print("\n| how | CPU s | docs per CPU-second | vs in-process | vs datatrove |")
     print("|---|---:|---:|---:|---:|")
     for label, cpu, _ in rows:
         print(f"| {label} | {cpu:.1f} | {n / cpu:,.1f} | {100 * in_process / cpu:.0f} % "

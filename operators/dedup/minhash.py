@@ -12,7 +12,8 @@
    slice of the component table (no broadcast, no shuffle of documents).
 5. ``keep`` (group by component; only candidates are shuffled; emits an artifact): with
    ``verify``, candidates are checked by exact Jaccard of their shingle sets and
-   clustered greedily around kept documents; one keeper per cluster by the keep policy.
+   clustered greedily around the kept documents they share a band bucket with (after a
+   sketch pre-filter); one keeper per cluster by the keep policy.
 6. ``apply`` (map): every document's marks, a candidate's from its file's slices of the
    keep artifact, any other document its own keeper.
 
@@ -36,7 +37,8 @@ from operators.registry import register
 class MinhashDedup(Composite[MinhashDedupConfig]):
     """Near-duplicates by MinHash LSH, verified by exact Jaccard, one keeper per cluster.
 
-    Writes dedup_minhash_bands, dedup_minhash_component, dedup_minhash_candidates,
+    Writes dedup_minhash_bands (and dedup_minhash_sketch with verify or an exact index),
+    dedup_minhash_component, dedup_minhash_candidates,
     dedup_minhash_cluster_id, dedup_minhash_cluster_size, dedup_minhash_keep; a later
     ``filter`` on ``dedup_minhash_keep`` removes the copies (reason ``dedup:minhash``).
     """
@@ -59,8 +61,8 @@ class MinhashDedup(Composite[MinhashDedupConfig]):
         elif config.index.name:
             index = (Part("index_probe", BloomProbe, config,
                           _fields("index.name", "index.bloom_capacity", "index.bloom_fp_rate", *banding)),)
-        # the signature writes dedup_minhash_sketch exactly when there is an exact index
-        signature = _fields("num_perm", "lsh.seed", *SHINGLE_FIELDS, *banding, *(("index.form",) if exact else ()))
+        # the signature writes dedup_minhash_sketch with verify or an exact index (writes_sketch)
+        signature = _fields("num_perm", "lsh.seed", *SHINGLE_FIELDS, *banding, *(("index.form",) if exact else ("verify",)))
         return (Part("signature", MinhashSignature, config, signature),
                 Part("buckets", LshBuckets, config, _fields("scope", *banding)),
                 Part("components", LshComponents, config, ()),

@@ -31,10 +31,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from collections.abc import Iterator
-from typing import Any
 
 from operators.base import FILE_COLUMN, CrossRunState, GroupOperator, MapOperator, OperatorConfig, set_column
 from operators.dedup.lsh import BAND, HASH, SCOPE, band_rows
+from operators.dedup import minhash_math as mm
 from operators.dedup.minhash_config import BANDS, SKETCH, MinhashDedupConfig, fixed_list_values
 from operators.dedup.minhash_signature import MinhashSignature
 from operators.registry import register
@@ -289,8 +289,7 @@ def sketch_similarity(sketches: pa.ChunkedArray | pa.Array, left: np.ndarray, ri
     equal low bytes happen with probability s + (1 - s) / 256."""
     array = sketches.combine_chunks() if isinstance(sketches, pa.ChunkedArray) else sketches
     values = array.flatten().to_numpy().reshape(-1, num_perm)
-    equal = np.count_nonzero(values[left] == values[right], axis=1) / num_perm
-    return (equal - 1 / 256) / (1 - 1 / 256)
+    return mm.sketch_jaccard(values[left], values[right])
 
 
 def _ranges(counts: np.ndarray) -> np.ndarray:

@@ -272,6 +272,15 @@ def estimate_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
     return float(np.count_nonzero(sig_a == sig_b) / sig_a.size)
 
 
+def sketch_jaccard(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """b-bit MinHash estimates (b = 8; Li and Koenig 2010) of the Jaccard similarity of each
+    row of ``left`` with the same row of ``right`` (or with ``right``, one row, broadcast):
+    rows are the low bytes of signatures, and two values agree with probability
+    ``s + (1 - s) / 256``."""
+    equal = np.count_nonzero(left == right, axis=-1) / left.shape[-1]
+    return (equal - 1 / 256) / (1 - 1 / 256)
+
+
 def _objectives(threshold: float, bands: int, rows: np.ndarray, fp_weight: float,
                 fn_weight: float) -> np.ndarray:
     """Objective of ``bands`` bands for each entry of ``rows``, vectorized over the grid."""

@@ -21,13 +21,14 @@ class MinhashSignature(MapOperator[MinhashDedupConfig]):
     """MinHash signature per document, reduced to one 64-bit hash per LSH band.
 
     Reads: text. Writes: dedup_minhash_bands (fixed-size list of uint64, one per band; null
-    for a document with no shingles, which is then never a candidate); with an exact
-    ``index``, also dedup_minhash_sketch (the low byte of each MinHash value). Vectorized over the
-    batch; deterministic for the same config (seeded hash functions).
+    for a document with no shingles, which is then never a candidate); with ``verify`` or
+    an exact ``index``, also dedup_minhash_sketch (the low byte of each MinHash value: the
+    keep step's pre-filter and the index's match test). Vectorized over the batch;
+    deterministic for the same config (seeded hash functions).
     """
 
     keeps_rows = True
-    version = 2  # 2: "fast" hashes words from their bytes and permutes 32-bit keys mod 2**32
+    version = 3  # 2: "fast" hashes words from their bytes and permutes 32-bit keys mod 2**32; 3: sketch with verify
     Config = MinhashDedupConfig
     reads = ("text",)
     writes = (BANDS,)
@@ -53,12 +54,16 @@ class MinhashSignature(MapOperator[MinhashDedupConfig]):
         empty = pa.array(shingles.sizes == 0)
         bands = pa.FixedSizeListArray.from_arrays(values, self.bands, mask=empty)
         batch = set_column(batch, BANDS, bands)
-        if self.sketch:  # the exact index verifies its matches with the low byte of each value
+        if self.sketch:  # keep's pre-filter and the exact index read the low byte of each value
             low = pa.array((sigs & np.uint64(0xFF)).astype(np.uint8).reshape(-1), pa.uint8())
             batch = set_column(batch, SKETCH, pa.FixedSizeListArray.from_arrays(low, self.config.num_perm, mask=empty))
         return batch
 
     @classmethod
     def columns_written(cls, config: OperatorConfig) -> tuple[str, ...]:
-        exact_index = isinstance(config, MinhashDedupConfig) and config.index.name and config.index.form == "exact"
-        return (BANDS, SKETCH) if exact_index else (BANDS,)
+        return (BANDS, SKETCH) if isinstance(config, MinhashDedupConfig) and writes_sketch(config) else (BANDS,)
+
+
+def writes_sketch(config: MinhashDedupConfig) -> bool:
+    """Whether the signature writes sketches: keep pre-filters with them, an exact index matches with them."""
+    return config.verify or bool(config.index.name and config.index.form == "exact")

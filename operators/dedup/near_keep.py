@@ -3,13 +3,23 @@ cluster (``keep``, a group stage over the candidates alone), and mark every docu
 (``apply``, a map).
 
 Members of a candidate component are visited in keep-priority order (smallest id first, or
-highest value of the ``max:<column>``); each is compared by exact Jaccard of its shingle
-set with the documents kept so far in the component and becomes a duplicate of the first
-kept document it reaches the threshold with, or is kept itself. Every removed document is
-thus a verified near-copy of a kept one, so no cluster is ever removed entirely, and LSH
-false positives (and chains A~B~C with A and C unlike) do not remove anything wrongly.
-Cost: at most (members x kept) Jaccard computations per component, reported as metrics.
-Without ``verify`` the whole component is one cluster around its keeper.
+highest value of the ``max:<column>``). Each is compared by exact Jaccard of its shingle set
+with the documents kept so far that it is *linked* to: those sharing one of its LSH band
+buckets (``dedup_minhash_bands``), in the order they were kept. It becomes a duplicate of the
+first one it reaches the threshold with, or is kept itself. Every removed document is thus a
+verified near-copy of a kept one, so no cluster is ever removed entirely, and LSH false
+positives (and chains A~B~C with A and C unlike) do not remove anything wrongly. A document
+similar to a kept one with which it shares no bucket (the LSH miss rate at that similarity,
+``1 - candidate_probability``) is kept: the same recall LSH gives any pair.
+
+Cost: the exact checks are bounded by the linked kept documents, not by the component (a
+component of n members with k keepers once cost up to n x k checks; a boilerplate component
+of a web crawl has hundreds of thousands of members). Before each exact check the 8-bit
+MinHash sketches (``dedup_minhash_sketch``, b-bit minwise hashing, Li and Koenig 2010) give
+an estimate; a pair estimated below ``threshold - margin`` is skipped, where the margin is
+set by Hoeffding's bound so that a pair truly at the threshold is skipped with probability at
+most 1e-6 (:func:`prefilter_margin`). Checks, skips and confirmations are metrics. Without
+``verify`` the whole component is one cluster around its keeper.
 
 Only candidates are shuffled; ``keep`` emits their marks as an artifact split per document
 file, and ``apply`` joins each file with its slices, marking every other document as its
@@ -20,6 +30,7 @@ whole documents, their rewrite was most of its time (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -28,10 +39,13 @@ import pyarrow.compute as pc
 
 from operators.base import FILE_COLUMN, GroupOperator, MapOperator, OperatorConfig, set_column
 from operators.dedup import minhash_math as mm
-from operators.dedup.minhash_config import COMPONENT, MinhashDedupConfig, shingle_sets
+from operators.dedup.minhash_config import BANDS, COMPONENT, SKETCH, MinhashDedupConfig, fixed_list_values, shingle_sets
 from operators.dedup.minhash_index import PRIOR_ID, PRIOR_MATCH, index_columns
 from operators.hashing import distinct_values
 from operators.registry import register
+
+SKIP_PROBABILITY = 1e-6
+"""Bound on the probability that the sketch pre-filter skips a pair truly at the threshold."""
 
 CLUSTER_ID = "dedup_minhash_cluster_id"
 CLUSTER_SIZE = "dedup_minhash_cluster_size"
@@ -42,8 +56,9 @@ KEEP = "dedup_minhash_keep"
 class VerifyKeep(GroupOperator[MinhashDedupConfig]):
     """Verified near-duplicate clusters and their keepers, per candidate component.
 
-    Reads: id, text, dedup_minhash_component (and the keep column for ``max:<column>``; the
-    index match columns with ``index``). Writes no document column: emits, for the
+    Reads: id, text, dedup_minhash_component, and with ``verify`` dedup_minhash_bands and
+    dedup_minhash_sketch (and the keep column for ``max:<column>``; the index match columns
+    with ``index``). Writes no document column: emits, for the
     candidates only (documents outside any component are not shuffled), the artifact id,
     file, dedup_minhash_cluster_id (the keeper's id), dedup_minhash_cluster_size,
     dedup_minhash_keep, split per document file; :class:`KeepApply` marks the documents. A document matched in an earlier run's index is
@@ -51,7 +66,7 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
     never keeps this run's copies. Deterministic: the order of visits depends only on ids and the keep column.
     """
 
-    version = 2  # 2: emits the candidates' marks as an artifact; KeepApply writes the columns
+    version = 3  # 2: emits the candidates' marks as an artifact; 3: checks linked keepers only, sketch pre-filter
     Config = MinhashDedupConfig
     emits = "artifact"
     artifact_by_file = True
@@ -59,12 +74,13 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
 
     def __init__(self, config: MinhashDedupConfig, artifact: pa.Table | None = None) -> None:
         super().__init__(config, artifact)
-        self._metrics = {"verified_pairs": 0, "confirmed_pairs": 0, "verify_seconds": 0.0}
+        self._metrics = {"verified_pairs": 0, "confirmed_pairs": 0, "prefiltered_pairs": 0, "verify_seconds": 0.0}
 
     @classmethod
     def columns_read(cls, config: OperatorConfig) -> tuple[str, ...]:
         column = config.keep_column() if isinstance(config, MinhashDedupConfig) else None
-        return ("id", "text", COMPONENT) + ((column,) if column else ()) + index_columns(config)
+        links = (BANDS, SKETCH) if isinstance(config, MinhashDedupConfig) and config.verify else ()
+        return ("id", "text", COMPONENT, *links) + ((column,) if column else ()) + index_columns(config)
 
     def group_key(self) -> tuple[str, ...]:
         return (COMPONENT,)
@@ -83,7 +99,7 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
             order = self._priority(table)
             components = table[COMPONENT].to_numpy(zero_copy_only=False)
             started = time.perf_counter()
-            sets = _RowSets(table["text"], self.config) if self.config.verify else None
+            sets = _RowSets(table, self.config) if self.config.verify else None
             groups: dict[object, list[int]] = {}
             for row in order:  # visit rows in keep priority, bucketed by component
                 if grouped[row]:
@@ -110,34 +126,73 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
             table = table.append_column("_priority", table[column])
         return pc.sort_indices(table, sort_keys=keys).to_numpy()
 
-    def _cluster(self, members: list[int], sets: object, keeper: np.ndarray) -> None:
+    def _cluster(self, members: list[int], sets: "_RowSets | None", keeper: np.ndarray) -> None:
         if sets is None:  # unverified: the first in priority keeps, the rest are its copies
             keeper[members] = members[0]
             return
-        kept: list[int] = []
+        kept_in: dict[tuple[int, int], list[int]] = {}  # (band, bucket hash) -> kept rows, in kept order
+        rank: dict[int, int] = {}  # kept row -> its place in kept order
+        least = self.config.threshold - prefilter_margin(sets.sketch.shape[1])
         for row in members:
-            doc = sets.doc(row)
-            for k in kept:
-                self._metrics["verified_pairs"] += 1
-                if mm.jaccard(doc, sets.doc(k)) >= self.config.threshold:
-                    self._metrics["confirmed_pairs"] += 1
-                    keeper[row] = k
-                    break
-            else:
-                kept.append(row)
+            buckets = sets.buckets(row)
+            linked = sorted({k for b in buckets for k in kept_in.get(b, ())}, key=rank.__getitem__)
+            if linked:
+                estimate = sets.estimate(row, np.asarray(linked))
+                close = [k for k, e in zip(linked, estimate) if e >= least]
+                self._metrics["prefiltered_pairs"] += len(linked) - len(close)
+                doc = sets.doc(row)
+                for k in close:
+                    self._metrics["verified_pairs"] += 1
+                    if mm.jaccard(doc, sets.doc(k)) >= self.config.threshold:
+                        self._metrics["confirmed_pairs"] += 1
+                        keeper[row] = k
+                        break
+                else:
+                    linked = []
+            if not linked:  # no linked keeper confirmed (or none at all): it keeps
+                rank[row] = len(rank)
+                for b in buckets:
+                    kept_in.setdefault(b, []).append(row)
+
+
+def prefilter_margin(num_perm: int, skip_probability: float = SKIP_PROBABILITY) -> float:
+    """How far below the threshold a sketch estimate may fall before its pair is skipped.
+
+    A pair of Jaccard ``s`` has equal 8-bit sketch values at each of ``num_perm`` positions
+    with probability ``p = s + (1 - s) / 256``, and the estimate is
+    ``(m / num_perm - 1/256) / (1 - 1/256)``. Hoeffding: the share ``m / num_perm`` falls
+    ``d`` below ``p`` with probability at most ``exp(-2 num_perm d^2)``, so for
+    ``d = sqrt(ln(1 / skip_probability) / (2 num_perm))`` the estimate of a pair at the
+    threshold falls below ``threshold - d / (1 - 1/256)`` with probability at most
+    ``skip_probability`` (0.249 for 112 permutations, 0.328 for 64).
+    """
+    return math.sqrt(math.log(1 / skip_probability) / (2 * num_perm)) / (1 - 1 / 256)
 
 
 class _RowSets:
-    """Shingle sets of a batch's rows, each distinct text shingled once: exact copies are
-    common among candidates (46% of them in the 1M-document benchmark, which has no exact
-    dedup stage before), and shingling is most of the keep step's time."""
+    """Per row of a keep batch: its shingle set (each distinct text shingled once: exact
+    copies are common among candidates, 46% of them in the 1M-document benchmark, which has
+    no exact dedup stage before, and shingling is most of the keep step's time), its band
+    buckets and its sketch."""
 
-    def __init__(self, text: pa.ChunkedArray, config: MinhashDedupConfig) -> None:
-        dictionary, self.index = distinct_values(text, nulls=True)
+    def __init__(self, table: pa.Table, config: MinhashDedupConfig) -> None:
+        dictionary, self.index = distinct_values(table["text"], nulls=True)
         self.sets = shingle_sets(dictionary, config)
+        # widths from the columns' types: what the signature step wrote is what counts
+        self.bands, _ = fixed_list_values(table[BANDS], table.schema.field(BANDS).type.list_size)
+        sketch, _ = fixed_list_values(table[SKETCH], table.schema.field(SKETCH).type.list_size)
+        self.sketch = sketch.astype(np.uint8)
 
     def doc(self, row: int) -> np.ndarray:
         return self.sets.doc(int(self.index[row]))
+
+    def buckets(self, row: int) -> list[tuple[int, int]]:
+        """The row's LSH buckets: (band, the band's hash)."""
+        return list(enumerate(self.bands[row].tolist()))
+
+    def estimate(self, row: int, others: np.ndarray) -> np.ndarray:
+        """b-bit MinHash estimates (b = 8) of the Jaccard of ``row`` with each of ``others``."""
+        return mm.sketch_jaccard(self.sketch[others], self.sketch[row])
 
 
 @register("minhash_dedup.apply")

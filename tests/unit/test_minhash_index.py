@@ -112,6 +112,7 @@ def test_keep_removes_index_matches_and_never_keeps_through_them(component: str 
     texts = [" ".join(words(10))] * 3
     table = pa.table({"id": ["d1", "d2", "d3"], "text": texts, COMPONENT: [component] * 3,
                       PRIOR_MATCH: [True, False, False], PRIOR_ID: ["old", None, None]})
+    table = MinhashSignature(CONFIG)(table)  # keep reads the bands and sketches
     op = VerifyKeep(CONFIG)
     out = op(table).to_pydict()
     assert out[KEEP] == ([False, True, False] if component else [False, True, True])
@@ -130,4 +131,6 @@ def test_composite_parts_follow_the_index_form() -> None:
     assert suffixes(CONFIG)[-4:] == ["index_match", "index_assign", "keep", "apply"]
     assert suffixes(BLOOM)[-3:] == ["index_probe", "keep", "apply"]
     assert MinhashSignature.columns_written(CONFIG) == ("dedup_minhash_bands", "dedup_minhash_sketch")
-    assert MinhashSignature.columns_written(BLOOM) == ("dedup_minhash_bands",)
+    # keep's pre-filter reads the sketches too: only without verify does a bloom index go without
+    assert MinhashSignature.columns_written(BLOOM) == ("dedup_minhash_bands", "dedup_minhash_sketch")
+    assert MinhashSignature.columns_written(BLOOM.model_copy(update={"verify": False})) == ("dedup_minhash_bands",)

@@ -119,9 +119,13 @@ def test_assign_looks_up_the_file_slice() -> None:
     assert none[COMPONENT].to_pylist() == [None] and none[CANDIDATES].to_pylist() == [1]
 
 
-def keep_input(rows: list[tuple[str, str, str | None]], **extra: list) -> pa.Table:
-    return pa.table({"id": [r[0] for r in rows], "text": [r[1] for r in rows],
-                     COMPONENT: pa.array([r[2] for r in rows], pa.string()), **extra})
+def keep_input(rows: list[tuple[str, str, str | None]], config: MinhashDedupConfig | None = None,
+               **extra: list) -> pa.Table:
+    """keep's input: the rows (id, text, component) and their bands and sketches as the
+    signature step of ``config`` writes them (none without verify)."""
+    table = pa.table({"id": [r[0] for r in rows], "text": [r[1] for r in rows],
+                      COMPONENT: pa.array([r[2] for r in rows], pa.string()), **extra})
+    return MinhashSignature(config or MinhashDedupConfig())(table)
 
 
 def test_verify_keeps_dissimilar_candidates_and_removes_true_copies() -> None:
@@ -131,15 +135,17 @@ def test_verify_keeps_dissimilar_candidates_and_removes_true_copies() -> None:
     table = keep_input([("a", base, "a"), ("b", " ".join(near), "a"), ("c", other, "a"), ("s", doc(50, 3), None)])
     op = VerifyKeep(MinhashDedupConfig())
     out = {r["id"]: r for r in op(table).to_pylist()}
-    assert [out[i][KEEP] for i in "abcs"] == [True, False, True, True]  # c: an LSH false positive, kept
+    assert [out[i][KEEP] for i in "abcs"] == [True, False, True, True]  # c: unlike a, kept
     assert out["b"][CLUSTER_ID] == "a" and out["a"][CLUSTER_SIZE] == 2 and out["c"][CLUSTER_SIZE] == 1
     assert out["s"][CLUSTER_ID] == "s" and out["s"][CLUSTER_SIZE] == 1
-    assert op.metrics()["verified_pairs"] == 2 and op.metrics()["confirmed_pairs"] == 1  # b~a; c vs a
+    # b shares buckets with a and is checked; c shares none (it is in a's component through
+    # some other link) and is never compared with a
+    assert op.metrics()["verified_pairs"] == 1 and op.metrics()["confirmed_pairs"] == 1
 
 
 def test_unverified_component_is_one_cluster() -> None:
     table = keep_input([("b", doc(80, 1), "a"), ("a", doc(80, 2), "a")])
-    out = VerifyKeep(MinhashDedupConfig(verify=False))(table)
+    out = VerifyKeep(MinhashDedupConfig(verify=False))(table.drop_columns([BANDS]))
     assert dict(zip(out["id"].to_pylist(), out[KEEP].to_pylist())) == {"a": True, "b": False}
 
 
@@ -207,8 +213,46 @@ def test_keep_shingles_each_distinct_text_once_with_the_same_sets() -> None:
     config = MinhashDedupConfig()
     texts = ["the same words over and over " * 5, None, "other words that differ a little here " * 4, ""]
     column = pa.chunked_array([pa.array(texts[:3] + texts[:1]), pa.array(texts[1:] + texts[:2])])
-    rows = _RowSets(column, config)
+    rows = _RowSets(MinhashSignature(config)(pa.table({"text": column})), config)
     assert len(rows.sets.offsets) - 1 == 4  # four distinct values, null included
     plain = shingle_sets(column.combine_chunks(), config)
     for row in range(len(column)):
         assert np.array_equal(rows.doc(row), plain.doc(row))
+
+
+def test_keep_checks_only_linked_keepers_and_prefilters_by_sketch() -> None:
+    from operators.dedup.near_keep import prefilter_margin
+
+    base = doc(80, 1)
+    near = base.split()
+    near[40] = "zebra"
+    table = keep_input([("a", base, "x"), ("b", " ".join(near), "x"), ("c", doc(80, 2), "x")])
+    bands = table[BANDS].to_pylist()
+    # c unlike a but made to share all of a's buckets: linked, estimated far below, skipped
+    # b like a but made to share none: never compared, so kept (LSH's miss, as for any pair)
+    bands[2] = bands[0]
+    bands[1] = [h ^ 1 for h in bands[0]]
+    table = table.set_column(table.column_names.index(BANDS), BANDS, pa.array(bands, table.schema.field(BANDS).type))
+    op = VerifyKeep(MinhashDedupConfig())
+    out = op(table)
+    assert out[KEEP].to_pylist() == [True, True, True]
+    assert op.metrics()["prefiltered_pairs"] == 1 and op.metrics()["verified_pairs"] == 0
+    assert round(prefilter_margin(112), 3) == 0.249 and round(prefilter_margin(64), 3) == 0.330
+
+
+def test_keep_checks_grow_with_links_not_with_the_component() -> None:
+    """A chain of small edits: each copy is linked to its neighbours only; checks stay
+    below the pairs that share a bucket, far below members x keepers."""
+    rng = np.random.default_rng(3)
+    words = doc(300, 9).split()
+    rows = []
+    for i in range(400):
+        rows.append((f"d{i:04d}", " ".join(words), "x"))
+        for j in rng.integers(len(words), size=3):
+            words[j] = f"w{rng.integers(10**6)}"
+    op = VerifyKeep(MinhashDedupConfig())
+    out = op(keep_input(rows))
+    kept = sum(out[KEEP].to_pylist())
+    assert 10 < kept < 390  # the chain drifts: several keepers, most copies removed
+    assert op.metrics()["verified_pairs"] + op.metrics()["prefiltered_pairs"] < 6 * len(rows)
+    assert op.metrics()["verified_pairs"] < len(rows) * kept / 10
