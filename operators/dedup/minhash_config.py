@@ -34,7 +34,8 @@ class LshConfig(OperatorConfig):
     rows: int | None = Field(None, gt=0, description="Rows per band; set together with bands.")
     false_negative_weight: float | None = Field(
         None, gt=0, lt=1, description="Weight of missed pairs vs false candidates when choosing bands "
-        "(default 0.95 with verify, since verification removes false candidates; 0.5 without).")
+        "(default 0.995 with verify, since verification removes false candidates and keep's checks grow with "
+        "links, not components; 0.5 without).")
     seed: int = Field(1, description="Seed of the hash-function draw.")
     scheme: Literal["fast", "datasketch"] = Field(
         "fast", description="fast: 64-bit word hashes from UTF-8 bytes + affine permutations mod 2**32; "
@@ -92,7 +93,7 @@ class MinhashDedupConfig(OperatorConfig):
     def banding(self) -> tuple[int, int]:
         if self.lsh.bands is not None and self.lsh.rows is not None:
             return self.lsh.bands, self.lsh.rows
-        fn = self.lsh.false_negative_weight or (0.95 if self.verify else 0.5)
+        fn = self.lsh.false_negative_weight or (0.995 if self.verify else 0.5)
         return mm.optimal_bands(self.threshold, self.num_perm, fp_weight=1 - fn, fn_weight=fn)
 
     def keep_column(self) -> str | None:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, SAMPLE, write_config
+from tests.integration.test_embedding_resume import short_documents
 from tests.integration.conftest import read_output, read_rejected, run_config
 from tests.integration.test_resume import finish, kill_driver_when, run_json
 
@@ -122,10 +123,14 @@ def test_driver_killed_between_plan_and_sample_resumes_with_the_plan(tmp_path: P
 
 @pytest.mark.parametrize("name", ["mix_quality", "mix_clusters"])
 def test_mixes_over_derived_groups(ray_local: None, tmp_path: Path, name: str) -> None:
-    """Quality quartiles by an expression over quantiles' ranks; k-means clusters (UniMax)."""
+    """Quality quartiles by an expression over quantiles' ranks; k-means clusters (UniMax)
+    over 160 short documents (embedding the whole sample on CPU took 98 s of CI)."""
     raw = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
     raw["store"] = str(tmp_path / "store")
     raw["input"]["paths"] = [str(SAMPLE / "*.jsonl.gz")]
+    if name == "mix_clusters":
+        raw["input"]["paths"] = [str(short_documents(tmp_path / "short.jsonl.gz", 160))]
+        raw["stages"][-1]["config"]["budget_tokens"] = 20_000
     pipeline, state = run_config(tmp_path, raw)
     plan = next(s for s in state["stages"] if s["name"] == "mix.plan")["metrics"]
     output = read_output(pipeline, state)

@@ -358,7 +358,7 @@ def alternative(path: str, dump: dict[str, Any]) -> dict[str, Any]:
         "index.bloom_capacity": 5000, "index.bloom_fp_rate": 1e-3,
     }
     if path in ("lsh.bands", "lsh.rows"):
-        bands, rows = (lsh["bands"], lsh["rows"]) if lsh["bands"] else (14, 8)
+        bands, rows = (lsh["bands"], lsh["rows"]) if lsh["bands"] else (18, 6)
         return {"lsh.bands": bands + 2 if path == "lsh.bands" else bands, "lsh.rows": rows - 1}
     return {path: flips[path]}
 
