@@ -187,22 +187,20 @@ class FileChain:
     def _map_file(self, key: str) -> list[dict[str, Any]]:
         name = basename(key)
         head = self.stages[0]
-        try:
-            columns = logical_columns(self.store, key)
-            opened = [_OpenStage(head, name, key, columns)]
+        try:  # reading the input is the head's part: an error there is the head's
+            opened = [_OpenStage(head, name, key, logical_columns(self.store, key))]
+            for batch in iter_file_batches(self.store, key, self.batch_rows, self.reading):
+                for index, stage in enumerate(self.stages):
+                    if index == len(opened):
+                        opened.append(self._open(stage, name, opened[-1]))
+                    try:
+                        batch = opened[index].map(batch)
+                    except Exception as err:
+                        raise noted(err, stage.name)
+                    if batch.num_rows == 0:
+                        break
         except Exception as err:
-            raise noted(err, head.name)
-        for batch in iter_file_batches(self.store, key, self.batch_rows, self.reading):
-            for index, stage in enumerate(self.stages):
-                if index == len(opened):
-                    before = opened[-1]
-                    opened.append(self._open(stage, name, before))
-                try:
-                    batch = opened[index].map(batch)
-                except Exception as err:
-                    raise noted(err, stage.name)
-                if batch.num_rows == 0:
-                    break
+            raise noted(err, head.name)  # a stage's own note, when there is one, stays first
         stats: list[dict[str, Any]] = []
         for open_stage in opened:
             try:
