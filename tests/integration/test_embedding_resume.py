@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import SAMPLE, demo_config, write_config
 from tests.integration.test_resume import finish, kill_driver_when, output_table, run_json, tamis
+from tests.support.serial_ray import run_serially
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +75,7 @@ def test_driver_killed_between_kmeans_and_semantic_dedup_reuses_the_embeddings(t
 
     reference_store = tmp_path / "reference"
     reference = write_config(tmp_path / "ref.yaml", embedding_config(reference_store, data, 0.0))
-    finish(tamis("run", str(reference), "--run-id", "e1"), timeout=600)
+    run_serially(reference, "e1")  # never interrupted, in this process without Ray
     resumed, uninterrupted = output_table(store, "e1"), output_table(reference_store, "e1")
     assert 0 < resumed.num_rows < 120  # some near-copies among the sample's short pages
     assert resumed.equals(uninterrupted)

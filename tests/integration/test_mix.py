@@ -20,6 +20,7 @@ import yaml
 
 from tests.conftest import REPO, SAMPLE, write_config
 from tests.integration.test_embedding_resume import short_documents
+from tests.support.serial_ray import run_serially
 from tests.integration.conftest import read_output, read_rejected, run_config
 from tests.integration.test_resume import finish, kill_driver_when, run_json
 
@@ -111,10 +112,8 @@ def test_driver_killed_between_plan_and_sample_resumes_with_the_plan(tmp_path: P
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     status = {s["name"]: s["status"] for s in run_json(store, "m1")["stages"]}
     assert status["mix.plan"] == "cached" and status["mix.sample"] == "committed"
-    # the same mix as a run that was never interrupted
-    finish(subprocess.Popen([sys.executable, "-m", "jobs.cli", "run", str(write_config(
-        tmp_path / "ref.yaml", mix_config(tmp_path / "ref"))), "--run-id", "m1"], cwd=REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    # the same mix as a run that was never interrupted (in this process, without Ray)
+    run_serially(write_config(tmp_path / "ref.yaml", mix_config(tmp_path / "ref")), "m1")
     resumed, uninterrupted = split_output(store, "m1"), split_output(tmp_path / "ref", "m1")
     assert resumed.sort_by([("id", "ascending"), ("mix_epoch", "ascending")]).equals(
         uninterrupted.sort_by([("id", "ascending"), ("mix_epoch", "ascending")]))

@@ -63,3 +63,20 @@ class SerialRay:
 
     def get(self, value: Any) -> Any:
         return value
+
+
+def run_serially(config: Any, run_id: str) -> dict[str, Any]:
+    """Run the pipeline at ``config`` (a YAML path) in this process without Ray; its final
+    state. The reference an integration test compares a killed and resumed real run with:
+    the same operators, store and execution code give the same output, without a second
+    Ray start."""
+    from jobs import execute
+    from jobs.scheduler import RunScheduler
+    from jobs.spec import load_pipeline
+
+    real = execute.ray
+    execute.ray = SerialRay()
+    try:
+        return RunScheduler(load_pipeline(str(config)).spec, run_id).run()
+    finally:
+        execute.ray = real
