@@ -98,7 +98,7 @@ def test_a_changed_weight_reruns_only_the_plan_and_after(ray_local: None, tmp_pa
 def test_driver_killed_between_plan_and_sample_resumes_with_the_plan(tmp_path: Path) -> None:
     store = tmp_path / "store"
     config = write_config(tmp_path / "mix.yaml", mix_config(store, plugins=["tests.support.slow_map"]))
-    env = dict(os.environ, TAMIS_TEST_SLOW_MAP="60")
+    env = dict(os.environ, TAMIS_TEST_SLOW_MAP="60", TAMIS_TEST_SLOW_MAP_STAGE="mix.sample")
     proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "run", str(config), "--run-id", "m1"], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     def statuses(state: dict[str, Any]) -> dict[str, str]:
