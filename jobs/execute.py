@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import ray
 
 from jobs import shuffle
-from jobs.checkpoint import Artifact
+from jobs.file_chain import FileChain, MapStep, noted
 from jobs.input_files import parse_input
 from jobs.output_shards import write_shard
 from jobs.parquet_columns import PassThrough
-from jobs.file_chain import FileChain, noted
 from jobs.parts import FILE_COLUMN, FileOutput, append_by_file, iter_file_batches, metrics_row, stats_table
 from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store
-from operators.base import FitOperator, GroupOperator, Operator, ResourceHint
+from operators.base import FitOperator, GroupOperator, ResourceHint
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +51,7 @@ def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, 
 
 
 def run_read(files: list[tuple[int, str]], input_spec: InputSpec, s3: S3Options, out: FileOutput,
-             part_rows: int, batch_rows: int, store: Store, then: list["MapStep"],
+             part_rows: int, batch_rows: int, store: Store, then: list[MapStep],
              columns: PassThrough | None = None) -> list[dict[str, Any]]:
     """Read ``(index, uri)`` input files in parallel, then run the map stages ``then`` on
     what they write, streaming; one stats row per file written (by any of them). Parquet
@@ -76,19 +74,6 @@ def _per_item(items: list[dict[str, Any]], fn: Any, **options: Any) -> ray.data.
 
 
 # -- map ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MapStep:
-    """One map stage of a chain: its operator, where it writes, and what it is given."""
-
-    name: str
-    operator: type[Operator[Any]]
-    config: Any
-    out: FileOutput
-    resources: ResourcesSpec
-    artifact: Artifact | None = None
-    column_files: bool = True
-
-
 def _map_files(items: pa.Table, **kwargs: Any) -> pa.Table:
     return FileChain(**kwargs)(items)
 
@@ -108,9 +93,7 @@ def _then(ds: ray.data.Dataset, steps: list[MapStep], follows: str | None, store
     through all of them (Ray Data would fuse them into one task anyway, but then each would
     read its input back from the one before)."""
     for segment in _segments(steps):
-        stages = [dict(operator=s.operator, config=s.config, out=s.out, artifact=s.artifact, name=s.name,
-                       column_files=s.column_files) for s in segment]
-        kwargs = dict(stages=stages, store=store, batch_rows=batch_rows, follows=follows)
+        kwargs = dict(steps=segment, store=store, batch_rows=batch_rows, follows=follows)
         # one file per call for a first stage; one stats row of the stage before for a later one
         # (Ray Data wants a batch size wherever GPUs are asked for)
         batching: dict[str, Any] = dict(batch_size=1, batch_format="pyarrow")
@@ -136,8 +119,7 @@ def _segments(steps: list[MapStep]) -> list[list[MapStep]]:
     segments: list[list[MapStep]] = []
     for step in steps:
         last = segments[-1][-1] if segments else None
-        if last is not None and not _uses_actors([last, step]) and \
-                _task_options(last.resources, last.operator.resources) == _task_options(step.resources, step.operator.resources):
+        if last is not None and not _uses_actors([last, step]) and _task_resources(last) == _task_resources(step):
             segments[-1].append(step)
         else:
             segments.append([step])
@@ -252,6 +234,11 @@ def _collect(ds: ray.data.Dataset, *, actors: bool = False) -> list[dict[str, An
         # by every run a scheduler drives, so it is not touched.
         ds._context.op_resource_reservation_enabled = False
     return ds.take_all()
+
+
+def _task_resources(step: MapStep) -> tuple[ResourceHint, int | None]:
+    """What a task stage asks Ray for: stages asking the same can share a task."""
+    return effective(step.resources, step.operator.resources), step.resources.concurrency
 
 
 def _uses_actors(steps: list[MapStep]) -> bool:

@@ -18,6 +18,7 @@ its base's, jobs/part_reader.py), so each stage sees the same batches either way
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -27,6 +28,7 @@ from jobs.checkpoint import Artifact
 from jobs.part_reader import COLUMNS_KEY
 from jobs.parts import (INTERNAL_COLUMNS, STATS_SCHEMA, FileOutput, PartWriter, basename, column_part,
                         iter_file_batches, logical_columns, metrics_row, read_files, row_part, stats_table)
+from jobs.spec import ResourcesSpec
 from jobs.store import Store
 from operators.base import DROP_REASON, Operator
 
@@ -42,6 +44,19 @@ def noted(err: BaseException, stage: str) -> BaseException:
     return err
 
 
+@dataclass(frozen=True)
+class MapStep:
+    """One map stage of a chain: its operator, where it writes, and what it is given."""
+
+    name: str
+    operator: type[Operator[Any]]
+    config: Any
+    out: FileOutput
+    resources: ResourcesSpec
+    artifact: Artifact | None = None
+    column_files: bool = True
+
+
 class StageMapper:
     """One map stage inside a task or actor: its operator and how its output is stored.
 
@@ -49,12 +64,12 @@ class StageMapper:
     only that file's rows of the artifact; otherwise one operator serves every file.
     """
 
-    def __init__(self, operator: type[Operator[Any]], config: Any, store: Store, out: FileOutput,
-                 artifact: Artifact | None, name: str = "", column_files: bool = True) -> None:
-        self.operator, self.config, self.store, self.out = operator, config, store, out
-        self.name = name or operator.name
+    def __init__(self, step: MapStep, store: Store) -> None:
+        operator, config, artifact = step.operator, step.config, step.artifact
+        self.operator, self.config, self.store, self.out = operator, config, store, step.out
+        self.name = step.name or operator.name
         # a row-keeping operator's files hold only what it writes (see parts.column_part)
-        keeps_rows = column_files and getattr(operator, "keeps_rows", False)
+        keeps_rows = step.column_files and getattr(operator, "keeps_rows", False)
         self.written = tuple(operator.columns_written(config)) if keeps_rows else ()
         # ... or, when it marks rows dropped, the numbers of the rows it keeps (parts.row_part)
         self.drops = DROP_REASON in self.written
@@ -154,9 +169,8 @@ class FileChain:
     ahead of its own. As an actor it keeps its operators loaded across calls.
     """
 
-    def __init__(self, stages: list[dict[str, Any]], store: Store, batch_rows: int,
-                 follows: str | None = None) -> None:
-        self.stages = [StageMapper(store=store, **kwargs) for kwargs in stages]
+    def __init__(self, steps: list[MapStep], store: Store, batch_rows: int, follows: str | None = None) -> None:
+        self.stages = [StageMapper(step, store) for step in steps]
         self.store, self.batch_rows, self.follows = store, batch_rows, follows
         # what the head reads of its input file: whatever each stage reads that no stage
         # before it writes (everything, when a stage reads everything)
@@ -188,7 +202,9 @@ class FileChain:
         name = basename(key)
         head = self.stages[0]
         try:  # reading the input is the head's part: an error there is the head's
-            opened = [_OpenStage(head, name, key, logical_columns(self.store, key))]
+            # the input's column order is needed only where the head reads some of its columns
+            columns = logical_columns(self.store, key) if head.reading is not None else []
+            opened = [_OpenStage(head, name, key, columns)]
             for batch in iter_file_batches(self.store, key, self.batch_rows, self.reading):
                 for index, stage in enumerate(self.stages):
                     if index == len(opened):

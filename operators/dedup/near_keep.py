@@ -132,27 +132,29 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
             return
         kept_in: dict[tuple[int, int], list[int]] = {}  # (band, bucket hash) -> kept rows, in kept order
         rank: dict[int, int] = {}  # kept row -> its place in kept order
-        least = self.config.threshold - prefilter_margin(sets.sketch.shape[1])
         for row in members:
             buckets = sets.buckets(row)
             linked = sorted({k for b in buckets for k in kept_in.get(b, ())}, key=rank.__getitem__)
-            if linked:
-                estimate = sets.estimate(row, np.asarray(linked))
-                close = [k for k, e in zip(linked, estimate) if e >= least]
-                self._metrics["prefiltered_pairs"] += len(linked) - len(close)
-                doc = sets.doc(row)
-                for k in close:
-                    self._metrics["verified_pairs"] += 1
-                    if mm.jaccard(doc, sets.doc(k)) >= self.config.threshold:
-                        self._metrics["confirmed_pairs"] += 1
-                        keeper[row] = k
-                        break
-                else:
-                    linked = []
-            if not linked:  # no linked keeper confirmed (or none at all): it keeps
-                rank[row] = len(rank)
-                for b in buckets:
-                    kept_in.setdefault(b, []).append(row)
+            match = self._first_verified(row, linked, sets) if linked else None
+            if match is not None:
+                keeper[row] = match
+                continue
+            rank[row] = len(rank)
+            for b in buckets:
+                kept_in.setdefault(b, []).append(row)
+
+    def _first_verified(self, row: int, linked: list[int], sets: "_RowSets") -> int | None:
+        """The first of the kept rows ``linked`` whose exact Jaccard with ``row`` reaches the
+        threshold, skipping those whose sketch estimate is below ``sets.least``."""
+        close = [k for k, e in zip(linked, sets.estimate(row, np.asarray(linked))) if e >= sets.least]
+        self._metrics["prefiltered_pairs"] += len(linked) - len(close)
+        doc = sets.doc(row)
+        for k in close:
+            self._metrics["verified_pairs"] += 1
+            if mm.jaccard(doc, sets.doc(k)) >= self.config.threshold:
+                self._metrics["confirmed_pairs"] += 1
+                return k
+        return None
 
 
 def prefilter_margin(num_perm: int, skip_probability: float = SKIP_PROBABILITY) -> float:
@@ -173,7 +175,7 @@ class _RowSets:
     """Per row of a keep batch: its shingle set (each distinct text shingled once: exact
     copies are common among candidates, 46% of them in the 1M-document benchmark, which has
     no exact dedup stage before, and shingling is most of the keep step's time), its band
-    buckets and its sketch."""
+    buckets and its sketch; and the lowest sketch estimate the pre-filter lets through."""
 
     def __init__(self, table: pa.Table, config: MinhashDedupConfig) -> None:
         dictionary, self.index = distinct_values(table["text"], nulls=True)
@@ -182,6 +184,7 @@ class _RowSets:
         self.bands, _ = fixed_list_values(table[BANDS], table.schema.field(BANDS).type.list_size)
         sketch, _ = fixed_list_values(table[SKETCH], table.schema.field(SKETCH).type.list_size)
         self.sketch = sketch.astype(np.uint8)
+        self.least = config.threshold - prefilter_margin(sketch.shape[1])  # lowest estimate checked exactly
 
     def doc(self, row: int) -> np.ndarray:
         return self.sets.doc(int(self.index[row]))

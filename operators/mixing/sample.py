@@ -46,8 +46,7 @@ class MixSample(MapOperator[MixConfig]):
         super().__init__(config, artifact)
         if artifact is None:
             raise ValueError("mix.sample needs the plan of mix.plan")
-        self.phases = config.phase_configs()
-        self.phase_config = dict(self.phases)
+        self.phases = dict(config.phase_configs())  # phase name (None without phases) -> its config, in order
         self.plan = {(row["phase"] or None, row["group"]): row for row in artifact.to_pylist()}
         self._tokens: Counter[str] = Counter()
         self._rows: Counter[str] = Counter()
@@ -72,7 +71,7 @@ class MixSample(MapOperator[MixConfig]):
                names: list[str]) -> np.ndarray:
         """How many times each row of ``batch`` goes into ``phase`` (``u``: its selection hashes
         there; ``codes``: each row's index into the group ``names``)."""
-        c = self.phase_config[phase]
+        c = self.phases[phase]
         scores = None
         if c.within_group == "top_score":
             scores = pc.fill_null(batch[c.score_column].cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
@@ -99,7 +98,7 @@ class MixSample(MapOperator[MixConfig]):
         codes, names = encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
         index, epoch, order, phase_of, total = [], [], [], [], np.zeros(n, np.int64)
         id_hashes = byte_hashes(batch["id"])
-        for p, (phase, _) in enumerate(self.phases):
+        for p, phase in enumerate(self.phases):
             u = selection_hashes(id_hashes, self.config.seed, phase)
             copies = self.copies(batch, phase, u, codes, names)
             total += copies
@@ -124,7 +123,7 @@ class MixSample(MapOperator[MixConfig]):
         out = set_column(out, ORDER, pa.array(keys, pa.uint64()))
         if self.config.phases:
             labels = pa.DictionaryArray.from_arrays(pa.array(phases.astype(np.int32), mask=~taken),
-                                                    pa.array([name for name, _ in self.phases]))
+                                                    pa.array(list(self.phases)))
             out = set_column(out, PHASE, labels.cast(pa.string()))
         tokens = pc.fill_null(batch[TOKENS], 0).to_numpy(zero_copy_only=False)
         self._count(codes[rows], tokens[rows], taken, phases, names)
@@ -135,7 +134,7 @@ class MixSample(MapOperator[MixConfig]):
     def _count(self, codes: np.ndarray, tokens: np.ndarray, taken: np.ndarray, phases: np.ndarray,
                names: list[str]) -> None:
         """Realized tokens and rows per (phase,) group, for the stage's metrics."""
-        for p, (phase, _) in enumerate(self.phases):
+        for p, phase in enumerate(self.phases):
             mine = taken & (phases == p)
             rows = np.bincount(codes[mine], minlength=len(names))
             summed = np.bincount(codes[mine], weights=tokens[mine], minlength=len(names))
