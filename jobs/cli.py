@@ -10,9 +10,9 @@ import sys
 import time
 from typing import Any
 
-from jobs import report, train
+from jobs import local_ray, report, train
 from jobs.models import ModelFileError
-from jobs.spec import SpecError, load_pipeline
+from jobs.spec import DEFAULT_STORE, SpecError, load_pipeline
 
 log = logging.getLogger("tamis")
 RUN_ID = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -27,8 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--run-id", help="run id (default: the pipeline's name); the same id resumes")
     run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                      help="override a config value, e.g. stages.1.config.x=1 (repeatable)")
-    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    run.add_argument("--address", help="Ray cluster address, or `local` for a Ray of this run's own "
+                     "(default: RAY_ADDRESS, else a Ray running on this machine, e.g. `tamis up`'s, else a local Ray)")
     run.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    run.add_argument("--until", metavar="STAGE", help="stop after this stage commits (no output); a later run "
+                     "without it goes on from there")
+    run.add_argument("--sample", type=float, metavar="FRACTION", help="read only this share of the documents, "
+                     "chosen by id hash (the same ones every time), as run <run-id>.sample-<FRACTION>")
+    run.add_argument("--sample-seed", type=int, default=0, help="another seed draws another sample (default 0)")
     run.add_argument("-v", "--verbose", action="store_true", help="show Ray's own logs and progress bars")
 
     validate = sub.add_parser("validate", help="check a config without starting Ray")
@@ -37,8 +43,13 @@ def main(argv: list[str] | None = None) -> int:
 
     status = sub.add_parser("status", help="show a run's stages from the store")
     status.add_argument("run_id")
-    status.add_argument("--store", default="./runs", help="store URI (default ./runs)")
+    status.add_argument("--store", default=DEFAULT_STORE, help=f"store URI (default {DEFAULT_STORE})")
     status.add_argument("--config", help="take the store (and its options) from this config")
+
+    up = sub.add_parser("up", help="start a local Ray that later runs on this machine attach to")
+    up.add_argument("--num-cpus", type=int, help="CPUs it offers (default: all)")
+    up.add_argument("--port", type=int, default=local_ray.DEFAULT_PORT, help="its GCS port")
+    sub.add_parser("down", help="stop the Ray `tamis up` started")
 
     ops = sub.add_parser("operators", help="list operators, or describe one")
     ops.add_argument("name", nargs="?")
@@ -51,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         return {"run": cmd_run, "validate": cmd_validate, "status": cmd_status, "operators": cmd_operators,
-                "train-classifier": train.run}[args.command](args)
-    except (SpecError, train.TrainingError, ModelFileError) as err:
+                "up": cmd_up, "down": cmd_down, "train-classifier": train.run}[args.command](args)
+    except (SpecError, train.TrainingError, ModelFileError, local_ray.LocalRayError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -90,29 +101,53 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if state.get("status") != "failed" else 1
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    print(local_ray.up(args.num_cpus, args.port))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    print(local_ray.down())
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import ray
 
     from jobs.lock import RunLockedError
-    from jobs.scheduler import start_actor
+    from jobs.scheduler import stages_until, start_actor
 
-    pipeline = load_pipeline(args.config, args.set)
+    if args.sample is not None and not 0 < args.sample <= 1:
+        print(f"error: --sample {args.sample}: give a fraction above 0 and at most 1, e.g. 0.01", file=sys.stderr)
+        return 2
+    sampled = [] if args.sample is None else [f"input.sample.fraction={args.sample}",
+                                              f"input.sample.seed={args.sample_seed}"]
+    pipeline = load_pipeline(args.config, args.set + sampled)
     run_id = args.run_id or pipeline.spec.name
+    if args.sample is not None and not args.run_id:  # sample runs never mix with full runs
+        run_id += f".sample-{args.sample:g}" + (f"-seed{args.sample_seed}" if args.sample_seed else "")
     if not RUN_ID.fullmatch(run_id):
         print(f"error: --run-id {run_id!r}: use letters, digits, '.', '_' and '-' only", file=sys.stderr)
         return 2
-    address = args.address or os.environ.get("RAY_ADDRESS") or "local"
+    if args.until:
+        try:
+            stages_until(pipeline.stages, args.until)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    choice = local_ray.choose(args.address)
+    local_ray.prepare_env(choice)
     if not args.verbose:
         os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
-    log.info("starting Ray (%s)", "local" if address == "local" else address)
-    ray.init(address=address, num_cpus=args.num_cpus if address == "local" else None,
+    log.info("%s", choice.describe(args.num_cpus))
+    ray.init(address=choice.address, num_cpus=args.num_cpus if choice.address == "local" else None,
              log_to_driver=args.verbose, include_dashboard=False, logging_level=logging.WARNING,
-             configure_logging=True, runtime_env=None if address == "local" else _code_for_workers(pipeline))
+             configure_logging=True, runtime_env=_code_for_workers(pipeline) if choice.ship_code else None)
     if not _previous_scheduler_gone(run_id):
         print(f"error: run {run_id!r} is already running on this cluster; follow it with "
               f"`tamis status {run_id} --store {pipeline.spec.store}`", file=sys.stderr)
         return 3
-    actor = start_actor(pipeline.spec, run_id)
+    actor = start_actor(pipeline.spec, run_id, args.until)
     try:
         state = _follow(actor, actor.run.remote())
     except RunLockedError as err:

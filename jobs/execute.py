@@ -25,6 +25,7 @@ from jobs.parts import FILE_COLUMN, FileOutput, append_by_file, iter_file_batche
 from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store
 from operators.base import FitOperator, GroupOperator, ResourceHint
+from operators.io.sample import sample_table
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, 
             for chunk, (docs, rejected) in parse_input(uri, input_spec.format, fields, s3, part_rows=part_rows,
                                                        batch_rows=batch_rows, on_corrupt=input_spec.on_corrupt_file,
                                                        columns=columns):
+                if input_spec.sample is not None:  # rejected rows too: the sample is of input records
+                    docs, rejected = (sample_table(t, input_spec.sample.fraction, input_spec.sample.seed)
+                                      for t in (docs, rejected))
                 name = f"part-{index:05d}-{chunk:04d}.parquet"
                 writer.write(name, docs)
                 writer.append("rejected", name, rejected)

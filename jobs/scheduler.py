@@ -53,12 +53,14 @@ class RunScheduler:
     """
 
     def __init__(self, spec: PipelineSpec, run_id: str, driver: tuple[str, int] | None = None,
-                 executor: Any = None) -> None:
-        self.spec, self.run_id, self.driver = spec, run_id, driver
+                 executor: Any = None, until: str | None = None) -> None:
+        self.spec, self.run_id, self.driver, self.until = spec, run_id, driver, until
         self.store = spec.make_store()
-        self.stages, problems = plan_stages(spec)
+        stages, problems = plan_stages(spec)
         if problems:  # the CLI validated already; this guards programmatic use
             raise ValueError("; ".join(problems))
+        # --until: the later stages are not planned at all (no pinned state, no staged model)
+        self.stages = stages[:stages_until(stages, until)] if until else stages
         self.ctx = RunContext(spec, self.store, StageLedger(self.store, self), executor or execute)
         self.pins: dict[str, tuple[StateVersions, PinnedState]] = {}  # by stage name
         self.models: dict[str, StagedModel] = {}
@@ -108,6 +110,8 @@ class RunScheduler:
                        f"attempt {self.state['attempt']}")
             self._update(self.state, {})
             last = self._run_stages(plan, files)
+            if self.until:
+                return self._stopped(started)
             output = write_output(self.ctx, self.run_id, last, self.status()["stages"], started)
             states = self._advance_states(last, output)
             self._update(self.state, {"status": "succeeded", "output": output, **states,
@@ -121,6 +125,14 @@ class RunScheduler:
             raise
         finally:
             lock.release()
+
+    def _stopped(self, started: float) -> dict[str, Any]:
+        """The end of a run asked to stop after a stage (``--until``): no output, no state advanced."""
+        self._update(self.state, {"status": "stopped", "stopped_after": self.until,
+                                  "wall_seconds": round(time.time() - started, 3)})
+        self.event(f"run {self.run_id} stopped after {self.until} as asked; run it again without --until "
+                   f"to go on from there")
+        return self.status()
 
     def _mark_failed(self, text: str) -> None:
         """The running stage that raised failed; others running with it (a chain) stopped."""
@@ -261,10 +273,29 @@ class RunScheduler:
         return done
 
 
-def start_actor(spec: PipelineSpec, run_id: str) -> Any:
+def stages_until(stages: tuple[PlannedStage, ...] | list[PlannedStage], until: str) -> int:
+    """How many planned stages run with ``--until until``: up to the stage of that name, or
+    the last part of the composite of that name; 0 for ``read``.
+
+    Raises:
+        ValueError: no stage has that name; the message lists the names there are.
+    """
+    if until == "read":
+        return 0
+    names = [s.name for s in stages]
+    matches = [n for n, name in enumerate(names) if name == until or name.startswith(until + ".")]
+    if not matches:
+        composites = list(dict.fromkeys(name.split(".")[0] for name in names if "." in name))
+        raise ValueError(f"--until {until!r}: no such stage; the stages are read, {', '.join(names)}"
+                         + (f" (or a composite's name: {', '.join(composites)})" if composites else ""))
+    return matches[-1] + 1
+
+
+def start_actor(spec: PipelineSpec, run_id: str, until: str | None = None) -> Any:
     """Create the named scheduler actor for ``run_id`` (refused if one is alive)."""
     import ray
 
     actor_cls = ray.remote(num_cpus=0, max_concurrency=4, max_restarts=0)(RunScheduler)
     return actor_cls.options(name=actor_name(run_id), namespace=ACTOR_NAMESPACE, lifetime="detached",
-                             get_if_exists=False).remote(spec, run_id, (socket.gethostname(), os.getpid()))
+                             get_if_exists=False).remote(spec, run_id, (socket.gethostname(), os.getpid()),
+                                                         until=until)

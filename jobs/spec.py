@@ -42,6 +42,12 @@ class StoreOptionsSpec(_Strict):
     secret_access_key: str | None = Field(None, description="Prefer the AWS environment over secrets in YAML.")
 
 
+class SampleSpec(_Strict):
+    fraction: float = Field(gt=0, le=1, description="Share of the documents to read, chosen by id hash "
+                            "(the same documents every time, spread over every input file).")
+    seed: int = Field(0, description="Another seed draws another sample of the same size.")
+
+
 class InputSpec(_Strict):
     paths: list[str] = Field(min_length=1, description="Local or s3:// globs of input files.")
     format: Literal["jsonl", "parquet"] = Field("jsonl", description="jsonl (plain or .gz) or parquet.")
@@ -55,6 +61,9 @@ class InputSpec(_Strict):
         "damaged, a Parquet file without its footer or with a damaged page): skip keeps its records before the "
         "break and records the file in rejected/ as read:corrupt_file; fail stops the run with an error naming "
         "the file and the line or row where it broke.")
+    sample: SampleSpec | None = Field(None, description="Read only a deterministic sample of the documents "
+                                      "(`tamis run --sample FRACTION` sets it and names the run apart); "
+                                      "rejected input rows are sampled alike.")
     duplicate_ids: Literal["quarantine", "allow"] = Field(
         "quarantine", description="With a stage that joins documents by id (minhash_dedup, semantic_dedup): "
         "quarantine: of documents sharing an id (within a file or across files), keep the first in input order and "
@@ -121,11 +130,15 @@ class ExecutionSpec(_Strict):
     lock_ttl_s: float = Field(120.0, gt=0, description="A run lock whose heartbeat is older is stale.")
 
 
+DEFAULT_STORE = "./tamis-store"
+"""The store of a config that names none, and of `tamis status` and the other store readers."""
+
+
 class PipelineSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="Pipeline name; the default run id.")
     plugins: list[str] = Field(default_factory=list,
                                description="Python modules imported before planning; they register custom operators.")
-    store: str = Field("./runs", description="Local directory or s3://bucket/prefix for checkpoints.")
+    store: str = Field(DEFAULT_STORE, description="Local directory or s3://bucket/prefix for checkpoints.")
     store_options: StoreOptionsSpec = Field(default_factory=StoreOptionsSpec)
     input: InputSpec
     stages: list[StageSpec] = Field(default_factory=list)

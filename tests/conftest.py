@@ -10,6 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
+# Every `tamis run` a test starts (in-process or as a subprocess) starts its own local Ray:
+# without this it would attach to a Ray left running on the machine (`tamis up`). The test of
+# attaching removes it for its own subprocesses.
+os.environ["RAY_ADDRESS"] = "local"
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
 SHARED_DATA = REPO.parent / "shared" / "data" / "devdocs.jsonl.gz"

@@ -75,4 +75,6 @@ def test_second_driver_is_refused(tmp_path: Path) -> None:
     assert proc.returncode == 3, proc.stderr
     assert f"already being run by process {os.getpid()}" in proc.stderr
     assert "tamis status demo" in proc.stderr
+    assert "Ray: starting a local Ray" in proc.stderr.splitlines()[0]
+    assert "Token authentication" not in proc.stderr  # Ray's warning, silenced for a Ray tamis starts
     assert not (store / "stages").exists()  # nothing was written
