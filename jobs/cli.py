@@ -12,6 +12,7 @@ from typing import Any
 
 from jobs import local_ray, report, train
 from jobs.models import ModelFileError
+from jobs.progress import StageBars
 from jobs.spec import DEFAULT_STORE, SpecError, load_pipeline
 
 log = logging.getLogger("tamis")
@@ -149,7 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 3
     actor = start_actor(pipeline.spec, run_id, args.until)
     try:
-        state = _follow(actor, actor.run.remote())
+        state = _follow(actor, actor.run.remote(), StageBars(quiet=args.verbose))  # -v: Ray Data's own bars
     except RunLockedError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
@@ -203,20 +204,34 @@ def _previous_scheduler_gone(run_id: str) -> bool:
     return True
 
 
-def _follow(actor: Any, ref: Any) -> dict[str, Any]:
-    """Print the scheduler's events as they come until the run ends; return its final state."""
+def _follow(actor: Any, ref: Any, bars: StageBars) -> dict[str, Any]:
+    """Print the scheduler's events as they come, with a progress bar per running stage on a
+    terminal (jobs/progress.py), until the run ends; return its final state."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    try:
+        if not bars.enabled:
+            return _poll(actor, ref, bars)
+        with logging_redirect_tqdm(loggers=[logging.getLogger()]):  # log lines print above the bars
+            return _poll(actor, ref, bars)
+    finally:
+        bars.close()
+
+
+def _poll(actor: Any, ref: Any, bars: StageBars) -> dict[str, Any]:
     import ray
 
     shown = 0
     while True:
         done, _ = ray.wait([ref], timeout=1.0)
         try:
-            events = ray.get(actor.status.remote())["events"]
+            state = ray.get(actor.status.remote())
         except ray.exceptions.RayActorError:
-            events = []
-        for event in events[shown:]:
+            state = {"events": [], "stages": []}
+        for event in state["events"][shown:]:
             log.info("%s", event["msg"])
-        shown = max(shown, len(events))
+        shown = max(shown, len(state["events"]))
+        bars.update(state["stages"])
         if done:
             try:
                 return ray.get(ref)
