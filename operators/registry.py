@@ -1,12 +1,14 @@
 """Operator registry: name -> operator class or composite.
 
-Operators register with ``@register("name")`` at import; :func:`load_builtin` imports every
-family so the registry is complete wherever it is consulted (driver, validator, workers).
+Operators register with ``@register("name")`` at import. :func:`get` imports only the module
+of the family it is asked for (``FAMILY_MODULES``); :func:`names` and an unknown name import
+every family, so listings and error messages are complete.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any, Callable, TypeVar
 
 from operators.base import Composite, Operator
@@ -16,30 +18,29 @@ T = TypeVar("T", bound=Registered)
 
 _REGISTRY: dict[str, Registered] = {}
 
-_BUILTIN_MODULES = (
-    "operators.io.unique_ids",
-    "operators.dedup.exact",
-    "operators.dedup.minhash",
-    "operators.dedup.minhash_signature",
-    "operators.dedup.lsh",
-    "operators.dedup.near_keep",
-    "operators.quality.heuristics",
-    "operators.quality.gopher",
-    "operators.quality.repetition",
-    "operators.quality.c4",
-    "operators.quality.fineweb",
-    "operators.quality.language",
-    "operators.quality.classifier",
-    "operators.quality.text_quality",
-    "operators.filtering.filter",
-    "operators.filtering.quantiles",
-    "operators.mixing.mix",
-    "operators.embedding.embed",
-    "operators.embedding.kmeans",
-    "operators.embedding.semantic_dedup",
-    "operators.embedding.semantic_target",
-    "operators.embedding.cluster_prune",
-)
+FAMILY_MODULES = {
+    "unique_ids": "operators.io.unique_ids",
+    "exact_dedup": "operators.dedup.exact",
+    "minhash_dedup": "operators.dedup.minhash",
+    "heuristics": "operators.quality.heuristics",
+    "gopher_quality": "operators.quality.gopher",
+    "gopher_repetition": "operators.quality.repetition",
+    "c4_quality": "operators.quality.c4",
+    "fineweb_quality": "operators.quality.fineweb",
+    "language_id": "operators.quality.language",
+    "classifier_score": "operators.quality.classifier",
+    "text_quality_score": "operators.quality.text_quality",
+    "filter": "operators.filtering.filter",
+    "quantiles": "operators.filtering.quantiles",
+    "mix": "operators.mixing.mix",
+    "embed": "operators.embedding.embed",
+    "kmeans": "operators.embedding.kmeans",
+    "semantic_dedup": "operators.embedding.semantic_target",
+    "cluster_prune": "operators.embedding.cluster_prune",
+}
+"""The module that registers each built-in family (a name and its ``name.part`` parts), so
+that looking one up imports that module alone: a node that only embeds never imports
+fastText, and a filter-only pipeline does not pay for torch or numba at start-up."""
 
 
 class UnknownOperatorError(KeyError):
@@ -63,14 +64,22 @@ def register(name: str) -> Callable[[T], T]:
 
 
 def load_builtin() -> None:
-    """Import every built-in operator module (idempotent)."""
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
+    """Import every module of the ``operators`` package (idempotent): the registry is then
+    complete even for a name whose family ``FAMILY_MODULES`` maps wrongly (a test checks it)."""
+    import operators
+
+    for info in pkgutil.walk_packages(operators.__path__, "operators."):
+        importlib.import_module(info.name)
 
 
 def get(name: str) -> Registered:
-    """Look up ``name``; unknown names fail listing what is known."""
-    load_builtin()
+    """Look up ``name``, importing its family's module only; unknown names fail listing
+    what is known."""
+    family = name.split(".")[0]
+    if name not in _REGISTRY and family in FAMILY_MODULES:
+        importlib.import_module(FAMILY_MODULES[family])
+    if name not in _REGISTRY:
+        load_builtin()
     try:
         return _REGISTRY[name]
     except KeyError:
