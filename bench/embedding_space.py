@@ -70,6 +70,7 @@ def in_child(fn: Callable[[], Any]) -> tuple[Any, float, float]:
 def tamis_kmeans(table: pa.Table) -> dict[str, Any]:
     config = KMeansConfig()
     fit = KMeansFit(config)
+    fit.threads = os.cpu_count() or 1  # as jobs/execute.py sets it: every CPU of the node
     artifact = fit.fit(iter(table.slice(s, BATCH) for s in range(0, table.num_rows, BATCH)))
     assign = ClusterAssign(config, artifact)
     out = [assign(table.slice(s, BATCH).select(["embedding"])) for s in range(0, table.num_rows, BATCH)]

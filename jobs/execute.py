@@ -179,11 +179,12 @@ def run_group(operator: type[GroupOperator[Any]], config: Any, keys: list[str], 
 
 # -- fit ------------------------------------------------------------------------------------
 def _fit(operator: type[FitOperator[Any]], config: Any, store: Store, keys: list[str], batch_rows: int,
-         out: FileOutput) -> list[dict[str, Any]]:
+         out: FileOutput, threads: int = 1) -> list[dict[str, Any]]:
     # a fit on documents reads only the columns it declares (a quantile sample never needs text)
     columns = list(operator.columns_read(config)) if operator.fit_on == "documents" else []
     batches = (b for k in keys for b in iter_file_batches(store, k, batch_rows, columns or None))
     op = operator(config)
+    op.threads = threads
     artifact = op.fit(batches)
     writer = out.writer()
     if FILE_COLUMN not in artifact.column_names:
@@ -195,11 +196,20 @@ def _fit(operator: type[FitOperator[Any]], config: Any, store: Store, keys: list
 
 def run_fit(operator: type[FitOperator[Any]], config: Any, keys: list[str], store: Store, batch_rows: int,
             out: FileOutput, resources: ResourcesSpec) -> list[dict[str, Any]]:
-    """Stream the input files into one ``fit`` call on one worker; returns artifact stats rows."""
+    """Stream the input files into one ``fit`` call on one worker; returns artifact stats rows.
+
+    A ``multithreaded`` fit reserves every CPU of the largest node (nothing else runs during
+    a fit) unless the YAML sets ``resources.num_cpus``, and runs that many threads."""
     need = effective(resources, operator.resources)
-    task = ray.remote(_fit).options(num_cpus=need.num_cpus, num_gpus=need.num_gpus, max_retries=3,
+    cpus = need.num_cpus
+    if operator.multithreaded and resources.num_cpus is None:
+        cpus = max(cpus, node_cpus())
+    threads = max(1, int(cpus))
+    if operator.multithreaded:
+        log.info("%s: one task on %d CPUs, %d threads", operator.name, cpus, threads)
+    task = ray.remote(_fit).options(num_cpus=cpus, num_gpus=need.num_gpus, max_retries=3,
                                     **({"memory": need.memory_mb << 20} if need.memory_mb else {}))
-    return ray.get(task.remote(operator, config, store, keys, batch_rows, out))
+    return ray.get(task.remote(operator, config, store, keys, batch_rows, out, threads))
 
 
 # -- write ----------------------------------------------------------------------------------
@@ -275,6 +285,11 @@ def _task_options(resources: ResourcesSpec, hint: ResourceHint) -> dict[str, Any
     if resources.concurrency:
         opts["compute"] = ray.data.TaskPoolStrategy(size=resources.concurrency)
     return opts
+
+
+def node_cpus() -> float:
+    """CPUs of the largest alive node (what one task can reserve at most)."""
+    return max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
 
 
 def cluster_gpus() -> float:

@@ -241,6 +241,11 @@ class FitOperator(Operator[ConfigT]):
     kind = "fit"
     fit_on: ClassVar[str] = "documents"
     rounds: ClassVar[Rounds | None] = None
+    # A fit whose library runs threads (FAISS): unless the YAML sets ``resources.num_cpus``,
+    # its task reserves every CPU of one node and :attr:`threads` is set to that count before
+    # :meth:`fit` (a Ray task would otherwise run it on one thread).
+    multithreaded: ClassVar[bool] = False
+    threads: int = 1
 
     def fit(self, batches: Iterator[pa.Table]) -> pa.Table:
         raise NotImplementedError

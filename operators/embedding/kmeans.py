@@ -115,6 +115,7 @@ class KMeansFit(FitOperator[KMeansConfig]):
     version = 1
     Config = KMeansConfig
     resources = ResourceHint(num_cpus=1.0)
+    multithreaded = True  # FAISS's OpenMP threads: the engine reserves a node's CPUs and sets threads
 
     def __init__(self, config: KMeansConfig, artifact: pa.Table | None = None) -> None:
         super().__init__(config, artifact)
@@ -149,24 +150,29 @@ class KMeansFit(FitOperator[KMeansConfig]):
         h, x, ids = _keep(h, x, ids, k * c.max_points_per_centroid)
         k = min(k, len(h)) if c.k else max(1, min(k, len(h) // MIN_POINTS_PER_CENTROID))
         h, x, ids = _keep(h, x, ids, k * c.max_points_per_centroid)
-        centroids, objective, seconds = train(np.ascontiguousarray(x), k, c)
+        centroids, objective, seconds = train(np.ascontiguousarray(x), k, c, self.threads)
         self._metrics = {"documents": n, "sample": len(h), "k": k, "objective": objective,
-                         "inertia": 2.0 * (len(h) - objective), "fit_seconds": seconds}
-        log.info("kmeans.fit: %d documents, sample %d, k %d, %.1f s", n, len(h), k, seconds)
+                         "inertia": 2.0 * (len(h) - objective), "fit_seconds": seconds, "threads": self.threads}
+        log.info("kmeans.fit: %d documents, sample %d, k %d, %d FAISS threads, %.1f s", n, len(h), k,
+                 self.threads, seconds)
         d = centroids.shape[1]
         flat = pa.array(centroids.reshape(-1), pa.float32())
         return pa.table({"cluster_id": pa.array(np.arange(k, dtype=np.int64)),
                          "centroid": pa.FixedSizeListArray.from_arrays(flat, d)})
 
 
-def train(sample: np.ndarray, k: int, config: KMeansConfig) -> tuple[np.ndarray, float, float]:
-    """faiss.Kmeans(spherical=True) on ``sample``: (unit centroids, final objective, seconds).
+def train(sample: np.ndarray, k: int, config: KMeansConfig, threads: int = 1) -> tuple[np.ndarray, float, float]:
+    """faiss.Kmeans(spherical=True) on ``sample`` with ``threads`` OpenMP threads: (unit
+    centroids, final objective, seconds).
 
     With ``spherical`` FAISS clusters with an inner-product index, so its objective is the
-    sum of cosine similarities to the assigned centroids (maximized).
+    sum of cosine similarities to the assigned centroids (maximized). The thread count is set
+    explicitly: inside a Ray task OpenMP would otherwise take the worker's OMP_NUM_THREADS.
     """
     started = time.perf_counter()
     import faiss  # here, not at module level: every CLI command loads the registry
+
+    faiss.omp_set_num_threads(max(1, threads))
 
     gpu = faiss.get_num_gpus() > 0
     km = faiss.Kmeans(sample.shape[1], k, niter=config.niter, seed=config.seed, spherical=True, gpu=gpu,

@@ -59,6 +59,7 @@ def test_kmeans_then_semantic_dedup_keeps_one_document_per_planted_group(ray_loc
     stages = {s["name"]: s for s in state["stages"]}
     assert stages["semantic_dedup"]["metrics"]["removed"] == COPIES
     assert stages["kmeans.fit"]["metrics"]["k"] == 6
+    assert stages["kmeans.fit"]["metrics"]["threads"] == 2  # every CPU of the node (ray_local has 2), not 1
 
 
 def test_semantic_dedup_with_a_target_removal_fraction_reports_eps_in_the_manifest(ray_local: None,

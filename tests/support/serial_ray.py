@@ -58,6 +58,9 @@ class SerialRay:
     def cluster_resources(self) -> dict[str, float]:
         return {"CPU": float(self.cpus)}
 
+    def nodes(self) -> list[dict[str, Any]]:
+        return [{"Alive": True, "Resources": {"CPU": float(self.cpus)}}]
+
     def remote(self, fn: Any) -> _Task:
         return _Task(fn)
 
