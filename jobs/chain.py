@@ -1,4 +1,4 @@
-"""Chains of read and map stages: each wave streams through all of them in one Ray Data job.
+"""Chains of read and map stages: their waves stream through all of them in one Ray Data job.
 
 Every stage of a chain still writes and commits its own checkpoint per wave::
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from jobs import checkpoint as cp
@@ -63,8 +64,10 @@ def run_chain(ctx: RunContext, plan: list[StageEntry], chain: list[StageEntry], 
         columns = pass_through_columns([f.uri for f in files], ctx.spec.input.field_mapping(), ctx.spec.s3_options())
     started = time.time()
 
-    def run(prefixes: list[str], inputs: list[str]) -> Stats:
-        return _run_wave(ctx, chain[len(chain) - len(prefixes):], prefixes, inputs, uris, given, columns)
+    def run(jobs: list[tuple[list[str], list[str]]]) -> Iterator[tuple[int, Stats]]:
+        # every wave of one call starts at the same stage: the same number of prefixes
+        entries = chain[len(chain) - len(jobs[0][0]):]
+        return _run_waves(ctx, entries, jobs, uris, given, columns)
 
     results = ctx.ledger.run_waves(chain, waves, run)
     seconds = time.time() - started
@@ -99,17 +102,22 @@ def _wave_number(prefix: str) -> int:
     return int(match.group(1))
 
 
-def _run_wave(ctx: RunContext, entries: list[StageEntry], prefixes: list[str], inputs: list[str],
-              uris: dict[str, int], given: dict[int, Artifact | None], columns: PassThrough | None) -> Stats:
-    """One job: the first stage on ``inputs``, each later one on what the one before writes."""
+def _run_waves(ctx: RunContext, entries: list[StageEntry], jobs: list[tuple[list[str], list[str]]],
+               uris: dict[str, int], given: dict[int, Artifact | None],
+               columns: PassThrough | None) -> Iterator[tuple[int, Stats]]:
+    """One streaming job over several waves, each ``(prefixes, inputs)``: the first stage on
+    the wave's inputs, each later one on what the one before writes; yields each wave's
+    stats (by its position in ``jobs``) as it finishes."""
     ex, executor = ctx.spec.execution, ctx.executor
     steps: list[Any] = []
-    for entry, prefix in zip(entries, prefixes):
+    for position, entry in enumerate(entries):
         if entry.stage is not None:
             stage = entry.stage
-            steps.append(executor.MapStep(stage.name, stage.operator, stage.config, ctx.output(prefix),
+            outs = tuple(ctx.output(prefixes[position]) for prefixes, _ in jobs)
+            steps.append(executor.MapStep(stage.name, stage.operator, stage.config, outs,
                                           stage.resources, given.get(entry.index), ex.column_files))
     if entries[0].kind is StageKind.READ:
-        return executor.run_read([(uris[u], u) for u in inputs], ctx.spec.input, ctx.spec.s3_options(),
-                                 ctx.output(prefixes[0]), ex.part_rows, ex.batch_rows, ctx.store, steps, columns)
-    return executor.run_map(steps, inputs, ctx.store, ex.batch_rows) if inputs else []
+        return executor.run_read([[(uris[u], u) for u in inputs] for _, inputs in jobs], ctx.spec.input,
+                                 ctx.spec.s3_options(), tuple(ctx.output(prefixes[0]) for prefixes, _ in jobs),
+                                 ex.part_rows, ex.batch_rows, ctx.store, steps, columns)
+    return executor.run_map(steps, [inputs for _, inputs in jobs], ctx.store, ex.batch_rows)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -18,6 +19,7 @@ import ray
 
 from jobs import shuffle
 from jobs.file_chain import FileChain, MapStep, noted
+from jobs.wave_stream import done_row, split_by_wave
 from jobs.input_files import parse_input
 from jobs.output_shards import write_shard
 from jobs.parquet_columns import PassThrough
@@ -30,13 +32,13 @@ from operators.io.sample import sample_table
 log = logging.getLogger(__name__)
 
 # -- read ---------------------------------------------------------------------------------
-def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, out: FileOutput,
+def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, outs: tuple[FileOutput, ...],
                       part_rows: int, batch_rows: int, columns: PassThrough | None = None) -> pa.Table:
     stats: list[dict[str, Any]] = []
     fields = input_spec.field_mapping()
-    for index, uri in zip(items["index"].to_pylist(), items["uri"].to_pylist()):
+    for index, uri, wave in zip(items["index"].to_pylist(), items["uri"].to_pylist(), items["wave"].to_pylist()):
         try:
-            writer = out.writer()
+            writer = outs[wave].writer()
             for chunk, (docs, rejected) in parse_input(uri, input_spec.format, fields, s3, part_rows=part_rows,
                                                        batch_rows=batch_rows, on_corrupt=input_spec.on_corrupt_file,
                                                        columns=columns):
@@ -46,7 +48,7 @@ def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, 
                 name = f"part-{index:05d}-{chunk:04d}.parquet"
                 writer.write(name, docs)
                 writer.append("rejected", name, rejected)
-            stats += writer.close()
+            stats += writer.close() + [done_row(outs[wave].prefix)]
         except Exception as err:  # whatever it is, the user must learn which file (jobs/cli.py root_cause)
             if not any(n.startswith("input file:") for n in getattr(err, "__notes__", [])):
                 err.add_note(f"input file: {uri}")
@@ -54,17 +56,19 @@ def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, 
     return stats_table(stats)
 
 
-def run_read(files: list[tuple[int, str]], input_spec: InputSpec, s3: S3Options, out: FileOutput,
+def run_read(waves: list[list[tuple[int, str]]], input_spec: InputSpec, s3: S3Options, outs: tuple[FileOutput, ...],
              part_rows: int, batch_rows: int, store: Store, then: list[MapStep],
-             columns: PassThrough | None = None) -> list[dict[str, Any]]:
-    """Read ``(index, uri)`` input files in parallel, then run the map stages ``then`` on
-    what they write, streaming; one stats row per file written (by any of them). Parquet
+             columns: PassThrough | None = None) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Read the ``(index, uri)`` input files of every wave in one streaming job, the map
+    stages ``then`` running on what they write; yields ``(wave, its stats rows)`` as each
+    wave finishes (one stats row per file written by any stage), in wave order. Parquet
     files' other columns are conformed to ``columns`` (jobs/parquet_columns.py)."""
-    ds = _per_item([{"index": i, "uri": u} for i, u in files], _read_input_files,
-                   **_task_options(ResourcesSpec(), ResourceHint()),
-                   fn_kwargs=dict(input_spec=input_spec, s3=s3, out=out, part_rows=part_rows, batch_rows=batch_rows,
-                                  columns=columns))
-    return _collect(_then(ds, then, out.prefix, store, batch_rows, len(files)), actors=_uses_actors(then))
+    items = [{"index": i, "uri": u, "wave": w} for w, files in enumerate(waves) for i, u in files]
+    ds = _per_item(items, _read_input_files, **_task_options(ResourcesSpec(), ResourceHint()),
+                   fn_kwargs=dict(input_spec=input_spec, s3=s3, outs=outs, part_rows=part_rows,
+                                  batch_rows=batch_rows, columns=columns))
+    ds = _then(ds, then, tuple(o.prefix for o in outs), store, batch_rows, len(items))
+    return _stream(ds, _wave_prefixes(outs, then), [len(files) for files in waves], actors=_uses_actors(then))
 
 
 def _items(items: list[dict[str, Any]]) -> ray.data.Dataset:
@@ -82,16 +86,29 @@ def _map_files(items: pa.Table, **kwargs: Any) -> pa.Table:
     return FileChain(**kwargs)(items)
 
 
-def run_map(steps: list[MapStep], keys: list[str], store: Store, batch_rows: int) -> list[dict[str, Any]]:
-    """Run a chain of map stages over upstream files, streaming each file from one stage to
-    the next; every stage writes (and reports) its own files."""
-    return _collect(_then(_items([{"key": k} for k in keys]), steps, None, store, batch_rows, len(keys)), actors=_uses_actors(steps))
+def run_map(steps: list[MapStep], waves: list[list[str]], store: Store,
+            batch_rows: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Run a chain of map stages over the upstream files of every wave in one streaming job,
+    each file streamed from one stage to the next; every stage writes (and reports) its own
+    files. Yields ``(wave, its stats rows)`` as each wave finishes, in wave order."""
+    items = [{"key": k, "wave": w} for w, keys in enumerate(waves) for k in keys]
+    if not items:
+        return iter([(w, []) for w in range(len(waves))])
+    ds = _then(_items(items), steps, None, store, batch_rows, len(items))
+    return _stream(ds, _wave_prefixes((), steps), [len(keys) for keys in waves], actors=_uses_actors(steps))
 
 
-def _then(ds: ray.data.Dataset, steps: list[MapStep], follows: str | None, store: Store, batch_rows: int,
-          files: int) -> ray.data.Dataset:
+def _wave_prefixes(head: tuple[FileOutput, ...], steps: list[MapStep]) -> list[list[str]]:
+    """Each wave's output prefixes, of every stage of the job."""
+    outs = [o for o in (head, *[s.outs for s in steps]) if o]
+    return [[o[w].prefix for o in outs] for w in range(len(outs[0]))]
+
+
+def _then(ds: ray.data.Dataset, steps: list[MapStep], follows: tuple[str, ...] | None, store: Store,
+          batch_rows: int, files: int) -> ray.data.Dataset:
     """Append the map stages ``steps``; the first maps the files named by ``ds`` (``key``
-    rows) or, when ``follows`` is set, those written under it. Actors when a stage is
+    and ``wave`` rows) or, when ``follows`` is set, those written under its prefixes (one per
+    wave). Actors when a stage is
     stateful or uses a GPU, tasks otherwise; consecutive task stages with the same resources
     are one Ray Data operator, a :class:`~jobs.file_chain.FileChain` that hands each batch
     through all of them (Ray Data would fuse them into one task anyway, but then each would
@@ -113,7 +130,7 @@ def _then(ds: ray.data.Dataset, steps: list[MapStep], follows: str | None, store
         else:
             ds = ds.map_batches(_map_files, fn_kwargs=kwargs, **batching,
                                 **_task_options(step.resources, step.operator.resources))
-        follows = segment[-1].out.prefix
+        follows = tuple(o.prefix for o in segment[-1].outs)
     return ds
 
 
@@ -248,6 +265,18 @@ def _collect(ds: ray.data.Dataset, *, actors: bool = False) -> list[dict[str, An
         # by every run a scheduler drives, so it is not touched.
         ds._context.op_resource_reservation_enabled = False
     return ds.take_all()
+
+
+def _stream(ds: ray.data.Dataset, prefixes: list[list[str]], items: list[int], *,
+            actors: bool = False) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Run ``ds`` (``items[w]`` items of each wave ``w``, in wave order) and yield each
+    wave's stats rows once all its items are done (jobs/wave_stream.py: ``preserve_order``
+    brings each item's done marker after its rows). The job starts once: its actors (a GPU
+    model) live across waves."""
+    if not actors:
+        ds._context.op_resource_reservation_enabled = False  # as in _collect
+    ds._context.execution_options.preserve_order = True
+    return split_by_wave(ds.iter_batches(batch_size=None, batch_format="pyarrow"), prefixes, items)
 
 
 def _task_resources(step: MapStep) -> tuple[ResourceHint, int | None]:

@@ -30,6 +30,7 @@ from jobs.parts import (INTERNAL_COLUMNS, STATS_SCHEMA, FileOutput, PartWriter, 
                         iter_file_batches, logical_columns, metrics_row, read_files, row_part, stats_table)
 from jobs.spec import ResourcesSpec
 from jobs.store import Store
+from jobs.wave_stream import done_row
 from operators.base import DROP_REASON, Operator
 
 STAGE_NOTE = "tamis stage: "
@@ -46,12 +47,16 @@ def noted(err: BaseException, stage: str) -> BaseException:
 
 @dataclass(frozen=True)
 class MapStep:
-    """One map stage of a chain: its operator, where it writes, and what it is given."""
+    """One map stage of a chain: its operator, where it writes, and what it is given.
+
+    ``outs`` holds where it writes for each wave of the job, in the job's wave order (one
+    Ray Data job can run several waves: jobs/execute.py); an item's ``wave`` indexes it.
+    """
 
     name: str
     operator: type[Operator[Any]]
     config: Any
-    out: FileOutput
+    outs: tuple[FileOutput, ...]
     resources: ResourcesSpec
     artifact: Artifact | None = None
     column_files: bool = True
@@ -66,7 +71,7 @@ class StageMapper:
 
     def __init__(self, step: MapStep, store: Store) -> None:
         operator, config, artifact = step.operator, step.config, step.artifact
-        self.operator, self.config, self.store, self.out = operator, config, store, step.out
+        self.operator, self.config, self.store, self.outs = operator, config, store, step.outs
         self.name = step.name or operator.name
         # a row-keeping operator's files hold only what it writes (see parts.column_part)
         keeps_rows = step.column_files and getattr(operator, "keeps_rows", False)
@@ -93,28 +98,30 @@ class StageMapper:
         parts = self.slices.get(name) if self.slices is not None else None
         return self.operator(self.config, artifact=read_files(self.store, parts) if parts else None)
 
-    def file_metrics(self, op: Operator[Any]) -> list[dict[str, Any]]:
+    def file_metrics(self, op: Operator[Any], wave: int) -> list[dict[str, Any]]:
         """A per-file operator's counters (none for the shared one: see :meth:`new_metrics`)."""
-        return [] if op is self.op else metrics_row(op.metrics(), self.out.prefix)
+        return [] if op is self.op else metrics_row(op.metrics(), self.outs[wave].prefix)
 
-    def new_metrics(self) -> list[dict[str, Any]]:
-        """The shared operator's counters added since the last call (it lives on in an actor)."""
+    def new_metrics(self, wave: int) -> list[dict[str, Any]]:
+        """The shared operator's counters added since the last call (it lives on in an actor
+        across files and waves), counted to ``wave``, the wave of the file just mapped."""
         if self.op is None:
             return []
         now = self.op.metrics()
         delta = {k: v - self._reported.get(k, 0) for k, v in now.items() if v != self._reported.get(k, 0)}
         self._reported = dict(now)
-        return metrics_row(delta, self.out.prefix)
+        return metrics_row(delta, self.outs[wave].prefix)
 
 
 class _OpenStage:
     """One stage's state while it maps one file: the file it reads (logically), its
     operator, its writer, and how many of that file's rows it has seen."""
 
-    def __init__(self, stage: StageMapper, name: str, base: str, columns: list[str]) -> None:
-        self.stage, self.name, self.base, self.columns = stage, name, base, columns
+    def __init__(self, stage: StageMapper, name: str, base: str, columns: list[str], wave: int) -> None:
+        self.stage, self.name, self.base, self.columns, self.wave = stage, name, base, columns, wave
         self.op = stage.for_file(name)
-        self.writer: PartWriter = stage.out.writer()
+        self.out = stage.outs[wave]
+        self.writer: PartWriter = self.out.writer()
         self.first_row = 0
         self.output_columns: list[str] | None = None  # the logical columns of what it writes
 
@@ -151,7 +158,7 @@ class _OpenStage:
 
     def close(self) -> list[dict[str, Any]]:
         """Close the stage's files: their stats rows, and a per-file operator's counters."""
-        return self.writer.close() + self.stage.file_metrics(self.op)
+        return self.writer.close() + self.stage.file_metrics(self.op, self.wave)
 
 
 def _merged(batch: pa.Table, result: pa.Table, order: list[str]) -> pa.Table:
@@ -164,12 +171,14 @@ def _merged(batch: pa.Table, result: pa.Table, order: list[str]) -> pa.Table:
 class FileChain:
     """Applies a chain of map stages to whole upstream files, batch by batch (module doc).
 
-    Without ``follows`` each call gets file keys (``key`` rows); with it, the stats rows of
-    the stage before, whose kept files under ``follows`` it maps, passing those rows on
-    ahead of its own. As an actor it keeps its operators loaded across calls.
+    Without ``follows`` each call gets file keys and their waves (``key``, ``wave`` rows);
+    with it, the stats rows of the stage before, whose kept files under ``follows[w]`` (the
+    stage before's prefix in wave ``w``) it maps, passing those rows on ahead of its own. As
+    an actor it keeps its operators loaded across calls, and so across the waves of a job.
     """
 
-    def __init__(self, steps: list[MapStep], store: Store, batch_rows: int, follows: str | None = None) -> None:
+    def __init__(self, steps: list[MapStep], store: Store, batch_rows: int,
+                 follows: tuple[str, ...] | None = None) -> None:
         self.stages = [StageMapper(step, store) for step in steps]
         self.store, self.batch_rows, self.follows = store, batch_rows, follows
         # what the head reads of its input file: whatever each stage reads that no stage
@@ -185,26 +194,29 @@ class FileChain:
 
     def __call__(self, items: pa.Table) -> pa.Table:
         if self.follows is None:
-            return stats_table(self._map(items["key"].to_pylist()))
-        kept = pc.and_(pc.equal(items["kind"], "kept"), pc.starts_with(items["key"], self.follows + "/"))
-        keys = items.filter(kept)["key"].to_pylist()
-        return pa.concat_tables([items.select(STATS_SCHEMA.names), stats_table(self._map(keys))])
+            return stats_table(self._map(list(zip(items["key"].to_pylist(), items["wave"].to_pylist()))))
+        kept = items.filter(pc.equal(items["kind"], "kept"))["key"].to_pylist()
+        files = [(key, wave) for key in kept for wave, prefix in enumerate(self.follows)
+                 if key.startswith(prefix + "/")]
+        return pa.concat_tables([items.select(STATS_SCHEMA.names), stats_table(self._map(files))])
 
-    def _map(self, keys: list[str]) -> list[dict[str, Any]]:
+    def _map(self, files: list[tuple[str, int]]) -> list[dict[str, Any]]:
         stats: list[dict[str, Any]] = []
-        for key in keys:
-            stats += self._map_file(key)
-        for stage in self.stages:
-            stats += stage.new_metrics()
+        for key, wave in files:
+            stats += self._map_file(key, wave)
+            for stage in self.stages:
+                stats += stage.new_metrics(wave)
+            if self.follows is None:  # the job's first stage closes each item (jobs/wave_stream.py)
+                stats.append(done_row(self.stages[0].outs[wave].prefix))
         return stats
 
-    def _map_file(self, key: str) -> list[dict[str, Any]]:
+    def _map_file(self, key: str, wave: int) -> list[dict[str, Any]]:
         name = basename(key)
         head = self.stages[0]
         try:  # reading the input is the head's part: an error there is the head's
             # the input's column order is needed only where the head reads some of its columns
             columns = logical_columns(self.store, key) if head.reading is not None else []
-            opened = [_OpenStage(head, name, key, columns)]
+            opened = [_OpenStage(head, name, key, columns, wave)]
             for batch in iter_file_batches(self.store, key, self.batch_rows, self.reading):
                 for index, stage in enumerate(self.stages):
                     if index == len(opened):
@@ -227,6 +239,6 @@ class FileChain:
 
     def _open(self, stage: StageMapper, name: str, before: _OpenStage) -> _OpenStage:
         try:
-            return _OpenStage(stage, name, before.stage.out.key("kept", name), before.output_columns or [])
+            return _OpenStage(stage, name, before.out.key("kept", name), before.output_columns or [], before.wave)
         except Exception as err:
             raise noted(err, stage.name)

@@ -11,7 +11,7 @@ scheduler can be tested against a local store without a cluster.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -149,12 +149,7 @@ class StageLedger:
         the stages from ``start`` on, the first of them on ``inputs`` (the last reused stage's
         files). Returns each stage's result and how many were reused.
         """
-        results: list[WaveResult] = []
-        for prefix in prefixes:
-            body = self.store.read_json(cp.commit_key(prefix))
-            if body is None:
-                break
-            results.append(WaveResult.from_json(body))
+        results = self._reused(prefixes)
         reused = len(results)
         if reused == len(prefixes):
             return results, reused
@@ -162,8 +157,24 @@ class StageLedger:
             inputs, rows_in = [f.key for f in results[-1].files], results[-1].rows_out
         started = time.time()
         stats = run(reused, inputs)
-        seconds = time.time() - started
-        for prefix in prefixes[reused:]:
+        return self._commit_wave(prefixes, results, inputs, rows_in, stats, time.time() - started), reused
+
+    def _reused(self, prefixes: Sequence[str]) -> list[WaveResult]:
+        """The committed results of ``prefixes``, up to the first missing commit."""
+        results: list[WaveResult] = []
+        for prefix in prefixes:
+            body = self.store.read_json(cp.commit_key(prefix))
+            if body is None:
+                break
+            results.append(WaveResult.from_json(body))
+        return results
+
+    def _commit_wave(self, prefixes: Sequence[str], results: list[WaveResult], inputs: list[str],
+                     rows_in: int | None, stats: Stats, seconds: float) -> list[WaveResult]:
+        """Commit the stages of one wave after the ``results`` already committed, from the
+        stats rows of the job that ran them (``inputs``: the first one's input files)."""
+        results = list(results)
+        for prefix in prefixes[len(results):]:
             # in a chain every stage's rows are under its own prefix; a lone stage's may not be
             # (passthrough rows name upstream files, a fit's metrics no file at all)
             mine = stats if len(prefixes) == 1 else [
@@ -172,32 +183,59 @@ class StageLedger:
             result = WaveResult.from_json(cp.commit(self.store, cp.commit_key(prefix), result.to_json()))
             results.append(result)
             inputs, rows_in = [f.key for f in result.files], result.rows_out
-        return results, reused
+        return results
 
     def run_waves(self, entries: Sequence[StageEntry], waves: Sequence[Wave],
-                  run: Callable[[list[str], list[str]], Stats]) -> list[WaveResult]:
-        """Every wave of ``entries`` (a chain; often one stage), each through :meth:`run_wave`.
+                  run: Callable[[list[tuple[list[str], list[str]]]], Iterator[tuple[int, Stats]]]) -> list[WaveResult]:
+        """Every wave of ``entries`` (a chain; often one stage), each committed on its own.
 
         The first entry's wave is named by ``wave.named_by``; each later entry's by the wave
         of the entry before it, so chained or not, a wave has the same name and commit.
-        ``run(prefixes, inputs)`` runs the stages writing under ``prefixes`` for one wave.
-        Returns each entry's results merged.
+        ``run(jobs)`` runs the stages for several waves at once, each ``(prefixes, inputs)``
+        (the stages writing under ``prefixes``, the first on ``inputs``), and yields each
+        wave's stats rows by its position in ``jobs`` as it finishes. Waves a rerun finds
+        partly committed run first, one job each, from their first stage without a commit;
+        every wave with nothing committed then runs in one job, so stage actors start once.
+        Returns each entry's results merged, in wave order.
         """
         for entry in entries:
             self.progress.stage(entry.index, waves_total=len(waves))
-        merged: list[list[WaveResult]] = [[] for _ in entries]
-        for done, wave in enumerate(waves):
+        named: list[list[str]] = []
+        for wave in waves:
             prefixes = [entries[0].wave_prefix(wave.number, wave.named_by or wave.inputs)]
             for entry in entries[1:]:
                 prefixes.append(entry.wave_prefix(wave.number, [prefixes[-1]]))
-            results, reused = self.run_wave(prefixes, wave.inputs, wave.rows_in,
-                                            lambda start, inputs: run(prefixes[start:], inputs))
-            for k, (entry, result) in enumerate(zip(entries, results)):
-                merged[k].append(result)
-                self.progress.event(f"{entry.name}: wave {done + 1}/{len(waves)} " + (
-                    "committed earlier, skipped" if k < reused else f"committed ({result.rows_out:,} rows)"))
-                self.progress.stage(entry.index, waves_done=done + 1, rows_out=sum(r.rows_out for r in merged[k]))
-        return [cp.merge(r) for r in merged]
+            named.append(prefixes)
+        by_wave: dict[int, list[WaveResult]] = {}
+        fresh: list[int] = []
+        for n, (wave, prefixes) in enumerate(zip(waves, named)):
+            if not self.store.exists(cp.commit_key(prefixes[0])):
+                fresh.append(n)
+                continue
+
+            def one(start: int, inputs: list[str], prefixes: list[str] = prefixes) -> Stats:
+                return next(iter(run([(prefixes[start:], inputs)])))[1]
+
+            by_wave[n], reused = self.run_wave(prefixes, wave.inputs, wave.rows_in, one)
+            self._report(entries, by_wave, n, len(waves), reused)
+        if fresh:
+            started = time.time()
+            for position, stats in run([(named[n], waves[n].inputs) for n in fresh]):
+                n = fresh[position]
+                by_wave[n] = self._commit_wave(named[n], [], waves[n].inputs, waves[n].rows_in, stats,
+                                               time.time() - started)
+                started = time.time()
+                self._report(entries, by_wave, n, len(waves), 0)
+        return [cp.merge([by_wave[n][k] for n in sorted(by_wave)]) for k in range(len(entries))]
+
+    def _report(self, entries: Sequence[StageEntry], by_wave: dict[int, list[WaveResult]], n: int, total: int,
+                reused: int) -> None:
+        for k, entry in enumerate(entries):
+            result = by_wave[n][k]
+            self.progress.event(f"{entry.name}: wave {n + 1}/{total} " + (
+                "committed earlier, skipped" if k < reused else f"committed ({result.rows_out:,} rows)"))
+            self.progress.stage(entry.index, waves_done=len(by_wave),
+                                rows_out=sum(r[k].rows_out for r in by_wave.values()))
 
     def commit_stage(self, entry: StageEntry, result: WaveResult, seconds: float, waves: int = 1,
                      chain: list[str] | None = None) -> StageCommit:

@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 from jobs import checkpoint as cp
@@ -218,14 +219,16 @@ class RunScheduler:
                                              ex.batch_rows, executor.cluster_cpus(), ex.group_partition_mb)
         state_keys = self.pins[stage.name][1].files if stage.name in self.pins else None
 
-        def run(prefixes: list[str], inputs: list[str]) -> list[dict[str, Any]]:
+        def run(jobs: list[tuple[list[str], list[str]]]) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+            [(prefixes, inputs)] = jobs  # a group stage is one wave
             if not inputs:
-                return []
+                yield 0, []
+                return
             stats = executor.run_group(stage.operator, stage.config, inputs, self.store, self.ctx.output(prefixes[0]),
                                        partitions, ex.batch_rows, stage.resources, state_keys)
             if stage.operator.emits == "artifact":  # the documents pass through unchanged
                 stats += cp.passthrough_stats(upstream.files)
-            return stats
+            yield 0, stats
 
         keys = [f.key for f in upstream.files]
         [result] = self.ctx.ledger.run_waves([entry], [Wave(0, keys, upstream.rows_out)], run)

@@ -116,9 +116,10 @@ class ExecutionSpec(_Strict):
                            "up to a whole batch for Parquet input).")
     group_partition_mb: int = Field(256, gt=0, description="Target size of one group-stage partition.")
     chain_maps: bool = Field(True, description="Run the read stage and the map stages right after it (and any "
-                             "run of consecutive map stages) as one streaming job per wave, consecutive CPU stages "
-                             "handing each batch through all of them in memory, each stage still checkpointed; "
-                             "false runs them one after another.")
+                             "run of consecutive map stages) as one streaming job over all their waves (actors such as "
+                             "a GPU model start once), consecutive CPU stages handing each batch through all of them "
+                             "in memory, each stage still checkpointed and committed per wave; false runs them one "
+                             "after another.")
     column_files: bool = Field(True, description="A map stage that keeps its input's rows (the operator's "
                                "keeps_rows) stores only the columns it writes, joined to its input file when read; "
                                "one that marks rows dropped stores its kept rows' numbers (rejected rows whole); "

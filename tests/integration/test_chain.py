@@ -85,3 +85,20 @@ def test_a_rerun_starts_the_chain_at_the_first_stage_without_a_wave_commit(ray_l
     assert [status[n] for n in CHAIN] == ["cached", "cached", "cached", "committed"]
     assert len(messages(state, "filter", "skipped")) == 3 and len(messages(state, "filter", "committed (")) == 1
     assert read_output(pipeline, state).equals(expected)
+
+
+def test_actor_stages_start_once_for_all_waves_and_each_wave_commits(ray_local: None, tmp_path: Path) -> None:
+    """Every wave of a chain runs in one Ray Data job: an actor stage (a GPU model) starts
+    once per actor, not once per wave, and each wave is still committed on its own."""
+    inits = tmp_path / "inits"
+    inits.mkdir()
+    raw = demo_config(store=str(tmp_path / "store"), plugins=["tests.support.slow_ops"])
+    raw["stages"] = [{"op": "count_inits", "config": {"init_dir": str(inits)}}]
+    raw["execution"] = {"wave_mb": 0.1}  # the sample's four files, one wave each
+    pipeline, state = run_config(tmp_path, raw, run_id="actors")
+    stage = next(s for s in state["stages"] if s["name"] == "count_inits")
+    assert stage["waves_total"] == 4 and stage["rows_out"] == 488
+    assert 1 <= len(list(inits.iterdir())) <= 2  # the pool's actors (2 CPUs), not one or more per wave
+    store = pipeline.spec.make_store()
+    waves = [k for k in store.list("stages") if k.startswith("stages/count_inits-") and k.endswith("/_COMMIT.json")]
+    assert len(waves) == 5  # four wave commits and the stage's

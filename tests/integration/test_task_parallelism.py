@@ -49,3 +49,24 @@ def test_resource_reservation_is_off_only_for_datasets_without_actors(ray_local:
     chain = ray.data.from_items([{"n": 0}])
     _collect(chain, actors=True)
     assert chain._context.op_resource_reservation_enabled is True
+
+
+def _meet_then_mark(items: pa.Table, *, folder: str) -> pa.Table:
+    """A data row saying whether the two tasks met, then the item's done marker."""
+    met = _meet(items, folder=folder, parties=2)["met"][0].as_py()
+    prefix = items["key"][0].as_py()
+    return pa.table({"key": [f"{prefix}/part", prefix], "kind": ["kept", "item_done"], "met": [met, None]})
+
+
+def test_a_multi_wave_stream_still_runs_tasks_at_once(ray_local: None, tmp_path: Path) -> None:
+    # preserve_order (jobs/execute.py _stream) orders the outputs, not the work
+    import ray
+
+    from jobs.execute import _stream
+
+    ds = ray.data.from_items([{"n": n, "key": f"w/wave-0000{n}-a"} for n in range(2)], override_num_blocks=2)
+    ds = ds.map_batches(_meet_then_mark, fn_kwargs=dict(folder=str(tmp_path)), batch_size=1, batch_format="pyarrow")
+    waves = list(_stream(ds, [["w/wave-00000-a"], ["w/wave-00001-a"]], [1, 1]))
+    assert [(w, [r["key"] for r in rows]) for w, rows in waves] == [(0, ["w/wave-00000-a/part"]),
+                                                                   (1, ["w/wave-00001-a/part"])]
+    assert all(r["met"] for _, rows in waves for r in rows), "preserve_order ran the tasks one after another"

@@ -20,7 +20,7 @@ class SerialDataset:
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         self.rows = rows
-        self._context = SimpleNamespace()
+        self._context = SimpleNamespace(execution_options=SimpleNamespace())
 
     def map_batches(self, fn: Any, *, batch_size: int = 1, fn_kwargs: dict[str, Any] | None = None,
                     fn_constructor_kwargs: dict[str, Any] | None = None, **_: Any) -> "SerialDataset":
@@ -34,6 +34,10 @@ class SerialDataset:
 
     def take_all(self) -> list[dict[str, Any]]:
         return self.rows
+
+    def iter_batches(self, **_: Any) -> Any:
+        """The rows in order, one batch each (Ray Data with ``preserve_order``)."""
+        return (pa.Table.from_pylist([row]) for row in self.rows)
 
 
 class _Task:

@@ -124,3 +124,27 @@ class ActorTag(MapOperator[WordTotalsConfig]):
 
     def metrics(self) -> dict[str, float]:
         return {"batches": self.batches}
+
+
+class CountInitsConfig(OperatorConfig):
+    init_dir: str = Field(description="Directory where each construction drops a file.")
+
+
+@register("count_inits")
+class CountInits(MapOperator[CountInitsConfig]):
+    """Passes batches through; each construction (an actor starting, as a model would load)
+    drops a file in ``init_dir``, so a test can count how often the stage's actors started.
+
+    Reads: nothing. Writes: nothing.
+    """
+
+    version = 1
+    Config = CountInitsConfig
+    resources = ResourceHint(num_cpus=1.0, stateful=True)
+
+    def __init__(self, config: CountInitsConfig, artifact: pa.Table | None = None) -> None:
+        super().__init__(config, artifact)
+        open(os.path.join(config.init_dir, f"init-{os.getpid()}-{id(self)}"), "w").close()
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return batch
