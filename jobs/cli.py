@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from jobs import local_ray, report, train
+from jobs import inspect_commands, local_ray, report, train
 from jobs.models import ModelFileError
 from jobs.progress import StageBars
 from jobs.spec import DEFAULT_STORE, SpecError, load_pipeline
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ops = sub.add_parser("operators", help="list operators, or describe one")
     ops.add_argument("name", nargs="?")
+    inspect_commands.add_commands(sub)  # show, diff, explain
 
     train.add_arguments(sub.add_parser("train-classifier", help="train a model for the classifier_score operator"))
 
@@ -63,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         return {"run": cmd_run, "validate": cmd_validate, "status": cmd_status, "operators": cmd_operators,
-                "up": cmd_up, "down": cmd_down, "train-classifier": train.run}[args.command](args)
+                "up": cmd_up, "down": cmd_down, "train-classifier": train.run,
+                "show": inspect_commands.run_show, "diff": inspect_commands.run_diff,
+                "explain": inspect_commands.run_explain}[args.command](args)
     except (SpecError, train.TrainingError, ModelFileError, local_ray.LocalRayError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
