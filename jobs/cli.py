@@ -1,4 +1,5 @@
-"""`tamis run | validate | status | operators | train-classifier`: the command line."""
+"""`tamis run | validate | status | show | diff | explain | up | down | operators | train-classifier`:
+the command line."""
 
 from __future__ import annotations
 
