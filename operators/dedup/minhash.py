@@ -69,7 +69,8 @@ class MinhashDedup(Composite[MinhashDedupConfig]):
                 Part("assign", AssignComponent, config, ()),
                 *index,
                 # index.name: whether it reads the index match columns
-                Part("keep", VerifyKeep, config, _fields("keep", "verify", "threshold", *SHINGLE_FIELDS, "index.name")),
+                Part("keep", VerifyKeep, config, _fields("keep", "verify", "match_removed", "threshold", *SHINGLE_FIELDS,
+                                                              "index.name")),
                 Part("apply", KeepApply, config, ("index.name",)))
 
 

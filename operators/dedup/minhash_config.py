@@ -72,6 +72,11 @@ class MinhashDedupConfig(OperatorConfig):
     num_perm: int = Field(112, gt=0, le=1024, description="MinHash permutations (signature length).")
     scope: Literal["source", "global"] = Field("source", description="Deduplicate within each source, or globally.")
     verify: bool = Field(True, description="Check candidates' exact Jaccard before treating them as duplicates.")
+    match_removed: bool = Field(False, description="With verify: a candidate that matches no kept document it "
+                                "shares an LSH bucket with is also checked against the documents already removed "
+                                "that it shares one with, and a match removes it into that document's cluster. Chains "
+                                "A~B~C (A kept, C unlike A) then lose C too: more recall, and every removed document has "
+                                "a verified chain of removed documents to its keeper instead of a verified kept partner.")
     keep: str = Field("min_id", pattern=r"^(min_id|max:[A-Za-z0-9_]+)$",
                       description="Keeper of a cluster: min_id, or max:<column> (ties: smallest id).")
     map_digits: bool = Field(False, description="Map every digit to 0 before shingling.")

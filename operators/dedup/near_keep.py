@@ -10,7 +10,10 @@ first one it reaches the threshold with, or is kept itself. Every removed docume
 verified near-copy of a kept one, so no cluster is ever removed entirely, and LSH false
 positives (and chains A~B~C with A and C unlike) do not remove anything wrongly. A document
 similar to a kept one with which it shares no bucket (the LSH miss rate at that similarity,
-``1 - candidate_probability``) is kept: the same recall LSH gives any pair.
+``1 - candidate_probability``) is kept: the same recall LSH gives any pair. With
+``match_removed`` a member no linked keeper takes is also checked against the linked
+documents already removed, and joins the cluster of the first it matches: chains A~B~C
+lose C, and a removal has a verified chain of removed documents to its keeper instead.
 
 Cost: the exact checks are bounded by the linked kept documents, not by the component (a
 component of n members with k keepers once cost up to n x k checks; a boilerplate component
@@ -131,20 +134,29 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
             keeper[members] = members[0]
             return
         kept_in: dict[tuple[int, int], list[int]] = {}  # (band, bucket hash) -> kept rows, in kept order
-        rank: dict[int, int] = {}  # kept row -> its place in kept order
+        removed_in: dict[tuple[int, int], list[int]] = {}  # the same for removed rows (match_removed)
+        rank: dict[int, int] = {}  # row -> its place in visit order
         for row in members:
+            rank[row] = len(rank)
             buckets = sets.buckets(row)
             linked = sorted({k for b in buckets for k in kept_in.get(b, ())}, key=rank.__getitem__)
             match = self._first_verified(row, linked, sets) if linked else None
+            if match is None and self.config.match_removed:
+                # a chain A~B~C: B was removed as A's copy, C is like B but not like A
+                removed = sorted({r for b in buckets for r in removed_in.get(b, ())}, key=rank.__getitem__)
+                via = self._first_verified(row, removed, sets) if removed else None
+                match = None if via is None else int(keeper[via])
+                self._metrics["chain_matches"] = self._metrics.get("chain_matches", 0) + (via is not None)
+            into = kept_in if match is None else removed_in
             if match is not None:
                 keeper[row] = match
-                continue
-            rank[row] = len(rank)
+                if not self.config.match_removed:
+                    continue
             for b in buckets:
-                kept_in.setdefault(b, []).append(row)
+                into.setdefault(b, []).append(row)
 
     def _first_verified(self, row: int, linked: list[int], sets: "_RowSets") -> int | None:
-        """The first of the kept rows ``linked`` whose exact Jaccard with ``row`` reaches the
+        """The first of the rows ``linked`` whose exact Jaccard with ``row`` reaches the
         threshold, skipping those whose sketch estimate is below ``sets.least``."""
         close = [k for k, e in zip(linked, sets.estimate(row, np.asarray(linked))) if e >= sets.least]
         self._metrics["prefiltered_pairs"] += len(linked) - len(close)

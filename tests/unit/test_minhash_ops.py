@@ -256,3 +256,33 @@ def test_keep_checks_grow_with_links_not_with_the_component() -> None:
     assert 10 < kept < 390  # the chain drifts: several keepers, most copies removed
     assert op.metrics()["verified_pairs"] + op.metrics()["prefiltered_pairs"] < 6 * len(rows)
     assert op.metrics()["verified_pairs"] < len(rows) * kept / 10
+
+
+def test_match_removed_follows_a_chain_of_removed_documents_to_its_keeper() -> None:
+    """A chain of small edits: with match_removed every copy after the first is removed, each
+    with a verified partner among the documents removed before it, into the first's cluster;
+    without it the chain drifts into several keepers."""
+    rng = np.random.default_rng(3)
+    words = doc(300, 9).split()
+    rows = []
+    for i in range(200):
+        rows.append((f"d{i:04d}", " ".join(words), "x"))
+        for j in rng.integers(len(words), size=3):
+            words[j] = f"w{rng.integers(10**6)}"
+    plain = VerifyKeep(MinhashDedupConfig())(keep_input(rows))
+    config = MinhashDedupConfig(match_removed=True)
+    op = VerifyKeep(config)
+    chained = op(keep_input(rows, config))
+    assert sum(plain[KEEP].to_pylist()) > 2
+    kept = [i for i, k in zip(chained["id"].to_pylist(), chained[KEEP].to_pylist()) if k]
+    assert len(kept) < sum(plain[KEEP].to_pylist())
+    assert op.metrics()["chain_matches"] > 0
+    # every removed document is within the threshold of some document removed or kept before it
+    texts = {r[0]: r[1] for r in rows}
+    sets = {i: set(zip(*[texts[i].split()[k:] for k in range(5)])) for i in texts}
+    order = sorted(texts)
+    for n, (i, k) in enumerate(zip(chained["id"].to_pylist(), chained[KEEP].to_pylist())):
+        if not k:
+            earlier = order[:order.index(i)]
+            assert any(len(sets[i] & sets[e]) / len(sets[i] | sets[e]) >= 0.8 for e in earlier), i
+            assert chained[CLUSTER_ID][n].as_py() in kept
