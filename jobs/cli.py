@@ -208,10 +208,12 @@ def _previous_scheduler_gone(run_id: str) -> bool:
     return True
 
 
-def _follow(actor: Any, ref: Any, bars: StageBars) -> dict[str, Any]:
+def _follow(actor: Any, ref: Any, bars: StageBars | None = None) -> dict[str, Any]:
     """Print the scheduler's events as they come, with a progress bar per running stage on a
     terminal (jobs/progress.py), until the run ends; return its final state."""
     from tqdm.contrib.logging import logging_redirect_tqdm
+
+    bars = bars or StageBars()
 
     try:
         if not bars.enabled:
