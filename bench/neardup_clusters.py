@@ -112,8 +112,9 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=3, help="word substitutions per copy")
     parser.add_argument("--chains", type=int, default=10, help="chains per component (shape chains)")
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--match-removed", action="store_true", help="minhash_dedup match_removed")
     args = parser.parse_args()
-    config = MinhashDedupConfig()
+    config = MinhashDedupConfig(match_removed=args.match_removed)
     words = base_words(args.words)
     print(f"machine: {machine()}")
     print(f"planted: the first {len(words)} words of a devdocs page; {args.edits} substitutions per copy; "
