@@ -18,7 +18,11 @@ cluster size the dedup cost per vector is constant, but assignment cost per vect
 k (k grows with N), so the k-means figure per million is a lower bound for larger N. FAISS and
 BLAS use every core of the machine; the load average (other work on the machine) is printed.
 
-Usage: ``.venv/bin/python bench/embedding_space.py [--vectors 200000] [--dim 384]``
+With ``--ray`` only k-means is measured, also as a ``tamis run`` stage on a local Ray of every
+CPU (fit as one Ray task with FAISS threads set by jobs/execute.py, assign as map tasks; the
+two stages' seconds, Ray's start excluded).
+
+Usage: ``.venv/bin/python bench/embedding_space.py [--vectors 200000] [--dim 384] [--ray]``
 """
 
 from __future__ import annotations
@@ -80,6 +84,35 @@ def tamis_kmeans(table: pa.Table) -> dict[str, Any]:
             "inertia": 2 * float(distance.astype(np.float64).sum())}
 
 
+def tamis_kmeans_on_ray(table: pa.Table, folder: str) -> dict[str, Any]:
+    """``kmeans`` as a `tamis run` stage on a local Ray of every CPU: the fit as one Ray task
+    (jobs/execute.py run_fit), assign as map tasks; the two stages' seconds from the run."""
+    import pyarrow.parquet as pq
+    import ray
+    import yaml
+
+    from jobs.scheduler import RunScheduler
+    from jobs.spec import load_pipeline
+
+    files = 8
+    rows = -(-table.num_rows // files)
+    for n in range(files):
+        pq.write_table(table.slice(n * rows, rows).append_column(
+            "text", pa.array(["x"] * min(rows, max(0, table.num_rows - n * rows)))), f"{folder}/in-{n}.parquet")
+    raw = {"name": "kmeans_bench", "store": f"{folder}/store", "input": {"paths": [f"{folder}/in-*.parquet"],
+           "format": "parquet"}, "stages": [{"op": "kmeans"}], "execution": {"batch_rows": BATCH}}
+    with open(f"{folder}/kmeans.yaml", "w") as f:
+        yaml.safe_dump(raw, f)
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    try:
+        state = RunScheduler(load_pipeline(f"{folder}/kmeans.yaml").spec, "bench").run()
+    finally:
+        ray.shutdown()
+    stages = {s["name"]: s for s in state["stages"]}
+    return {"fit_s": stages["kmeans.fit"]["seconds"], "assign_s": stages["kmeans.assign"]["seconds"],
+            "threads": stages["kmeans.fit"]["metrics"].get("threads"), "k": stages["kmeans.fit"]["metrics"]["k"]}
+
+
 def plain_kmeans(x: np.ndarray, k: int) -> dict[str, Any]:
     km = faiss.Kmeans(x.shape[1], k, niter=20, seed=1234, spherical=True, max_points_per_centroid=256, verbose=False)
     km.train(x)
@@ -120,6 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vectors", type=int, default=200_000)
     parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--ray", action="store_true", help="k-means only, also as a `tamis run` stage on Ray")
     args = parser.parse_args()
     n = args.vectors
     base = clustered(n - n // 20, args.dim, max(1, n // 10_000), 0.06, seed=1)
@@ -132,13 +166,28 @@ def main() -> None:
     plain, t2, m2 = in_child(lambda: plain_kmeans(x, ours["k"]))
     rows.append(("k-means fit + assign", f"k={ours['k']}", t1, m1, t2, m2,
                  f"inertia {ours['inertia']:.0f} vs {plain['inertia']:.0f}"))
+    if args.ray:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            on_ray, t5, m5 = in_child(lambda: tamis_kmeans_on_ray(table, folder))
+        seconds = on_ray["fit_s"] + on_ray["assign_s"]
+        rows.append(("k-means on Ray (2 stages)", f"{on_ray['threads']} threads", seconds, m5, t2, m2,
+                     f"fit {on_ray['fit_s']:.1f} s + assign {on_ray['assign_s']:.1f} s; whole run {t5:.1f} s"))
     clustered_table = table.append_column("cluster_id", pa.array(ours["cluster"])).append_column(
         "cluster_distance", pa.array(ours["distance"]))
+    if args.ray:  # k-means only
+        _print(rows, n)
+        return
     base_dedup, t4, m4 = in_child(lambda: plain_dedup(x, ours["cluster"], ours["distance"]))
     for precision in ("float64", "float32"):
         dedup, t3, m3 = in_child(lambda: tamis_dedup(clustered_table, precision))
         rows.append((f"semantic dedup ({precision})", f"largest {dedup['largest']}", t3, m3, t4, m4,
                      f"removed {dedup['removed']} vs {base_dedup['removed']}"))
+    _print(rows, n)
+
+
+def _print(rows: list[tuple[Any, ...]], n: int) -> None:
     scale = 1e6 / n
     print(f"{'work':<26} {'':<15} {'tamis s/M':>10} {'peak MB':>8} {'plain s/M':>10} {'peak MB':>8} "
           f"{'ratio':>6}  check")

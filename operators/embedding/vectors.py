@@ -30,6 +30,10 @@ def embedding_matrix(values: pa.Array | pa.ChunkedArray, column: str = EMBEDDING
     if not (pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)) \
             or not (pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type)):
         raise TypeError(f"column {column!r} is {kind}, not a list of floats")
+    if pa.types.is_fixed_size_list(kind) and array.null_count == 0 and kind.list_size:
+        # the common case (what embed writes): one copy of the flat values, no mask or filter
+        flat = array.flatten().to_numpy(zero_copy_only=False)
+        return flat.astype(np.float32, copy=True).reshape(n, kind.list_size), np.ones(n, bool)
     valid = pc.is_valid(array).to_numpy(zero_copy_only=False)
     if pa.types.is_fixed_size_list(kind):
         d = kind.list_size
