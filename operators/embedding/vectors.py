@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
+
+from operators.xxh64 import xxh64_hashes
 
 EMBEDDING = "embedding"
 CLUSTER_ID = "cluster_id"
@@ -52,8 +53,7 @@ def embedding_matrix(values: pa.Array | pa.ChunkedArray, column: str = EMBEDDING
 
 def id_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """xxh64 of each id's UTF-8 bytes: an order-free, worker-free sampling key."""
-    return np.fromiter((xxhash.xxh64_intdigest(i.encode()) for i in ids.to_pylist()), dtype=np.uint64,
-                       count=len(ids))
+    return xxh64_hashes(ids)
 
 
 def int_column(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:

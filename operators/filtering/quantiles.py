@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
 from pydantic import Field
 
 from operators.base import Composite, FitOperator, MapOperator, OperatorConfig, Part, set_column
 from operators.registry import register
+from operators.xxh64 import xxh64_hashes
 
 ARTIFACT_SCHEMA = pa.schema([("group", pa.string()), ("column", pa.string()), ("count", pa.int64()),
                              ("sample", pa.list_(pa.float64()))])
@@ -45,10 +45,6 @@ class QuantilesConfig(OperatorConfig):
 def rank_column(column: str) -> str:
     return f"{column}_rank"
 
-
-def _id_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return np.fromiter((xxhash.xxh64_intdigest(i.encode()) for i in ids.to_pylist()), dtype=np.uint64,
-                       count=len(ids))
 
 
 def _groups(batch: pa.Table, by: str | None) -> Iterator[tuple[str, np.ndarray]]:
@@ -83,7 +79,7 @@ class QuantileSamples(FitOperator[QuantilesConfig]):
         kept: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         counts: dict[tuple[str, str], int] = {}
         for batch in batches:
-            hashes = _id_hashes(batch["id"])
+            hashes = xxh64_hashes(batch["id"])
             for group, rows in _groups(batch, self.config.by):
                 for column in self.config.columns:
                     values = _numeric(batch[column], column).take(pa.array(rows))

@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
 from pydantic import Field, model_validator
 
 from operators.base import Composite, FitOperator, MapOperator, OperatorConfig, Part, set_column
@@ -52,6 +51,7 @@ from operators.quality.text_quality_rules import (RULES, TextQualityRules, TextQ
                                                   combine, rule_words)
 from operators.quality.text_stats import TextStats, numpy, text_stats
 from operators.registry import register
+from operators.xxh64 import xxh64_hashes
 
 logger = logging.getLogger(__name__)
 
@@ -201,10 +201,6 @@ class TextQualityScoreCalibrated(_TextQualityMap):
         return self._weights
 
 
-def _id_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return np.fromiter((xxhash.xxh64_intdigest(i.encode()) for i in ids.to_pylist()),
-                       dtype=np.uint64, count=len(ids))
-
 
 class _BottomK:
     """The ``k`` documents of smallest (id hash, figures) seen so far, with their figures."""
@@ -279,7 +275,7 @@ class TextQualityCalibrate(FitOperator[TextQualityConfig]):
         samples = {1: _BottomK(calibration.max_documents), 0: _BottomK(calibration.max_documents)}
         for batch in batches:
             labels = self._labels(batch)
-            hashes = _id_hashes(batch["id"])
+            hashes = xxh64_hashes(batch["id"])
             rows = []
             for label, sample in samples.items():
                 chosen = np.flatnonzero(labels == label)
