@@ -31,6 +31,11 @@ def stage_prefix(name: str, fp: str) -> str:
     return f"stages/{name}-{fp}"
 
 
+def run_json_key(run_id: str) -> str:
+    """Where a run's state (``run.json``) lives in the store."""
+    return f"runs/{run_id}/run.json"
+
+
 def commit_key(prefix: str) -> str:
     """The commit object of the stage, wave or round written under ``prefix``."""
     return f"{prefix}/{COMMIT}"

@@ -92,14 +92,14 @@ def cmd_operators(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from jobs.scheduler import run_json_key
+    from jobs.checkpoint import run_json_key
+    from jobs.stage_rows import list_runs
     from jobs.store import Store
 
     store = load_pipeline(args.config, check_io=False).spec.make_store() if args.config else Store(args.store)
     state = store.read_json(run_json_key(args.run_id))
     if state is None:
-        runs = sorted({k.split("/")[1] for k in store.list("runs") if k.endswith("run.json")})
-        print(f"error: no run {args.run_id!r} in {store.uri} (runs there: {', '.join(runs) or 'none'})",
+        print(f"error: no run {args.run_id!r} in {store.uri} (runs there: {', '.join(list_runs(store)) or 'none'})",
               file=sys.stderr)
         return 2
     print(report.render_status(state))

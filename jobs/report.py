@@ -106,21 +106,15 @@ def render_summary(state: dict[str, Any]) -> str:
     docs_in = stages[0].get("rows_in") if stages else 0
     if state.get("status") == "stopped":  # --until: no output yet
         docs_out = stages[-1].get("rows_out") if stages else 0
-        return "\n".join([
-            table(["stage", "docs in", "docs out", "removed for", "removed"], rows),
-            "",
-            f"documents in: {docs_in or 0:,}   after {state.get('stopped_after')}: {docs_out or 0:,}   "
-            f"wall time: {state.get('wall_seconds', 0):.1f}s",
-            f"stopped after {state.get('stopped_after')} as asked (--until); the same command without --until "
-            "goes on from there",
-        ])
-    return "\n".join([
-        table(["stage", "docs in", "docs out", "removed for", "removed"], rows),
-        "",
-        f"documents in: {docs_in:,}   out: {out.get('rows', 0):,}   wall time: {state.get('wall_seconds', 0):.1f}s",
-        f"output:   {out.get('uri')}",
-        f"manifest: {out.get('manifest')}",
-    ])
+        tail = [f"documents in: {docs_in or 0:,}   after {state.get('stopped_after')}: {docs_out or 0:,}   "
+                f"wall time: {state.get('wall_seconds', 0):.1f}s",
+                f"stopped after {state.get('stopped_after')} as asked (--until); the same command without --until "
+                "goes on from there"]
+    else:
+        tail = [f"documents in: {docs_in:,}   out: {out.get('rows', 0):,}   wall time: {state.get('wall_seconds', 0):.1f}s",
+                f"output:   {out.get('uri')}",
+                f"manifest: {out.get('manifest')}"]
+    return "\n".join([table(["stage", "docs in", "docs out", "removed for", "removed"], rows), "", *tail])
 
 
 def _ago(t: float | None) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 from jobs import checkpoint as cp
 from jobs import execute, file_chain, shuffle
 from jobs.chain import chain_from, run_chain
-from jobs.checkpoint import Artifact, WaveResult
+from jobs.checkpoint import Artifact, WaveResult, run_json_key
 from jobs.ledger import RunContext, StageCommit, StageEntry, StageKind, StageLedger, Wave
 from jobs.lock import RunLock
 from jobs.models import StagedModel, stage_model
@@ -40,10 +40,6 @@ MAX_EVENTS = 500
 
 def actor_name(run_id: str) -> str:
     return f"scheduler-{run_id}"
-
-
-def run_json_key(run_id: str) -> str:
-    return f"runs/{run_id}/run.json"
 
 
 class RunScheduler:

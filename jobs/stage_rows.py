@@ -108,9 +108,7 @@ def load_run(store: Store, run_id: str) -> RunRecord:
     Raises:
         InspectError: no such run; the message lists the runs in the store.
     """
-    from jobs.scheduler import run_json_key  # jobs.scheduler imports Ray: only when a command runs
-
-    state = store.read_json(run_json_key(run_id))
+    state = store.read_json(cp.run_json_key(run_id))
     if state is None:
         raise InspectError(f"no run {run_id!r} in {store.uri} (runs there: {', '.join(list_runs(store)) or 'none'})")
     stages = tuple(RunStage(n, s["name"], s.get("op") or s["name"], s["fingerprint"], s.get("status", ""),

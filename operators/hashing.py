@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["byte_hashes", "distinct_values", "splitmix64", "string_hashes"]
+__all__ = ["byte_hashes", "distinct_values", "splitmix64", "string_hashes", "utf8_spans"]
 
 _U64 = np.uint64
 _GOLDEN = _U64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: splitmix64's increment
@@ -76,13 +76,19 @@ def byte_hashes(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     every output bit depends on every input byte. Not for adversarial input: fine for
     uniform sampling, not for keys that must not collide. A null hashes as ``""``.
     """
+    data, starts = utf8_spans(column)
+    out = np.empty(len(starts) - 1, np.uint64)
+    _fnv1a_spans(data, starts, out)
+    return splitmix64(out)
+
+
+def utf8_spans(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A string column's UTF-8 bytes and each value's start in them (one more than the
+    values: the last is the end), without copying the bytes; a null is an empty span."""
     array = column.cast(pa.large_string())
     array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-    out = np.empty(len(array), np.uint64)
     if not len(array):
-        return out
+        return np.zeros(0, np.uint8), np.zeros(1, np.int64)
     _, offsets, data = array.buffers()
     starts = np.frombuffer(offsets, np.int64)[array.offset:array.offset + len(array) + 1]
-    bytes_ = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-    _fnv1a_spans(bytes_, starts, out)
-    return splitmix64(out)
+    return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), starts

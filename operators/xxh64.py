@@ -14,6 +14,8 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from operators.hashing import utf8_spans
+
 _U64 = np.uint64
 _P1 = _U64(11400714785074694791)
 _P2 = _U64(14029467366897019727)
@@ -93,13 +95,7 @@ def _xxh64_spans(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None
 def xxh64_hashes(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """``xxhash.xxh64_intdigest`` (seed 0) of each value's UTF-8 bytes, as ``uint64``; a null
     hashes as ``""``."""
-    array = column.cast(pa.large_string())
-    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-    out = np.empty(len(array), np.uint64)
-    if not len(array):
-        return out
-    _, offsets, data = array.buffers()
-    starts = np.frombuffer(offsets, np.int64)[array.offset:array.offset + len(array) + 1]
-    bytes_ = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-    _xxh64_spans(bytes_, starts, out)
+    data, starts = utf8_spans(column)
+    out = np.empty(len(starts) - 1, np.uint64)
+    _xxh64_spans(data, starts, out)
     return out

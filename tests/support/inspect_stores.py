@@ -12,7 +12,8 @@ import yaml
 from jobs import execute
 from jobs.checkpoint import commit_key, stage_prefix
 from jobs.part_reader import read_part
-from jobs.scheduler import RunScheduler, run_json_key
+from jobs.checkpoint import run_json_key
+from jobs.scheduler import RunScheduler
 from jobs.spec import load_pipeline
 from jobs.store import Store
 from tests.conftest import REPO, SAMPLE

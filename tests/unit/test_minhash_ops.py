@@ -240,16 +240,22 @@ def test_keep_checks_only_linked_keepers_and_prefilters_by_sketch() -> None:
     assert round(prefilter_margin(112), 3) == 0.249 and round(prefilter_margin(64), 3) == 0.330
 
 
-def test_keep_checks_grow_with_links_not_with_the_component() -> None:
-    """A chain of small edits: each copy is linked to its neighbours only; checks stay
-    below the pairs that share a bucket, far below members x keepers."""
+def drifting_chain(n: int) -> list[tuple[str, str, str]]:
+    """``n`` copies of a page in one component, each the one before with 3 words replaced."""
     rng = np.random.default_rng(3)
     words = doc(300, 9).split()
     rows = []
-    for i in range(400):
+    for i in range(n):
         rows.append((f"d{i:04d}", " ".join(words), "x"))
         for j in rng.integers(len(words), size=3):
             words[j] = f"w{rng.integers(10**6)}"
+    return rows
+
+
+def test_keep_checks_grow_with_links_not_with_the_component() -> None:
+    """A chain of small edits: each copy is linked to its neighbours only; checks stay
+    below the pairs that share a bucket, far below members x keepers."""
+    rows = drifting_chain(400)
     op = VerifyKeep(MinhashDedupConfig())
     out = op(keep_input(rows))
     kept = sum(out[KEEP].to_pylist())
@@ -262,13 +268,7 @@ def test_match_removed_follows_a_chain_of_removed_documents_to_its_keeper() -> N
     """A chain of small edits: with match_removed every copy after the first is removed, each
     with a verified partner among the documents removed before it, into the first's cluster;
     without it the chain drifts into several keepers."""
-    rng = np.random.default_rng(3)
-    words = doc(300, 9).split()
-    rows = []
-    for i in range(200):
-        rows.append((f"d{i:04d}", " ".join(words), "x"))
-        for j in rng.integers(len(words), size=3):
-            words[j] = f"w{rng.integers(10**6)}"
+    rows = drifting_chain(200)
     plain = VerifyKeep(MinhashDedupConfig())(keep_input(rows))
     config = MinhashDedupConfig(match_removed=True)
     op = VerifyKeep(config)
