@@ -112,6 +112,16 @@ class GpuSampler:
     def mean(self) -> float | None:
         return round(float(np.mean(self.samples)), 1) if self.samples else None
 
+    def busy_window(self, floor: float = 5.0) -> tuple[float | None, float]:
+        """Mean utilization from the first to the last sample above ``floor`` %, and that
+        window's seconds: the GPU's share while the run had work for it (start-up before
+        the first batch and the output write after the last are outside)."""
+        busy = [i for i, v in enumerate(self.samples) if v > floor]
+        if not busy:
+            return None, 0.0
+        window = self.samples[busy[0]:busy[-1] + 1]
+        return round(float(np.mean(window)), 1), round(self.times[busy[-1]] - self.times[busy[0]], 1)
+
     def per_second(self, since: float) -> list[float]:
         """Mean utilization in each whole second after ``since`` (a ``perf_counter`` time)."""
         if not self.samples:
@@ -177,6 +187,9 @@ def main() -> None:
     parser.add_argument("--wave-mb", type=float, default=None, help="--pipeline: execution.wave_mb (default 1024)")
     parser.add_argument("--pipeline-only", action="store_true",
                         help="skip the in-process figures: only --pipeline runs (no x st.encode column)")
+    parser.add_argument("--uncompressed", action="store_true",
+                        help="--pipeline: plain .jsonl shards (more waves per document at the default wave_mb, "
+                             "which counts input bytes as stored)")
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args()
 
@@ -202,7 +215,7 @@ def main() -> None:
         record("ray: embed.tokenize -> embed.encode", run_ray(texts, args), len(texts))
     if args.pipeline:
         n = args.pipeline_docs or len(texts)
-        shards = write_shards([texts[i % len(texts)] for i in range(n)])
+        shards = write_shards([texts[i % len(texts)] for i in range(n)], args.uncompressed)
         results["pipeline_stages"] = {}
         for gpus, cpus in ((g, c) for g in args.encode_gpus for c in args.encode_cpus):
             label = "" if gpus is None else f", {gpus:g} GPU per encode actor"
@@ -211,6 +224,11 @@ def main() -> None:
                 started = time.perf_counter()
                 seconds, stages = run_pipeline(shards, args, gpus, cpus)
             record(f"pipeline: read -> tokenize -> encode -> write{label}", seconds, n, gpu.mean())
+            window_util, window_s = gpu.busy_window()
+            results.setdefault("gpu_busy_window", {})[label] = {"util_pct": window_util, "seconds": window_s}
+            print(f"pipeline{label}: {seconds:.1f} s, {n / seconds:,.0f} docs/s; GPU busy {gpu.mean()} % of the run, "
+                  f"{window_util} % from its first to its last busy sample ({window_s} s); "
+                  + "; ".join(f"{st['name']}: {st.get('waves', '?')} waves" for st in stages), flush=True)
             results.setdefault("gpu_util_per_s", {})[label] = gpu.per_second(started)
             for stage in stages:
                 record(f"  pipeline stage {stage['name']}{label}", stage["seconds"], n)
@@ -312,7 +330,7 @@ def in_process_figures(args: argparse.Namespace, texts: list[str], rows: list[pa
 
 
 
-def write_shards(texts: list[str]) -> Path:
+def write_shards(texts: list[str], uncompressed: bool = False) -> Path:
     """The documents as JSONL shards of at most 25,000 documents, and at least 2 per CPU (so
     the read and tokenize tasks spread over the cores and the first files reach the GPU
     soon), in a temporary directory, written by one process per CPU."""
@@ -321,7 +339,8 @@ def write_shards(texts: list[str]) -> Path:
 
     work = Path(tempfile.mkdtemp(prefix="embed-bench-"))
     shards = max(1, min(len(texts) // 1000, max(2 * (os.cpu_count() or 1), -(-len(texts) // 25_000))))
-    jobs = [(work / f"part-{n:05d}.jsonl.gz", n, shards) for n in range(shards)]
+    suffix = "jsonl" if uncompressed else "jsonl.gz"
+    jobs = [(work / f"part-{n:05d}.{suffix}", n, shards) for n in range(shards)]
     global _SHARD_TEXTS
     _SHARD_TEXTS = texts  # inherited by the forked workers, not pickled
     with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
@@ -333,7 +352,9 @@ _SHARD_TEXTS: list[str] = []
 
 
 def _write_shard(path: Path, n: int, shards: int) -> None:
-    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as f:
+    opened = open(path, "w", encoding="utf-8") if path.suffix == ".jsonl" else \
+        gzip.open(path, "wt", encoding="utf-8", compresslevel=1)
+    with opened as f:
         for i in range(n, len(_SHARD_TEXTS), shards):
             f.write(json.dumps({"id": str(i), "text": _SHARD_TEXTS[i], "source": "bench"}) + "\n")
 
@@ -357,7 +378,7 @@ def run_pipeline(shards: Path, args: argparse.Namespace, encode_gpus: float | No
     model = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model  # the YAML is elsewhere
     work = Path(tempfile.mkdtemp(prefix="store-", dir=shards))
     raw = {"name": "embed-bench", "store": str(work / "store"),
-           "input": {"paths": [str(shards / "part-*.jsonl.gz")]},
+           "input": {"paths": [str(shards / "part-*.jsonl*")]},
            "execution": {"batch_rows": args.batch_rows, **({"wave_mb": args.wave_mb} if args.wave_mb else {})},
            "stages": [{"op": "embed", "config": {"model": model, "batch_size": args.batch_size,
                                                  "device": args.device}}]
@@ -374,7 +395,8 @@ def run_pipeline(shards: Path, args: argparse.Namespace, encode_gpus: float | No
     started = time.perf_counter()
     state = RunScheduler(pipeline.spec, "embed-bench").run()
     seconds = time.perf_counter() - started
-    stages = [{k: v for k, v in st.items() if k in ("name", "seconds", "rows_out")} for st in state["stages"]]
+    stages = [{**{k: v for k, v in st.items() if k in ("name", "seconds", "rows_out")},
+               "waves": st.get("waves_total")} for st in state["stages"]]
     return seconds, stages
 
 

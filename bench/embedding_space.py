@@ -1,4 +1,4 @@
-"""Embedding space on CPU: k-means (fit + assign) and semantic dedup against the plain ways.
+"""Embedding space: k-means (fit + assign) and semantic dedup against the plain ways.
 
 Synthetic clustered unit vectors (``--vectors``, default 200,000, of ``--dim`` 384: one topic
 centre per 10,000 vectors, Gaussian noise, plus 5 % near-copies) are processed four ways,
@@ -22,7 +22,12 @@ With ``--ray`` only k-means is measured, also as a ``tamis run`` stage on a loca
 CPU (fit as one Ray task with FAISS threads set by jobs/execute.py, assign as map tasks; the
 two stages' seconds, Ray's start excluded).
 
-Usage: ``.venv/bin/python bench/embedding_space.py [--vectors 200000] [--dim 384] [--ray]``
+``--k`` sets the number of clusters (the semantic dedup figure per million depends on cluster
+size: its pairs grow with N^2 / k); ``--devices cpu cuda`` also runs semantic dedup's
+similarity blocks on the GPU (torch), same decisions as the CPU's.
+
+Usage: ``.venv/bin/python bench/embedding_space.py [--vectors 200000] [--dim 384] [--k K]
+[--devices cpu cuda] [--ray]``
 """
 
 from __future__ import annotations
@@ -71,8 +76,8 @@ def in_child(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     return result, seconds, usage.ru_maxrss / 1024
 
 
-def tamis_kmeans(table: pa.Table) -> dict[str, Any]:
-    config = KMeansConfig()
+def tamis_kmeans(table: pa.Table, k: int | None) -> dict[str, Any]:
+    config = KMeansConfig(k=k)
     fit = KMeansFit(config)
     fit.threads = os.cpu_count() or 1  # as jobs/execute.py sets it: every CPU of the node
     artifact = fit.fit(iter(table.slice(s, BATCH) for s in range(0, table.num_rows, BATCH)))
@@ -120,8 +125,8 @@ def plain_kmeans(x: np.ndarray, k: int) -> dict[str, Any]:
     return {"k": k, "inertia": 2 * float((1 - sims.astype(np.float64)).sum())}
 
 
-def tamis_dedup(table: pa.Table, precision: str) -> dict[str, Any]:
-    op = SemanticDedup(SemanticDedupConfig(eps=EPS, precision=precision))
+def tamis_dedup(table: pa.Table, precision: str, device: str) -> dict[str, Any]:
+    op = SemanticDedup(SemanticDedupConfig(eps=EPS, precision=precision, device=device))
     order = np.argsort(table["cluster_id"].to_numpy(), kind="stable")
     op(table.take(pa.array(order)))
     return {"removed": int(op.metrics()["removed"]), "largest": int(op.metrics()["largest_cluster"])}
@@ -146,7 +151,7 @@ def machine() -> str:
             model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{os.cpu_count()} cores, {model}, {platform.python_version()}, faiss {faiss.__version__}, no GPU used"
+    return f"{os.cpu_count()} cores, {model}, {platform.python_version()}, faiss {faiss.__version__}"
 
 
 def main() -> None:
@@ -154,6 +159,9 @@ def main() -> None:
     parser.add_argument("--vectors", type=int, default=200_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--ray", action="store_true", help="k-means only, also as a `tamis run` stage on Ray")
+    parser.add_argument("--k", type=int, default=None, help="clusters (default: kmeans's own, N / 10,000)")
+    parser.add_argument("--devices", nargs="+", default=["cpu"], choices=("cpu", "cuda"),
+                        help="where semantic dedup computes its similarity blocks")
     args = parser.parse_args()
     n = args.vectors
     base = clustered(n - n // 20, args.dim, max(1, n // 10_000), 0.06, seed=1)
@@ -162,7 +170,7 @@ def main() -> None:
     print(f"{machine()}\nload average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"{n} vectors x {args.dim} (float32, {x.nbytes / 2**20:.0f} MB), eps {EPS}\n")
     rows = []
-    ours, t1, m1 = in_child(lambda: tamis_kmeans(table))
+    ours, t1, m1 = in_child(lambda: tamis_kmeans(table, args.k))
     plain, t2, m2 = in_child(lambda: plain_kmeans(x, ours["k"]))
     rows.append(("k-means fit + assign", f"k={ours['k']}", t1, m1, t2, m2,
                  f"inertia {ours['inertia']:.0f} vs {plain['inertia']:.0f}"))
@@ -180,10 +188,11 @@ def main() -> None:
         _print(rows, n)
         return
     base_dedup, t4, m4 = in_child(lambda: plain_dedup(x, ours["cluster"], ours["distance"]))
-    for precision in ("float64", "float32"):
-        dedup, t3, m3 = in_child(lambda: tamis_dedup(clustered_table, precision))
-        rows.append((f"semantic dedup ({precision})", f"largest {dedup['largest']}", t3, m3, t4, m4,
-                     f"removed {dedup['removed']} vs {base_dedup['removed']}"))
+    for device in args.devices:
+        for precision in ("float64", "float32"):
+            dedup, t3, m3 = in_child(lambda: tamis_dedup(clustered_table, precision, device))
+            rows.append((f"semantic dedup {device} {precision[-2:]}", f"largest {dedup['largest']}", t3, m3, t4, m4,
+                         f"removed {dedup['removed']} vs {base_dedup['removed']}"))
     _print(rows, n)
 
 

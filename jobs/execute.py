@@ -188,7 +188,9 @@ def run_group(operator: type[GroupOperator[Any]], config: Any, keys: list[str], 
     stats, by_partition = shuffle.fragments_by_partition(stats)
     if by_partition:
         reduce_items = [{"partition": p, "keys": json.dumps(k)} for p, k in by_partition.items()]
-        stats += _collect(_per_item(reduce_items, _reduce_partitions, **_cpu_memory(effective(resources, operator.resources)),
+        need = effective(resources, operator.resources)  # semantic_dedup: a GPU share where there are GPUs
+        stats += _collect(_per_item(reduce_items, _reduce_partitions, **_cpu_memory(need),
+                                    **({"num_gpus": need.num_gpus} if need.num_gpus else {}),
                                     fn_kwargs=dict(operator=operator, config=config, store=store, out=out)))
     store.delete_prefix(fragments)
     return stats

@@ -34,7 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
-from operators.base import GroupOperator, OperatorConfig, set_column
+from operators.base import GroupOperator, OperatorConfig, ResourceHint, set_column
+from operators.embedding.similarity_blocks import NumpyBlocks, SimilarityBlocks, similarity_blocks
 from operators.embedding.vectors import CLUSTER_DISTANCE, CLUSTER_ID, EMBEDDING, embedding_matrix, int_column
 from operators.runs import run_starts
 from operators.registry import register
@@ -58,6 +59,9 @@ class SemanticDedupConfig(OperatorConfig):
                                                      "float32 whatever the blocking; float32: faster "
                                                      "(docs/benchmarks.md).")
     column: str = Field(EMBEDDING, description="List<float> column of L2-normalized embeddings.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the similarity blocks are computed: auto (a GPU when the worker sees "
+        "one, else the CPU), cpu or cuda. The same decisions either way (similarity_blocks.py).")
     target_removal: float | None = Field(
         None, gt=0, lt=1, description="Choose eps so that about this fraction of all documents is removed "
         "(criterion ranked only; eps is then ignored): the threshold is fitted on every document's "
@@ -99,11 +103,13 @@ class SemanticDedup(GroupOperator[SemanticDedupConfig]):
     Config = SemanticDedupConfig
     writes = (KEEP, MAX_SIM, PRIOR_SIM, PRIOR_ID, GROUP)
     bypass_null_keys = True
+    # where the cluster has GPUs, four reduce tasks share each (CPU-only clusters: CPU tasks)
+    resources = ResourceHint(num_cpus=1, gpus_when_available=0.25)
 
     def __init__(self, config: SemanticDedupConfig, artifact: pa.Table | None = None) -> None:
         super().__init__(config, artifact)
         self._metrics = {"clusters": 0, "documents": 0, "removed": 0, "pairs": 0, "seconds": 0.0,
-                         "largest_cluster": 0}
+                         "largest_cluster": 0, "clusters_on_gpu": 0}
 
     @classmethod
     def columns_read(cls, config: OperatorConfig) -> tuple[str, ...]:
@@ -130,16 +136,18 @@ class SemanticDedup(GroupOperator[SemanticDedupConfig]):
         nearest = np.arange(n)
         # with a target fraction the threshold is fitted later: keep everything here
         threshold = np.inf if self.config.target_removal is not None else 1.0 - self.config.eps
+        blocks = similarity_blocks(self.config.device, self.config.precision)
         order = self._rank(table)
         order = order[valid[order]]
         bounds = [*np.flatnonzero(run_starts(cluster[order])), len(order)] if len(order) else [0]
         for begin, end in zip(bounds, bounds[1:]):
             rows = order[begin:end]
             result = dedup_cluster(vectors[rows], threshold, self.config.criterion,
-                                   self.config.block_rows, self.config.precision)
+                                   self.config.block_rows, self.config.precision, blocks)
             keep[rows], max_sim[rows], prior[rows], keeper[rows] = result[0], result[1], result[2], rows[result[3]]
             nearest[rows] = rows[result[4]]
             self._metrics["clusters"] += 1
+            self._metrics["clusters_on_gpu"] += blocks.device == "cuda"
             self._metrics["pairs"] += len(rows) * (len(rows) - 1) // 2
             self._metrics["largest_cluster"] = max(self._metrics["largest_cluster"], len(rows))
         self._metrics["documents"] += n
@@ -163,17 +171,20 @@ class SemanticDedup(GroupOperator[SemanticDedupConfig]):
                                                 ("id", "ascending", "at_end")]).to_numpy()
 
 
-def dedup_cluster(x: np.ndarray, threshold: float, criterion: str, block: int, precision: str = "float64"
+def dedup_cluster(x: np.ndarray, threshold: float, criterion: str, block: int, precision: str = "float64",
+                  blocks: SimilarityBlocks | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Decide one cluster whose rows ``x`` are in rank order (best to keep first).
 
     Returns (keep, max_sim, prior_sim, keeper, nearest) per row: max_sim over all other rows,
     prior_sim over earlier rows (NaN where there are none), keeper the row index of the kept
     row it duplicates (itself when kept), nearest the earlier row most similar (itself for
-    the first). Duplicate means sim > ``threshold``.
+    the first). Duplicate means sim > ``threshold``. ``blocks`` computes the similarity
+    blocks and their maxima (similarity_blocks.py; numpy on the CPU when not given).
     """
     n = len(x)
-    x = np.ascontiguousarray(x, dtype=np.float64 if precision == "float64" else np.float32)
+    blocks = blocks or NumpyBlocks(precision)
+    blocks.load(x)
     max_sim = np.full(n, -np.inf, np.float32)
     prior = np.full(n, -np.inf, np.float32)
     prior_arg = np.arange(n)  # earlier row most similar (ranked criterion)
@@ -182,27 +193,27 @@ def dedup_cluster(x: np.ndarray, threshold: float, criterion: str, block: int, p
     keep = np.ones(n, bool)
     for s in range(0, n, block):
         e = min(n, s + block)
-        xb = x[s:e]
         for c in range(0, s, block):
-            sims = (xb @ x[c:c + block].T).astype(np.float32)
-            max_sim[c:c + sims.shape[1]] = np.maximum(max_sim[c:c + sims.shape[1]], sims.max(axis=0))
-            _update(prior, prior_arg, s, sims, c)
+            f = min(s, c + block)
+            sims = blocks.gram(s, e, c, f)
+            max_sim[c:f] = np.maximum(max_sim[c:f], blocks.col_max(sims))
+            _update(prior, prior_arg, s, *blocks.row_argmax(sims), c)
             if criterion == "kept":
-                _update(best_kept, best_arg, s, np.where(keep[c:c + sims.shape[1]], sims, -np.inf), c)
-        sims = (xb @ xb.T).astype(np.float32)
-        lower = np.where(np.tri(e - s, k=-1, dtype=bool), sims, -np.inf).astype(np.float32)
-        max_sim[s:e] = np.maximum(max_sim[s:e], lower.max(axis=0))
-        _update(prior, prior_arg, s, lower, s)
+                _update(best_kept, best_arg, s, *blocks.row_argmax(sims, keep[c:f]), c)
+        lower = blocks.lower(blocks.gram(s, e, s, e))
+        max_sim[s:e] = np.maximum(max_sim[s:e], blocks.col_max(lower))
+        _update(prior, prior_arg, s, *blocks.row_argmax(lower), s)
         max_sim[s:e] = np.maximum(max_sim[s:e], prior[s:e])
         if criterion == "ranked":
             keep[s:e] = prior[s:e] <= threshold
             continue
         # Rows with no earlier row of this block above the threshold are decided by earlier
         # blocks alone; the others depend on which earlier rows of the block were kept.
-        pending = (lower > threshold).any(axis=1)
-        keep[s:e] = np.where(pending, True, best_kept[s:e] <= threshold)
-        for i in np.flatnonzero(pending):
-            row = np.where(keep[s:s + i], lower[i, :i], -np.inf)
+        pending = np.flatnonzero(blocks.rows_above(lower, threshold))
+        keep[s:e] = best_kept[s:e] <= threshold
+        keep[s + pending] = True
+        for i, row in zip(pending, blocks.rows(lower, pending) if len(pending) else []):
+            row = np.where(keep[s:s + i], row[:i], -np.inf)
             j = int(row.argmax())
             if row[j] > best_kept[s + i]:
                 best_kept[s + i], best_arg[s + i] = row[j], s + j
@@ -221,13 +232,11 @@ def dedup_cluster(x: np.ndarray, threshold: float, criterion: str, block: int, p
             prior_arg)
 
 
-def _update(best: np.ndarray, arg: np.ndarray, s: int, sims: np.ndarray, c: int) -> None:
-    """Raise rows s.. of ``best`` to their row maxima in ``sims`` (columns from c), strictly."""
-    if sims.shape[1] == 0:
+def _update(best: np.ndarray, arg: np.ndarray, s: int, value: np.ndarray, j: np.ndarray, c: int) -> None:
+    """Raise rows s.. of ``best`` to ``value`` (row maxima at columns ``j`` + c of a block), strictly."""
+    if len(value) == 0:
         return
-    j = sims.argmax(axis=1)
-    value = sims[np.arange(len(sims)), j]
-    rows = slice(s, s + len(sims))
+    rows = slice(s, s + len(value))
     better = value > best[rows]
     best[rows] = np.where(better, value, best[rows])
     arg[rows] = np.where(better, j + c, arg[rows])

@@ -143,7 +143,9 @@ class SemanticDedupComposite(Composite[SemanticDedupConfig]):
     @classmethod
     def parts(cls, config: SemanticDedupConfig) -> Sequence[Part]:
         if config.target_removal is None:
-            return (Part("", SemanticDedup, config),)
+            # every field but device, which changes where, not what (same decisions)
+            return (Part("", SemanticDedup, config, tuple(f for f in SemanticDedupConfig.model_fields
+                                                          if f != "device")),)
         # with a target the pairs stage decides nothing (eps is ignored, every row kept), so a
         # new target reruns only the eps fit and apply, never the pairwise similarities
         pairs = Part("", SemanticDedup, config, ("keep", "criterion", "block_rows", "precision", "column"))
