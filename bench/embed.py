@@ -84,10 +84,13 @@ class GpuSampler:
     def __init__(self) -> None:
         self.samples: list[float] = []
         self.times: list[float] = []
+        self.cpu: list[float] = []  # whole machine's CPU busy %, per sample
+        self.dirty_mb: list[float] = []  # dirty + writeback page cache, per sample
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _run(self) -> None:
+        last = _cpu_ticks()
         while not self._stop.is_set():
             try:
                 out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
@@ -96,10 +99,15 @@ class GpuSampler:
                 self.times.append(time.perf_counter())
             except Exception:  # no nvidia-smi: utilization is simply not reported
                 return
+            ticks = _cpu_ticks()  # the machine's CPU busy share since the last sample, and dirty pages
+            self.cpu.append(round(100 * (1 - (ticks[1] - last[1]) / max(1, ticks[0] - last[0])), 1))
+            self.dirty_mb.append(_dirty_mb())
+            last = ticks
             self._stop.wait(0.1)
 
     def __enter__(self) -> "GpuSampler":
         self.samples, self.times, self._stop = [], [], threading.Event()
+        self.cpu, self.dirty_mb = [], []
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -122,15 +130,36 @@ class GpuSampler:
         window = self.samples[busy[0]:busy[-1] + 1]
         return round(float(np.mean(window)), 1), round(self.times[busy[-1]] - self.times[busy[0]], 1)
 
-    def per_second(self, since: float) -> list[float]:
-        """Mean utilization in each whole second after ``since`` (a ``perf_counter`` time)."""
-        if not self.samples:
+    def per_second(self, since: float, series: list[float] | None = None) -> list[float]:
+        """Mean of ``series`` (default: GPU utilization) in each whole second after ``since``
+        (a ``perf_counter`` time)."""
+        series = self.samples if series is None else series
+        if not series:
             return []
-        seconds = (np.array(self.times) - since).astype(int)
+        seconds = (np.array(self.times[:len(series)]) - since).astype(int)
         keep = seconds >= 0
-        sums = np.bincount(seconds[keep], weights=np.array(self.samples)[keep])
+        sums = np.bincount(seconds[keep], weights=np.array(series)[keep])
         counts = np.bincount(seconds[keep])
         return [round(float(x), 1) for x in sums / np.maximum(counts, 1)]
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """(all, idle + iowait) jiffies of the machine from /proc/stat; zeros where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values), values[3] + values[4]
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+
+
+def _dirty_mb() -> float:
+    try:
+        with open("/proc/meminfo") as f:
+            fields = {line.split(":")[0]: int(line.split()[1]) for line in f}
+        return round((fields.get("Dirty", 0) + fields.get("Writeback", 0)) / 1024, 1)
+    except (OSError, ValueError):
+        return 0.0
 
 
 def best_of(work: Callable[[], Any], repeat: int, sync: Callable[[], None]) -> float:
@@ -229,7 +258,10 @@ def main() -> None:
             print(f"pipeline{label}: {seconds:.1f} s, {n / seconds:,.0f} docs/s; GPU busy {gpu.mean()} % of the run, "
                   f"{window_util} % from its first to its last busy sample ({window_s} s); "
                   + "; ".join(f"{st['name']}: {st.get('waves', '?')} waves" for st in stages), flush=True)
+            print("  stage metrics: " + json.dumps({st["name"]: st.get("metrics") for st in stages}), flush=True)
             results.setdefault("gpu_util_per_s", {})[label] = gpu.per_second(started)
+            results.setdefault("cpu_busy_per_s", {})[label] = gpu.per_second(started, gpu.cpu)
+            results.setdefault("dirty_mb_per_s", {})[label] = gpu.per_second(started, gpu.dirty_mb)
             for stage in stages:
                 record(f"  pipeline stage {stage['name']}{label}", stage["seconds"], n)
             results["pipeline_stages"][label] = stages
@@ -395,7 +427,7 @@ def run_pipeline(shards: Path, args: argparse.Namespace, encode_gpus: float | No
     started = time.perf_counter()
     state = RunScheduler(pipeline.spec, "embed-bench").run()
     seconds = time.perf_counter() - started
-    stages = [{**{k: v for k, v in st.items() if k in ("name", "seconds", "rows_out")},
+    stages = [{**{k: v for k, v in st.items() if k in ("name", "seconds", "rows_out", "metrics")},
                "waves": st.get("waves_total")} for st in state["stages"]]
     return seconds, stages
 

@@ -19,7 +19,7 @@ import ray
 
 from jobs import shuffle
 from jobs.file_chain import FileChain, MapStep, noted
-from jobs.wave_stream import done_row, split_by_wave
+from jobs.wave_stream import done_row, item_stats, item_table, split_by_wave
 from jobs.input_files import parse_input
 from jobs.output_shards import write_shard
 from jobs.parquet_columns import PassThrough
@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 # -- read ---------------------------------------------------------------------------------
 def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, outs: tuple[FileOutput, ...],
                       part_rows: int, batch_rows: int, columns: PassThrough | None = None) -> pa.Table:
-    stats: list[dict[str, Any]] = []
+    """Each input file of ``items`` read into the wave's read stage; one item row per file
+    (jobs/wave_stream.py)."""
+    done: list[list[dict[str, Any]]] = []
     fields = input_spec.field_mapping()
     for index, uri, wave in zip(items["index"].to_pylist(), items["uri"].to_pylist(), items["wave"].to_pylist()):
         try:
@@ -48,12 +50,12 @@ def _read_input_files(items: pa.Table, *, input_spec: InputSpec, s3: S3Options, 
                 name = f"part-{index:05d}-{chunk:04d}.parquet"
                 writer.write(name, docs)
                 writer.append("rejected", name, rejected)
-            stats += writer.close() + [done_row(outs[wave].prefix)]
+            done.append(writer.close() + [done_row(outs[wave].prefix)])
         except Exception as err:  # whatever it is, the user must learn which file (jobs/cli.py root_cause)
             if not any(n.startswith("input file:") for n in getattr(err, "__notes__", [])):
                 err.add_note(f"input file: {uri}")
             raise noted(err, "read")
-    return stats_table(stats)
+    return item_table(done)
 
 
 def run_read(waves: list[list[tuple[int, str]]], input_spec: InputSpec, s3: S3Options, outs: tuple[FileOutput, ...],
@@ -276,14 +278,14 @@ def _collect(ds: ray.data.Dataset, *, actors: bool = False) -> list[dict[str, An
 
 def _stream(ds: ray.data.Dataset, prefixes: list[list[str]], items: list[int], *,
             actors: bool = False) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """Run ``ds`` (``items[w]`` items of each wave ``w``, in wave order) and yield each
-    wave's stats rows once all its items are done (jobs/wave_stream.py: ``preserve_order``
-    brings each item's done marker after its rows). The job starts once: its actors (a GPU
-    model) live across waves."""
+    """Run ``ds`` (``items[w]`` items of each wave ``w``, one item row each) and yield each
+    wave's stats rows once all its items are done, in wave order (jobs/wave_stream.py: an
+    item's rows travel with its done marker, so Ray Data need not keep order). The job starts
+    once: its actors (a GPU model) live across waves."""
     if not actors:
         ds._context.op_resource_reservation_enabled = False  # as in _collect
-    ds._context.execution_options.preserve_order = True
-    return split_by_wave(ds.iter_batches(batch_size=None, batch_format="pyarrow"), prefixes, items)
+    batches = ds.iter_batches(batch_size=None, batch_format="pyarrow")
+    return split_by_wave((item_stats(batch) for batch in batches), prefixes, items)
 
 
 def _task_resources(step: MapStep) -> tuple[ResourceHint, int | None]:

@@ -26,11 +26,11 @@ import pyarrow.compute as pc
 
 from jobs.checkpoint import Artifact
 from jobs.part_reader import COLUMNS_KEY
-from jobs.parts import (INTERNAL_COLUMNS, STATS_SCHEMA, FileOutput, PartWriter, basename, column_part,
-                        iter_file_batches, logical_columns, metrics_row, read_files, row_part, stats_table)
+from jobs.parts import (INTERNAL_COLUMNS, FileOutput, PartWriter, basename, column_part,
+                        iter_file_batches, logical_columns, metrics_row, read_files, row_part)
 from jobs.spec import ResourcesSpec
 from jobs.store import Store
-from jobs.wave_stream import done_row
+from jobs.wave_stream import done_row, item_table
 from operators.base import DROP_REASON, Operator
 
 STAGE_NOTE = "tamis stage: "
@@ -193,12 +193,19 @@ class FileChain:
             made.update(stage.written)
 
     def __call__(self, items: pa.Table) -> pa.Table:
+        """One item row out per item in (jobs/wave_stream.py): a first stage's item is an
+        upstream file; a later stage's, the item row of the stage before, its rows passed on
+        ahead of the stats of the kept files this chain maps."""
         if self.follows is None:
-            return stats_table(self._map(list(zip(items["key"].to_pylist(), items["wave"].to_pylist()))))
-        kept = items.filter(pc.equal(items["kind"], "kept"))["key"].to_pylist()
-        files = [(key, wave) for key in kept for wave, prefix in enumerate(self.follows)
-                 if key.startswith(prefix + "/")]
-        return pa.concat_tables([items.select(STATS_SCHEMA.names), stats_table(self._map(files))])
+            # the job's first stage closes each item with its done marker
+            return item_table([self._map([(key, wave)]) + [done_row(self.stages[0].outs[wave].prefix)]
+                               for key, wave in zip(items["key"].to_pylist(), items["wave"].to_pylist())])
+        out: list[list[dict[str, Any]]] = []
+        for rows in items["stats"].to_pylist():
+            files = [(row["key"], wave) for row in rows if row["kind"] == "kept"
+                     for wave, prefix in enumerate(self.follows) if row["key"].startswith(prefix + "/")]
+            out.append(rows + self._map(files))
+        return item_table(out)
 
     def _map(self, files: list[tuple[str, int]]) -> list[dict[str, Any]]:
         stats: list[dict[str, Any]] = []
@@ -206,8 +213,6 @@ class FileChain:
             stats += self._map_file(key, wave)
             for stage in self.stages:
                 stats += stage.new_metrics(wave)
-            if self.follows is None:  # the job's first stage closes each item (jobs/wave_stream.py)
-                stats.append(done_row(self.stages[0].outs[wave].prefix))
         return stats
 
     def _map_file(self, key: str, wave: int) -> list[dict[str, Any]]:

@@ -2,16 +2,19 @@
 
 One Ray Data job runs every pending wave of a chain (jobs/execute.py), so the model actors
 of a GPU stage start once rather than once per wave; each wave must still be committed on
-its own as soon as it is done (a crash costs one wave). The job's items (input files) are in
-wave order; the first stage emits, after an item's own stats rows, an ``item_done`` marker
-row (:func:`done_row`) that every later stage passes on untouched. Ray Data is asked to
-preserve order, so a stage's outputs for its inputs come out in the inputs' order: the
-marker reaches the end of the job after every row derived from its item. A wave is done
-when the markers of all its items are in. Rows are told apart by their key, which lies
-under one of the wave's output prefixes (a stage's ``wave-<n>-<digest>`` directory).
+its own as soon as it is done (a crash costs one wave). Every call of the job handles one
+*item* (an input file) whole and returns it as one row (:func:`item_table`): the list of
+stats rows of everything written for it so far, closed by the first stage's ``item_done``
+marker (:func:`done_row`); a later stage maps the item's kept files and returns the same row
+with its own stats rows added. An item's rows and its marker are thus never apart, so the
+job needs no order: Ray Data runs it with ``preserve_order`` off (which, on, stalled the GPU
+actors behind slow tasks: docs/benchmarks.md). A wave is done when the markers of all its
+items are in, whatever order the items finish in; waves are still handed on in wave order.
+Rows are told apart by their key, which lies under one of the wave's output prefixes (a
+stage's ``wave-<n>-<digest>`` directory).
 
-A row of a wave already handed on would mean the order was not kept; that is an error
-rather than a commit of an incomplete wave.
+A row of a wave already handed on would mean an item was split; that is an error rather
+than a commit of an incomplete wave.
 """
 
 from __future__ import annotations
@@ -20,14 +23,33 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from jobs.parts import STATS_SCHEMA
 
 ITEM_DONE = "item_done"
 """The ``kind`` of the marker row that closes an item's rows."""
 
 
+ITEM_TYPE = pa.list_(pa.struct(list(STATS_SCHEMA)))
+"""One item's stats rows, as the single value of an item row's ``stats`` column."""
+
+
 class WaveOrderError(RuntimeError):
-    """A stats row arrived for a wave already handed on (outputs out of wave order)."""
+    """A stats row arrived for a wave already handed on (an item's rows were split)."""
+
+
+def item_table(items: list[list[dict[str, Any]]]) -> pa.Table:
+    """One row per item, its stats rows (marker included) as one list value."""
+    return pa.table({"stats": pa.array(items, type=ITEM_TYPE)})
+
+
+def item_stats(items: pa.Table) -> pa.Table:
+    """The stats rows of every item row of ``items``, as one stats table."""
+    flat = pc.list_flatten(items["stats"])
+    if isinstance(flat, pa.ChunkedArray):
+        flat = flat.combine_chunks() if flat.num_chunks else pa.array([], type=ITEM_TYPE.value_type)
+    return pa.Table.from_struct_array(flat).cast(STATS_SCHEMA)
 
 
 def done_row(prefix: str) -> dict[str, Any]:
@@ -41,7 +63,8 @@ def split_by_wave(batches: Iterable[pa.Table], prefixes: list[list[str]],
     (markers are not among the rows).
 
     Args:
-        batches: the job's stats rows, in the order the job emitted them.
+        batches: the job's stats rows (:func:`item_stats` of its item rows), each item's
+            rows and its marker in one batch.
         prefixes: for each wave, the output prefixes of every stage of the job.
         items: for each wave, how many items (markers) it has.
     """

@@ -111,9 +111,8 @@ class TorchBlocks:
 
 
 def gpu_visible() -> bool:
-    """Whether torch sees a CUDA GPU here; torch is imported only where a driver is present."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return False
+    """Whether torch sees a CUDA GPU here (Ray hides the GPUs from a task that asked for
+    none); torch is imported only where an NVIDIA driver is present."""
     if not (os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidia0")):
         return False
     try:

@@ -52,14 +52,18 @@ def test_resource_reservation_is_off_only_for_datasets_without_actors(ray_local:
 
 
 def _meet_then_mark(items: pa.Table, *, folder: str) -> pa.Table:
-    """A data row saying whether the two tasks met, then the item's done marker."""
+    """The item's row: a data row whose ``reasons`` say whether the two tasks met, then the
+    item's done marker (jobs/wave_stream.py)."""
+    from jobs.wave_stream import done_row, item_table
+
     met = _meet(items, folder=folder, parties=2)["met"][0].as_py()
     prefix = items["key"][0].as_py()
-    return pa.table({"key": [f"{prefix}/part", prefix], "kind": ["kept", "item_done"], "met": [met, None]})
+    return item_table([[{"kind": "kept", "key": f"{prefix}/part", "rows": 1, "bytes": 0, "reasons": str(met)},
+                        done_row(prefix)]])
 
 
 def test_a_multi_wave_stream_still_runs_tasks_at_once(ray_local: None, tmp_path: Path) -> None:
-    # preserve_order (jobs/execute.py _stream) orders the outputs, not the work
+    # the stream hands waves on in order; the work of both waves runs at once
     import ray
 
     from jobs.execute import _stream
@@ -69,4 +73,4 @@ def test_a_multi_wave_stream_still_runs_tasks_at_once(ray_local: None, tmp_path:
     waves = list(_stream(ds, [["w/wave-00000-a"], ["w/wave-00001-a"]], [1, 1]))
     assert [(w, [r["key"] for r in rows]) for w, rows in waves] == [(0, ["w/wave-00000-a/part"]),
                                                                    (1, ["w/wave-00001-a/part"])]
-    assert all(r["met"] for _, rows in waves for r in rows), "preserve_order ran the tasks one after another"
+    assert all(r["reasons"] == "True" for _, rows in waves for r in rows), "the waves' tasks ran one after another"

@@ -36,7 +36,8 @@ class SerialDataset:
         return self.rows
 
     def iter_batches(self, **_: Any) -> Any:
-        """The rows in order, one batch each (Ray Data with ``preserve_order``)."""
+        """The rows in order, one batch each (Ray Data may give them in any order: an item's
+        rows travel together, jobs/wave_stream.py)."""
         return (pa.Table.from_pylist([row]) for row in self.rows)
 
 

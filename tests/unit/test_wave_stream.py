@@ -56,3 +56,18 @@ def test_a_job_that_ends_before_every_item_is_done_is_an_error() -> None:
 def test_a_key_under_no_prefix_is_an_error() -> None:
     with pytest.raises(KeyError, match="none of the job's output prefixes"):
         list(split_by_wave(iter([rows("stages/other/wave-00000-z/p")]), PREFIXES, [1, 0, 0, 0]))
+
+
+def test_items_finishing_out_of_order_still_hand_waves_on_in_order() -> None:
+    from jobs.wave_stream import item_stats, item_table
+
+    def item(wave: int, name: str) -> list[dict]:
+        data = {"kind": "kept", "key": f"{PREFIXES[wave][0]}/{name}", "rows": 1, "bytes": 1, "reasons": ""}
+        return [data, done_row(PREFIXES[wave][0])]
+
+    # wave 2's item and the second item of wave 0 finish before wave 0's first
+    batches = [item_table([item(2, "c")]), item_table([item(0, "b"), item(1, "x")]), item_table([item(0, "a")])]
+    got = list(split_by_wave((item_stats(b) for b in batches), PREFIXES[:3], [2, 1, 1]))
+    assert [(w, sorted(r["key"].rsplit("/", 1)[1] for r in rows)) for w, rows in got] == \
+        [(0, ["a", "b"]), (1, ["x"]), (2, ["c"])]
+    assert item_stats(item_table([])).num_rows == 0
