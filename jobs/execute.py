@@ -117,7 +117,7 @@ def _then(ds: ray.data.Dataset, steps: list[MapStep], follows: tuple[str, ...] |
     read its input back from the one before)."""
     for segment in _segments(steps):
         kwargs = dict(steps=segment, store=store, batch_rows=batch_rows, follows=follows)
-        # one file per call for a first stage; one stats row of the stage before for a later one
+        # one item (an input file and all that was written for it) per call (jobs/wave_stream.py)
         # (Ray Data wants a batch size wherever GPUs are asked for)
         batching: dict[str, Any] = dict(batch_size=1, batch_format="pyarrow")
         step = segment[0]

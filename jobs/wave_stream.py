@@ -7,8 +7,8 @@ its own as soon as it is done (a crash costs one wave). Every call of the job ha
 stats rows of everything written for it so far, closed by the first stage's ``item_done``
 marker (:func:`done_row`); a later stage maps the item's kept files and returns the same row
 with its own stats rows added. An item's rows and its marker are thus never apart, so the
-job needs no order: Ray Data runs it with ``preserve_order`` off (which, on, stalled the GPU
-actors behind slow tasks: docs/benchmarks.md). A wave is done when the markers of all its
+job needs no order: Ray Data runs it with ``preserve_order`` off (with it on, a GPU run's
+actors sat idle about a second in every seven: docs/benchmarks.md). A wave is done when the markers of all its
 items are in, whatever order the items finish in; waves are still handed on in wave order.
 Rows are told apart by their key, which lies under one of the wave's output prefixes (a
 stage's ``wave-<n>-<digest>`` directory).
