@@ -51,7 +51,9 @@ PLAN_SCHEMA = pa.schema([
     ("score_tie_cut", pa.uint64())])
 """One row per phase (``""`` without phases) and group: a document gets ``whole_epochs``
 copies, plus one when it is selected: ``u < hash_cut`` (random) or ``score > score_cut`` or
-``score == score_cut and u <= score_tie_cut`` (top_score; a null ``score_cut`` selects none)."""
+``score == score_cut and u <= score_tie_cut`` (top_score; a null ``score_cut`` selects none;
+``score_cut = -inf`` selects every scored document and the unscored ones with
+``u <= score_tie_cut``, where the scored ones alone fall short of the target)."""
 
 
 _expression = functools.lru_cache(maxsize=16)(parse_expression)
@@ -119,31 +121,50 @@ class _Group:
         return min(int((k + min(max(inside, 0.0), 1.0)) * _RANGE), int(MAX_CUT))
 
     def score_cut(self, fraction: float, k: int) -> tuple[float | None, int]:
-        """(score, tie hash) of the document at which ``fraction`` of the tokens, best first, is reached."""
+        """(score, tie hash) of the document at which ``fraction`` of the tokens, best first, is reached.
+
+        Documents without a score come after every scored one, in ``u`` order: where the
+        scored ones hold less than the fraction, the cut is ``(-inf, u cut)``: every scored
+        document, then unscored ones up to the ``u`` cut (:data:`PLAN_SCHEMA`)."""
         h, s, t = self.sample
         order = np.argsort(h, kind="stable")[:k]
         h, s, t = h[order], s[order], t[order]
         wanted = fraction * t.sum()  # the sample is uniform over the group: its token fraction estimates the group's
-        valid = ~np.isnan(s)  # a document without a score comes after every scored one
-        h, s, t = h[valid], s[valid], t[valid]
         if fraction <= 0 or not len(h):
             return None, 0
+        valid = ~np.isnan(s)
+        if t[valid].sum() < wanted:  # the scored documents do not fill it
+            unscored_h, unscored_t = h[~valid], t[~valid]  # already in u order
+            cumulative = np.cumsum(unscored_t)
+            at = min(int(np.searchsorted(cumulative, wanted - t[valid].sum(), side="left")), len(unscored_h) - 1)
+            return float("-inf"), int(unscored_h[at])
+        h, s, t = h[valid], s[valid], t[valid]
         best_first = np.lexsort((h, -s))
         cumulative = np.cumsum(t[best_first])
         at = min(int(np.searchsorted(cumulative, wanted, side="left")), len(h) - 1)
         row = best_first[at]
         return float(s[row]), int(h[row])
 
+    def unscored_share(self, k: int) -> float:
+        """The share of the group's tokens, in its score sample, on documents without a score."""
+        h, s, t = self.sample
+        order = np.argsort(h, kind="stable")[:k]
+        s, t = s[order], t[order]
+        return float(t[np.isnan(s)].sum() / t.sum()) if t.sum() > 0 else 0.0
+
 
 @register("mix.plan")
 class MixPlan(FitOperator[MixConfig]):
     """The mix's plan: targets per group under the policy, and each group's selection cut.
 
+    Algorithm: the module docstring (UniMax, Chung et al. 2023, for the epoch caps; bottom-k
+    sampling, Cohen and Kaplan 2007, for the top_score cut).
+
     Reads: id, group_by, mix_tokens (and score_column for top_score). Writes no document
     column: the plan artifact (:data:`PLAN_SCHEMA`).
     """
 
-    version = 1
+    version = 2  # 2: top_score fills a shortfall of scored documents with unscored ones
     Config = MixConfig
 
     def __init__(self, config: MixConfig, artifact: pa.Table | None = None) -> None:
@@ -201,6 +222,12 @@ class MixPlan(FitOperator[MixConfig]):
             if c.within_group == "top_score":
                 score_cut, tie = group.score_cut(rest / target.available if target.available else 0.0,
                                                  c.score_sample)
+                unscored = group.unscored_share(c.score_sample)
+                self._metrics[f"group.{group_label(phase, name)}.unscored_token_share"] = unscored
+                if score_cut == float("-inf"):
+                    log.warning("mix%s: group %s: documents with a %s hold %.1f %% of its tokens, fewer than "
+                                "its target takes; documents without one fill the rest, in hash order",
+                                f" phase {phase}" if phase else "", name, c.score_column, 100 * (1 - unscored))
             else:
                 hash_cut = group.hash_cut(rest)
             rows.append({"phase": phase or "", "group": name, "documents": group.documents,

@@ -85,6 +85,9 @@ class MixSample(MapOperator[MixConfig]):
                 extra = u[rows] < np.uint64(plan["hash_cut"])
             elif plan["score_cut"] is None:
                 extra = np.zeros(len(rows), bool)
+            elif plan["score_cut"] == float("-inf"):  # every scored row, then unscored ones by u
+                s = scores[rows]
+                extra = ~np.isnan(s) | (u[rows] <= np.uint64(plan["score_tie_cut"]))
             else:
                 s = scores[rows]
                 extra = (s > plan["score_cut"]) | ((s == plan["score_cut"])

@@ -108,6 +108,22 @@ def test_top_score_takes_the_best_documents_of_each_group() -> None:
         assert len(kept) and len(dropped) and kept.min() > dropped.max()
 
 
+@pytest.mark.parametrize("unscored", [0.6, 1.0])
+def test_top_score_fills_with_unscored_documents_where_the_scored_fall_short(unscored: float) -> None:
+    table = corpus({"a": 2000}, seed=3)
+    rng = np.random.default_rng(4)
+    missing = rng.random(table.num_rows) < unscored
+    table = table.set_column(table.schema.get_field_index("score"), "score",
+                             pa.array(table["score"].to_numpy(), mask=missing))
+    budget = 0.7 * float(pc.sum(table[TOKENS]).as_py())  # more than the scored documents hold
+    plan, out, _ = mix(table, within_group="top_score", score_column="score", budget_tokens=budget)
+    assert plan["score_cut"].to_pylist() == [float("-inf")]
+    kept = out.filter(pc.is_null(out[DROP_REASON]))
+    assert realized(out)["a"] == pytest.approx(budget, rel=0.05)  # was: only the scored ones, silently short
+    assert kept["score"].null_count < kept.num_rows or unscored == 1.0
+    assert kept["score"].drop_null().to_numpy().size == int((~missing).sum())  # every scored one is in
+
+
 def test_weights_leave_unweighted_groups_out() -> None:
     table = corpus({"web": 1000, "code": 1000, "spam": 1000})
     plan, out, _ = mix(table, policy="weights", weights={"web": 3, "code": 1}, budget_tokens=1e6)
