@@ -21,6 +21,22 @@ RUN_ID = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # plugins next to the config import as with `python -m`
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        return {"run": cmd_run, "validate": cmd_validate, "status": cmd_status, "operators": cmd_operators,
+                "up": cmd_up, "down": cmd_down, "train-classifier": train.run,
+                "show": inspect_commands.run_show, "diff": inspect_commands.run_diff,
+                "explain": inspect_commands.run_explain}[args.command](args)
+    except (SpecError, train.TrainingError, ModelFileError, local_ray.LocalRayError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tamis`` command line (also what tests check cluster/ entrypoints against)."""
     parser = argparse.ArgumentParser(prog="tamis", description="Curate LLM pretraining text on Ray.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -58,19 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     inspect_commands.add_commands(sub)  # show, diff, explain
 
     train.add_arguments(sub.add_parser("train-classifier", help="train a model for the classifier_score operator"))
-
-    args = parser.parse_args(argv)
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # plugins next to the config import as with `python -m`
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    try:
-        return {"run": cmd_run, "validate": cmd_validate, "status": cmd_status, "operators": cmd_operators,
-                "up": cmd_up, "down": cmd_down, "train-classifier": train.run,
-                "show": inspect_commands.run_show, "diff": inspect_commands.run_diff,
-                "explain": inspect_commands.run_explain}[args.command](args)
-    except (SpecError, train.TrainingError, ModelFileError, local_ray.LocalRayError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return parser
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from operators import registry
 from operators.base import CORE_COLUMNS, DROP_REASON, Composite, Operator, OperatorConfig
 from operators.config_paths import project_config
 from operators.io.records import METADATA, FieldMapping
-from jobs.store import InputFile, S3Options, Store, StoreError, is_s3, resolve_inputs
+from jobs.store import InputFile, S3Options, Store, StoreError, filesystem_for, is_s3, resolve_inputs
 
 
 class SpecError(ValueError):
@@ -345,10 +345,12 @@ def column_problems(stages: tuple[PlannedStage, ...], available: set[str] | None
 
 
 def load_pipeline(path: str, overrides: list[str] | None = None, *, check_io: bool = True) -> Pipeline:
-    """Read, override and validate a pipeline; raise :class:`SpecError` listing every problem."""
+    """Read, override and validate a pipeline; raise :class:`SpecError` listing every problem.
+
+    ``path`` is a local file or an ``s3://`` URI (read with the standard AWS environment's
+    credentials and endpoint, as a cluster job that keeps its configs in S3 would)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f)
+        raw = yaml.safe_load(_config_text(path))
     except FileNotFoundError:
         raise SpecError(path, ["file not found"]) from None
     except yaml.YAMLError as err:
@@ -374,6 +376,26 @@ def load_pipeline(path: str, overrides: list[str] | None = None, *, check_io: bo
     if problems:
         raise SpecError(path, problems)
     return Pipeline(spec, stages)
+
+
+def _config_text(path: str) -> str:
+    """The config file's text, local or on S3.
+
+    Raises:
+        FileNotFoundError: there is no such file (or S3 object).
+        SpecError: the S3 object cannot be read (no access, no endpoint).
+    """
+    if not is_s3(path):
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    fs, where = filesystem_for(path, S3Options())
+    try:
+        with fs.open_input_stream(where) as f:
+            return f.read().decode("utf-8")
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(path, [f"cannot be read: {err}"]) from None
 
 
 def _absolute_paths(spec: PipelineSpec) -> PipelineSpec:

@@ -86,3 +86,33 @@ def test_s3_directory_input_with_or_without_trailing_slash(bucket: str) -> None:
     slashed = resolve_inputs([f"s3://{BUCKET}/input/"], options, "jsonl")
     assert [f.uri for f in plain] == [f.uri for f in slashed] == sorted(
         f"s3://{BUCKET}/input/{p.name}" for p in SAMPLE.glob("*.jsonl.gz"))
+
+
+def load_pipeline_dict(raw: dict[str, Any]) -> Any:
+    import tempfile
+
+    import yaml
+
+    from jobs.spec import load_pipeline
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(raw, f)
+    return load_pipeline(f.name, check_io=False)
+
+
+def test_a_config_is_read_from_s3(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # how a cluster job (cluster/kuberay/rayjob.yaml) names the config it runs
+    import yaml
+
+    from jobs.spec import SpecError, load_pipeline
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", bucket)
+    raw = demo_config(store=f"s3://{BUCKET}/store", store_options=s3_options(bucket))
+    raw["input"]["paths"] = [f"s3://{BUCKET}/input/*.jsonl.gz"]
+    boto3.client("s3", endpoint_url=bucket, region_name="us-east-1").put_object(
+        Bucket=BUCKET, Key="configs/nightly.yaml", Body=yaml.safe_dump(raw).encode())
+    pipeline = load_pipeline(f"s3://{BUCKET}/configs/nightly.yaml", ["name=nightly"])
+    assert pipeline.spec.name == "nightly" and pipeline.spec.store == f"s3://{BUCKET}/store"
+    assert [s.operator for s in pipeline.stages] == [s.operator for s in load_pipeline_dict(raw).stages]
+    with pytest.raises(SpecError, match="file not found"):
+        load_pipeline(f"s3://{BUCKET}/configs/missing.yaml")
