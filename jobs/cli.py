@@ -152,6 +152,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     ray.init(address=choice.address, num_cpus=args.num_cpus if choice.address == "local" else None,
              log_to_driver=args.verbose, include_dashboard=False, logging_level=logging.WARNING,
              configure_logging=True, runtime_env=_code_for_workers(pipeline) if choice.ship_code else None)
+    unshared = _local_paths_on_several_nodes(pipeline.spec)
+    if unshared:
+        print(f"error: {unshared}", file=sys.stderr)
+        return 2
     if not _previous_scheduler_gone(run_id):
         print(f"error: run {run_id!r} is already running on this cluster; follow it with "
               f"`tamis status {run_id} --store {pipeline.spec.store}`", file=sys.stderr)
@@ -170,6 +174,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         ray.kill(actor)
     print(report.render_summary(state))
     return 0
+
+
+def _local_paths_on_several_nodes(spec: Any) -> str | None:
+    """Why the run must not start: local paths on a cluster of several nodes, where each node
+    would read or write its own directory; None when the paths are on S3, the cluster has one
+    node, or ``store_options.shared_filesystem`` says every node mounts them."""
+    import ray
+
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    local = spec.local_paths()
+    if nodes < 2 or not local or spec.store_options.shared_filesystem:
+        return None
+    return (f"the cluster has {nodes} nodes and these are local paths, a different directory on each "
+            f"node: {', '.join(local)}; use s3:// URIs, or set store_options.shared_filesystem: true "
+            "if every node mounts them at the same path")
 
 
 def _code_for_workers(pipeline: Any) -> dict[str, Any]:

@@ -40,6 +40,9 @@ class StoreOptionsSpec(_Strict):
     region: str | None = Field(None, description="S3 region (else AWS_REGION / AWS_DEFAULT_REGION).")
     access_key_id: str | None = Field(None, description="Prefer the AWS environment over secrets in YAML.")
     secret_access_key: str | None = Field(None, description="Prefer the AWS environment over secrets in YAML.")
+    shared_filesystem: bool = Field(False, description="Local paths (store, input, output) are on a filesystem "
+                                    "every node of the cluster mounts at the same path (else a run on a "
+                                    "cluster of several nodes refuses them).")
 
 
 class SampleSpec(_Strict):
@@ -147,7 +150,13 @@ class PipelineSpec(_Strict):
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
 
     def s3_options(self) -> S3Options:
-        return S3Options(**self.store_options.model_dump())
+        return S3Options(**self.store_options.model_dump(exclude={"shared_filesystem"}))
+
+    def local_paths(self) -> list[str]:
+        """The store, input and output locations that are local paths, not S3."""
+        paths = [("store", self.store), *(("input", p) for p in self.input.paths),
+                 *((("output", self.output.path),) if self.output.path else ())]
+        return [f"{what} {path}" for what, path in paths if not is_s3(path)]
 
     def make_store(self) -> Store:
         return Store(self.store, self.s3_options())
