@@ -1,4 +1,4 @@
-"""`tamis run | validate | status | show | diff | explain | up | down | operators | train-classifier`:
+"""`tamis run | submit | validate | status | show | diff | explain | up | down | operators | train-classifier`:
 the command line."""
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ import sys
 import time
 from typing import Any
 
-from jobs import inspect_commands, local_ray, report, train
+from jobs import inspect_commands, local_ray, report, submit, train
 from jobs.models import ModelFileError
 from jobs.progress import StageBars
-from jobs.spec import DEFAULT_STORE, SpecError, load_pipeline
+from jobs.spec import DEFAULT_STORE, RUN_ID, SpecError, load_pipeline
 
 log = logging.getLogger("tamis")
-RUN_ID = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         return {"run": cmd_run, "validate": cmd_validate, "status": cmd_status, "operators": cmd_operators,
                 "up": cmd_up, "down": cmd_down, "train-classifier": train.run,
                 "show": inspect_commands.run_show, "diff": inspect_commands.run_diff,
-                "explain": inspect_commands.run_explain}[args.command](args)
-    except (SpecError, train.TrainingError, ModelFileError, local_ray.LocalRayError) as err:
+                "explain": inspect_commands.run_explain, "submit": submit.run}[args.command](args)
+    except (SpecError, train.TrainingError, ModelFileError, local_ray.LocalRayError, submit.SubmitError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -74,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_commands.add_commands(sub)  # show, diff, explain
 
     train.add_arguments(sub.add_parser("train-classifier", help="train a model for the classifier_score operator"))
+    submit.add_arguments(sub.add_parser("submit", help="run a pipeline as a Ray Job on a cluster (Jobs API)"))
     return parser
 
 
@@ -151,7 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("%s", choice.describe(args.num_cpus))
     ray.init(address=choice.address, num_cpus=args.num_cpus if choice.address == "local" else None,
              log_to_driver=args.verbose, include_dashboard=False, logging_level=logging.WARNING,
-             configure_logging=True, runtime_env=_code_for_workers(pipeline) if choice.ship_code else None)
+             configure_logging=True, runtime_env=local_ray.code_for_workers(pipeline.spec.plugins) if choice.ship_code else None)
     unshared = _local_paths_on_several_nodes(pipeline.spec)
     if unshared:
         print(f"error: {unshared}", file=sys.stderr)
@@ -189,22 +189,6 @@ def _local_paths_on_several_nodes(spec: Any) -> str | None:
     return (f"the cluster has {nodes} nodes and these are local paths, a different directory on each "
             f"node: {', '.join(local)}; use s3:// URIs, or set store_options.shared_filesystem: true "
             "if every node mounts them at the same path")
-
-
-def _code_for_workers(pipeline: Any) -> dict[str, Any]:
-    """A runtime env shipping tamis's packages and the pipeline's plugins to the cluster's
-    workers, so a cluster needs only the third-party dependencies installed."""
-    import importlib
-
-    import jobs
-    import operators
-
-    modules = [jobs, operators]
-    for name in pipeline.spec.plugins:
-        top = importlib.import_module(name.split(".")[0])
-        if top not in modules:
-            modules.append(top)
-    return {"py_modules": modules}
 
 
 def _previous_scheduler_gone(run_id: str) -> bool:

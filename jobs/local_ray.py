@@ -66,6 +66,10 @@ class RayChoice:
         return f"Ray: connecting to {self.address}"
 
 
+SUBMITTED_ENV = "TAMIS_SUBMITTED_JOB"
+"""Set in the environment of a run submitted by ``tamis submit``: its code is already shipped."""
+
+
 def choose(address: str | None) -> RayChoice:
     """The Ray to use: ``address`` (``--address``), else ``RAY_ADDRESS``, else a Ray running
     on this machine, else a new local one. ``local`` always starts a new one."""
@@ -73,7 +77,8 @@ def choose(address: str | None) -> RayChoice:
     if explicit == "local":
         return RayChoice("local")
     if explicit:
-        return RayChoice(explicit, started_by_tamis=False, ship_code=True)
+        # a run submitted as a Ray Job (jobs/submit.py) has its code in the job's runtime env
+        return RayChoice(explicit, started_by_tamis=False, ship_code=not os.environ.get(SUBMITTED_ENV))
     running = running_address()
     if running is None:
         return RayChoice("local")
@@ -186,3 +191,23 @@ def _call(cmd: list[str], env: dict[str, str], what: str) -> None:
     if done.returncode != 0:
         tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
         raise LocalRayError(f"{what} failed (exit {done.returncode}): {tail}")
+
+
+def code_for_workers(plugins: list[str]) -> dict[str, Any]:
+    """A runtime env shipping tamis's packages and the pipeline's ``plugins`` (their
+    top-level modules) to a cluster's workers, so the cluster needs only the third-party
+    dependencies installed."""
+    import importlib
+
+    import jobs
+    import operators
+
+    modules = [jobs, operators]
+    for name in plugins:
+        top = importlib.import_module(name.split(".")[0])
+        if top not in modules:
+            modules.append(top)
+    # as paths, not module objects: Ray deep-copies the runtime env when it merges a job's
+    # with the driver's (a run submitted as a Ray Job), and modules cannot be copied
+    return {"py_modules": [os.path.dirname(m.__file__) if os.path.basename(m.__file__) == "__init__.py"
+                           else m.__file__ for m in modules]}

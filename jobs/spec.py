@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,6 +34,10 @@ class SpecError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+RUN_ID = re.compile(r"[A-Za-z0-9_.\-]+")
+"""What a run id may hold: it names directories and Ray actors."""
 
 
 class StoreOptionsSpec(_Strict):

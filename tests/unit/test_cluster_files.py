@@ -19,8 +19,8 @@ KUBERAY = sorted((CLUSTER / "kuberay").glob("*.yaml"))
 
 
 def pinned_ray() -> str:
-    match = re.search(r'"ray\[data\]==([0-9.]+)"', PYPROJECT.read_text())
-    assert match, "pyproject.toml pins ray[data]==X"
+    match = re.search(r'"ray\[[a-z,]+\]==([0-9.]+)"', PYPROJECT.read_text())
+    assert match, "pyproject.toml pins ray[...]==X"
     return match.group(1)
 
 
