@@ -14,7 +14,7 @@ from typing import Any
 from jobs import inspect_commands, local_ray, report, submit, train
 from jobs.models import ModelFileError
 from jobs.progress import StageBars
-from jobs.spec import DEFAULT_STORE, RUN_ID, SpecError, load_pipeline
+from jobs.spec import DEFAULT_STORE, RUN_ID, SHARED_PATHS_HINT, SpecError, load_pipeline
 
 log = logging.getLogger("tamis")
 
@@ -182,13 +182,12 @@ def _local_paths_on_several_nodes(spec: Any) -> str | None:
     node, or ``store_options.shared_filesystem`` says every node mounts them."""
     import ray
 
-    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-    local = spec.local_paths()
-    if nodes < 2 or not local or spec.store_options.shared_filesystem:
+    local = spec.unshared_local_paths()
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive")) if local else 1
+    if nodes < 2:
         return None
     return (f"the cluster has {nodes} nodes and these are local paths, a different directory on each "
-            f"node: {', '.join(local)}; use s3:// URIs, or set store_options.shared_filesystem: true "
-            "if every node mounts them at the same path")
+            f"node: {', '.join(local)}; {SHARED_PATHS_HINT}")
 
 
 def _previous_scheduler_gone(run_id: str) -> bool:

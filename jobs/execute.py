@@ -9,6 +9,7 @@ of what each stage kind (read, map, group, fit, write) runs and writes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Iterator
@@ -324,7 +325,7 @@ def gpu_actor_cpus(need: ResourceHint, stage: str) -> ResourceHint:
     cpus = round(max(0.25, min(2.0, per_gpu / 2 / actors_per_gpu)), 2)
     log.info("%s: %g actors per GPU, %g CPUs each (%.0f CPUs per GPU in the cluster; "
              "resources.num_cpus overrides)", stage, actors_per_gpu, cpus, per_gpu)
-    return ResourceHint(num_cpus=cpus, num_gpus=need.num_gpus, memory_mb=need.memory_mb, stateful=need.stateful)
+    return dataclasses.replace(need, num_cpus=cpus)
 
 
 def _cpu_memory(need: ResourceHint) -> dict[str, Any]:

@@ -36,6 +36,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+SHARED_PATHS_HINT = ("use s3:// URIs, or set store_options.shared_filesystem: true if every node mounts them "
+                     "at the same path")
+"""What to do about local paths where the work runs on other machines."""
+
 RUN_ID = re.compile(r"[A-Za-z0-9_.\-]+")
 """What a run id may hold: it names directories and Ray actors."""
 
@@ -157,8 +161,11 @@ class PipelineSpec(_Strict):
     def s3_options(self) -> S3Options:
         return S3Options(**self.store_options.model_dump(exclude={"shared_filesystem"}))
 
-    def local_paths(self) -> list[str]:
-        """The store, input and output locations that are local paths, not S3."""
+    def unshared_local_paths(self) -> list[str]:
+        """The store, input and output locations that are local paths, not S3, unless
+        ``store_options.shared_filesystem`` says every node mounts them; each as 'what path'."""
+        if self.store_options.shared_filesystem:
+            return []
         paths = [("store", self.store), *(("input", p) for p in self.input.paths),
                  *((("output", self.output.path),) if self.output.path else ())]
         return [f"{what} {path}" for what, path in paths if not is_s3(path)]

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from jobs.local_ray import SUBMITTED_ENV, code_for_workers
-from jobs.spec import RUN_ID, Pipeline, load_pipeline
+from jobs.spec import RUN_ID, SHARED_PATHS_HINT, Pipeline, load_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,10 @@ def run(args: argparse.Namespace) -> int:
     run_id = args.run_id or pipeline.spec.name
     if not RUN_ID.fullmatch(run_id):
         raise SubmitError(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-' only")
-    local = pipeline.spec.local_paths()
-    if local and not pipeline.spec.store_options.shared_filesystem:
+    local = pipeline.spec.unshared_local_paths()
+    if local:
         raise SubmitError(f"a submitted run reads and writes on the cluster, where these local paths are not "
-                          f"this machine's: {', '.join(local)}; use s3:// URIs, or set "
-                          "store_options.shared_filesystem: true if the cluster mounts them at the same path")
+                          f"this machine's: {', '.join(local)}; {SHARED_PATHS_HINT}")
     address = args.address or os.environ.get("RAY_API_SERVER_ADDRESS") or _http(os.environ.get("RAY_ADDRESS"))
     client = _client(address or DEFAULT_ADDRESS)
     mine = [job for job in _list_jobs(client, address) if (job.metadata or {}).get(RUN_ID_KEY) == run_id]

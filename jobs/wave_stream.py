@@ -23,7 +23,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from jobs.parts import STATS_SCHEMA
 
@@ -46,10 +45,7 @@ def item_table(items: list[list[dict[str, Any]]]) -> pa.Table:
 
 def item_stats(items: pa.Table) -> pa.Table:
     """The stats rows of every item row of ``items``, as one stats table."""
-    flat = pc.list_flatten(items["stats"])
-    if isinstance(flat, pa.ChunkedArray):
-        flat = flat.combine_chunks() if flat.num_chunks else pa.array([], type=ITEM_TYPE.value_type)
-    return pa.Table.from_struct_array(flat).cast(STATS_SCHEMA)
+    return pa.Table.from_struct_array(items["stats"].combine_chunks().flatten())
 
 
 def done_row(prefix: str) -> dict[str, Any]:

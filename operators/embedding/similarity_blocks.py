@@ -14,6 +14,7 @@ leave matrix products in full precision (TF32 off), so a GPU decides exactly as 
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Protocol
 
@@ -110,6 +111,7 @@ class TorchBlocks:
         return block[self.torch.from_numpy(rows).to(self.device)].cpu().numpy()
 
 
+@functools.lru_cache(maxsize=1)
 def gpu_visible() -> bool:
     """Whether torch sees a CUDA GPU here (Ray hides the GPUs from a task that asked for
     none); torch is imported only where an NVIDIA driver is present."""

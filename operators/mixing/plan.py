@@ -126,14 +126,12 @@ class _Group:
         Documents without a score come after every scored one, in ``u`` order: where the
         scored ones hold less than the fraction, the cut is ``(-inf, u cut)``: every scored
         document, then unscored ones up to the ``u`` cut (:data:`PLAN_SCHEMA`)."""
-        h, s, t = self.sample
-        order = np.argsort(h, kind="stable")[:k]
-        h, s, t = h[order], s[order], t[order]
+        h, s, t = self._bottom_k(k)
         wanted = fraction * t.sum()  # the sample is uniform over the group: its token fraction estimates the group's
         if fraction <= 0 or not len(h):
             return None, 0
         valid = ~np.isnan(s)
-        if t[valid].sum() < wanted:  # the scored documents do not fill it
+        if t[valid].sum() < wanted and not valid.all():  # the scored documents do not fill it
             unscored_h, unscored_t = h[~valid], t[~valid]  # already in u order
             cumulative = np.cumsum(unscored_t)
             at = min(int(np.searchsorted(cumulative, wanted - t[valid].sum(), side="left")), len(unscored_h) - 1)
@@ -147,10 +145,14 @@ class _Group:
 
     def unscored_share(self, k: int) -> float:
         """The share of the group's tokens, in its score sample, on documents without a score."""
+        _, s, t = self._bottom_k(k)
+        return float(t[np.isnan(s)].sum() / t.sum()) if t.sum() > 0 else 0.0
+
+    def _bottom_k(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The score sample's ``k`` smallest hashes (u, score, tokens), in u order."""
         h, s, t = self.sample
         order = np.argsort(h, kind="stable")[:k]
-        s, t = s[order], t[order]
-        return float(t[np.isnan(s)].sum() / t.sum()) if t.sum() > 0 else 0.0
+        return h[order], s[order], t[order]
 
 
 @register("mix.plan")
