@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import REPO, demo_config, write_config
+from tests.support.serial_ray import run_serially
 
 pytestmark = pytest.mark.integration
 
@@ -104,10 +105,11 @@ def test_driver_killed_mid_stage_resumes_without_recomputing(tmp_path: Path) -> 
         assert len(skipped) >= waves_before, state["events"]
     assert "committed earlier" in log  # the user is told what was reused
 
-    # The same pipeline uninterrupted, in a fresh store, without the sleep.
+    # The same pipeline uninterrupted, in a fresh store, without the sleep, in this process
     reference_store = tmp_path / "reference"
-    reference = write_config(tmp_path / "reference.yaml", resume_config(reference_store))
-    finish(tamis("run", str(reference), "--run-id", "r1", "--set", "stages.1.config.seconds_per_batch=0"))
+    raw = resume_config(reference_store)
+    raw["stages"][1]["config"]["seconds_per_batch"] = 0
+    run_serially(write_config(tmp_path / "reference.yaml", raw), "r1")
     resumed, uninterrupted = output_table(store, "r1"), output_table(reference_store, "r1")
     assert resumed.num_rows > 0
     assert resumed.equals(uninterrupted)
