@@ -113,7 +113,7 @@ def tamis_available() -> str | None:
 def run_tamis(corpus_dir: str | Path, store_dir: str | Path, threshold: float = THRESHOLD,
               ngram: int = NGRAM, num_perm: int | None = None, verify: bool = True, *,
               cores: int | None = None, run_id: str = "neardup",
-              lsh: dict[str, Any] | None = None, match_removed: bool = False) -> tuple[set[str], float, dict[str, Any]]:
+              lsh: dict[str, Any] | None = None, max_hops: int | None = 2) -> tuple[set[str], float, dict[str, Any]]:
     """Run ``minhash_dedup`` + ``filter`` over the corpus shards; (removed ids, seconds, stats).
 
     Starts a local Ray with ``cores`` CPUs unless one is running (and then stops it). The
@@ -128,7 +128,7 @@ def run_tamis(corpus_dir: str | Path, store_dir: str | Path, threshold: float = 
 
     store_dir = Path(store_dir)
     store_dir.mkdir(parents=True, exist_ok=True)
-    dedup: dict[str, Any] = {"threshold": threshold, "ngram": ngram, "verify": verify, "match_removed": match_removed}
+    dedup: dict[str, Any] = {"threshold": threshold, "ngram": ngram, "verify": verify, "max_hops": max_hops}
     if num_perm is not None:
         dedup["num_perm"] = num_perm
     if lsh:
@@ -247,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-verify", action="store_true", help="tamis: skip exact Jaccard verification")
     ap.add_argument("--bands", type=int, nargs=2, metavar=("BANDS", "ROWS"),
                     help="tamis: lsh.bands and lsh.rows (default: the operator's choice)")
-    ap.add_argument("--match-removed", action="store_true",
-                    help="tamis: minhash_dedup match_removed (chains of removed documents lead to a keeper)")
+    ap.add_argument("--max-hops", type=lambda v: None if v == "any" else int(v), default=2,
+                    help="tamis: minhash_dedup max_hops (links from a removed document to its keeper; 'any': no bound)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cores", type=int, default=os.cpu_count(), help="CPUs given to Ray")
     ap.add_argument("--corpus", help="build the corpus here, or reuse one built with the same --docs/--seed")
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                     run_tamis, str(corpus_dir), str(store), args.threshold, NGRAM, args.num_perm,
                     not args.no_verify, cores=args.cores,
                     lsh={"bands": args.bands[0], "rows": args.bands[1]} if args.bands else None,
-                    match_removed=args.match_removed)
+                    max_hops=args.max_hops)
                 rows.append(_row(f"tamis ({args.cores} cores)", n, seconds, usage, args.cores,
                                  score(removed, truth)))
                 extra["tamis"] = stats

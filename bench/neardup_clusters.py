@@ -20,6 +20,11 @@ pays once per document.
 ``--max-seconds`` skips the sizes after one whose keep took longer (today's keep is
 quadratic in a component's keepers).
 
+``--pipeline`` runs the same documents through ``minhash_dedup`` + ``filter`` on a local
+Ray (``bench/neardup.run_tamis``: JSONL shards in, committed output out) and prints each
+stage's wall seconds and keep's share of the run: the whole component is one group, so
+keep runs on one core while the map stages use all of them.
+
 Usage: ``.venv/bin/python bench/neardup_clusters.py [--sizes 1000 10000 100000]``
 """
 
@@ -32,6 +37,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -112,9 +118,12 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=3, help="word substitutions per copy")
     parser.add_argument("--chains", type=int, default=10, help="chains per component (shape chains)")
     parser.add_argument("--max-seconds", type=float, default=600.0)
-    parser.add_argument("--match-removed", action="store_true", help="minhash_dedup match_removed")
+    parser.add_argument("--pipeline", action="store_true", help="also time a whole tamis run per size")
+    parser.add_argument("--workdir", default="/tmp/neardup_clusters", help="corpus and store of --pipeline")
+    parser.add_argument("--max-hops", type=lambda v: None if v == "any" else int(v), default=2,
+                        help="minhash_dedup max_hops ('any': no bound)")
     args = parser.parse_args()
-    config = MinhashDedupConfig(match_removed=args.match_removed)
+    config = MinhashDedupConfig(max_hops=args.max_hops)
     words = base_words(args.words)
     print(f"machine: {machine()}")
     print(f"planted: the first {len(words)} words of a devdocs page; {args.edits} substitutions per copy; "
@@ -122,15 +131,46 @@ def main() -> None:
     print("\n| shape | documents | kept | LSH pairs | star edges | keep CPU s | exact checks | checks per LSH pair "
           "| checks per star edge | signature CPU s (the plain way) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    pipelines: list[tuple[str, int, dict[str, Any]]] = []
     for shape in args.shapes:
         for size in sorted(args.sizes):
-            r = measure(plant(shape, size, words, args.edits, args.chains, seed=size), config)
+            texts = plant(shape, size, words, args.edits, args.chains, seed=size)
+            r = measure(texts, config)
             print(f"| {shape} | {size:,} | {r['kept']:,} | {r['pairs']:,} | {r['stars']:,} | {r['keep_s']:.2f} "
                   f"| {r['verified']:,} | {r['verified'] / max(r['pairs'], 1):.3f} "
                   f"| {r['verified'] / max(r['stars'], 1):.2f} | {r['sign_s']:.2f} |", flush=True)
+            if args.pipeline:
+                pipelines.append((shape, size, run_pipeline(texts, Path(args.workdir) / f"{shape}-{size}", args)))
             if r["keep_s"] > args.max_seconds:
                 print(f"| {shape} | larger sizes skipped: keep took over {args.max_seconds:.0f} s | | | | | | | | |")
                 break
+
+    if pipelines:
+        print("\n| shape | documents | run s | keep s | keep share | stages (wall s) |")
+        print("|---|---:|---:|---:|---:|---|")
+        for shape, size, run in pipelines:
+            walls = {st["name"]: st.get("seconds") or 0.0 for st in run["stages"]}
+            keep = walls.get("minhash_dedup.keep", 0.0)
+            detail = ", ".join(f"{name.removeprefix('minhash_dedup.')} {wall:.1f}" for name, wall in walls.items())
+            print(f"| {shape} | {size:,} | {run['seconds']:.1f} | {keep:.1f} | {keep / run['seconds']:.0%} | {detail} |")
+
+
+def run_pipeline(texts: list[str], folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``texts`` as one source's JSONL shards through ``minhash_dedup`` + ``filter``."""
+    import shutil
+
+    from neardup import run_tamis
+
+    shutil.rmtree(folder, ignore_errors=True)
+    corpus = folder / "corpus"
+    corpus.mkdir(parents=True)
+    shards = 8
+    for n in range(shards):
+        with gzip.open(corpus / f"part-{n:05d}.jsonl.gz", "wt", encoding="utf-8") as f:
+            for i in range(n, len(texts), shards):
+                f.write(json.dumps({"id": f"d{i:07d}", "text": texts[i], "source": "planted"}) + "\n")
+    removed, seconds, stats = run_tamis(corpus, folder / "store", max_hops=args.max_hops, run_id="clusters")
+    return {"seconds": seconds, "removed": len(removed), **stats}
 
 
 if __name__ == "__main__":

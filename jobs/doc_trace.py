@@ -179,8 +179,12 @@ def _near_match(store: Store, run: RunRecord, row: dict[str, Any]) -> list[str]:
     config = MinhashDedupConfig.model_validate(run.stage_config(keep.stage))
     similarity = jaccard(row.get("text"), found["text"][0].as_py(), config)
     shingles = f"character {config.char_ngram}-gram" if config.char_ngram else f"word {config.ngram}-gram"
-    return [f"near duplicate of {keeper} ({NEAR_CLUSTER}): Jaccard {similarity:.3f} of their {shingles} "
-            f"shingles (threshold {config.threshold}): {quoted(found['text'][0].as_py())}"]
+    lines = [f"near duplicate of {keeper} ({NEAR_CLUSTER}): Jaccard {similarity:.3f} of their {shingles} "
+             f"shingles (threshold {config.threshold}): {quoted(found['text'][0].as_py())}"]
+    if similarity < config.threshold:  # max_hops > 1: removed as the copy of a removed copy
+        lines.append(f"below the threshold: removed through a chain of at most {config.max_hops or 'any number of'} "
+                     f"verified links (max_hops), each at or above {config.threshold}, to its keeper")
+    return lines
 
 
 def jaccard(a: str | None, b: str | None, config: MinhashDedupConfig) -> float:

@@ -69,7 +69,7 @@ class MinhashDedup(Composite[MinhashDedupConfig]):
                 Part("assign", AssignComponent, config, ()),
                 *index,
                 # index.name: whether it reads the index match columns
-                Part("keep", VerifyKeep, config, _fields("keep", "verify", "match_removed", "threshold", *SHINGLE_FIELDS,
+                Part("keep", VerifyKeep, config, _fields("keep", "verify", "max_hops", "threshold", *SHINGLE_FIELDS,
                                                               "index.name")),
                 Part("apply", KeepApply, config, ("index.name",)))
 

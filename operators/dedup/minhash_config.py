@@ -8,7 +8,7 @@ can import them while the composite imports the primitives, with no import cycle
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -72,11 +72,12 @@ class MinhashDedupConfig(OperatorConfig):
     num_perm: int = Field(112, gt=0, le=1024, description="MinHash permutations (signature length).")
     scope: Literal["source", "global"] = Field("source", description="Deduplicate within each source, or globally.")
     verify: bool = Field(True, description="Check candidates' exact Jaccard before treating them as duplicates.")
-    match_removed: bool = Field(False, description="With verify: a candidate that matches no kept document it "
-                                "shares an LSH bucket with is also checked against the documents already removed "
-                                "that it shares one with, and a match removes it into that document's cluster. Chains "
-                                "A~B~C (A kept, C unlike A) then lose C too: more recall, and every removed document has "
-                                "a verified chain of removed documents to its keeper instead of a verified kept partner.")
+    max_hops: int | None = Field(2, ge=1, description="With verify: the most verified links (each at the "
+                                 "threshold or above) from a removed document to its keeper. 1: every removed "
+                                 "document has a kept partner at the threshold. 2 and more: a candidate no linked "
+                                 "keeper takes may also be removed as the copy of a linked removed document within "
+                                 "max_hops - 1 links of its keeper (chains A~B~C lose C); its Jaccard with the keeper "
+                                 "is then at least 1 - max_hops x (1 - threshold). null: chains of any length.")
     keep: str = Field("min_id", pattern=r"^(min_id|max:[A-Za-z0-9_]+)$",
                       description="Keeper of a cluster: min_id, or max:<column> (ties: smallest id).")
     map_digits: bool = Field(False, description="Map every digit to 0 before shingling.")
@@ -85,6 +86,17 @@ class MinhashDedupConfig(OperatorConfig):
                                          description="How connected components of the candidates are found.")
     index: IndexConfig = Field(default_factory=IndexConfig,
                                description="Deduplicate against documents kept by earlier runs.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _match_removed(cls, data: Any) -> Any:
+        """``match_removed`` (2026-12-05, before ``max_hops``): true is chains of any length."""
+        if isinstance(data, dict) and "match_removed" in data:
+            data = dict(data)
+            if "max_hops" in data:
+                raise ValueError("give max_hops, not match_removed as well (match_removed: true is max_hops: null)")
+            data["max_hops"] = None if data.pop("match_removed") else 1
+        return data
 
     @model_validator(mode="after")
     def _bands_fit(self) -> "MinhashDedupConfig":

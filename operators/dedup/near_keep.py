@@ -6,14 +6,17 @@ Members of a candidate component are visited in keep-priority order (smallest id
 highest value of the ``max:<column>``). Each is compared by exact Jaccard of its shingle set
 with the documents kept so far that it is *linked* to: those sharing one of its LSH band
 buckets (``dedup_minhash_bands``), in the order they were kept. It becomes a duplicate of the
-first one it reaches the threshold with, or is kept itself. Every removed document is thus a
-verified near-copy of a kept one, so no cluster is ever removed entirely, and LSH false
-positives (and chains A~B~C with A and C unlike) do not remove anything wrongly. A document
-similar to a kept one with which it shares no bucket (the LSH miss rate at that similarity,
-``1 - candidate_probability``) is kept: the same recall LSH gives any pair. With
-``match_removed`` a member no linked keeper takes is also checked against the linked
-documents already removed, and joins the cluster of the first it matches: chains A~B~C
-lose C, and a removal has a verified chain of removed documents to its keeper instead.
+first one it reaches the threshold with. If it reaches none, it is checked the same way
+against the linked documents already removed within ``max_hops - 1`` links of their keeper
+(default ``max_hops`` 2: those removed as a keeper's direct copy), and joins the cluster of
+the first it matches: chains A~B~C lose C. Otherwise it is kept. Every removed document thus
+has a verified chain of at most ``max_hops`` links (each at the threshold) to its kept
+keeper, so no cluster is ever removed entirely, LSH false positives remove nothing, and as
+Jaccard distance is a metric (Levandowsky and Winter 1971) its Jaccard with the keeper is
+at least ``1 - max_hops * (1 - threshold)`` (0.6 for two links at 0.8; with ``max_hops: 1``
+the threshold itself: a verified kept partner). A document similar to a kept one with which
+it shares no bucket (the LSH miss rate at that similarity, ``1 - candidate_probability``)
+is kept: the same recall LSH gives any pair.
 
 Cost: the exact checks are bounded by the linked kept documents, not by the component (a
 component of n members with k keepers once cost up to n x k checks; a boilerplate component
@@ -41,9 +44,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from operators.base import FILE_COLUMN, GroupOperator, MapOperator, OperatorConfig, set_column
-from operators.dedup import minhash_math as mm
 from operators.dedup.minhash_config import BANDS, COMPONENT, SKETCH, MinhashDedupConfig, fixed_list_values, shingle_sets
 from operators.dedup.minhash_index import PRIOR_ID, PRIOR_MATCH, index_columns
+from operators.dedup.verify_kernel import first_verified
 from operators.hashing import distinct_values
 from operators.registry import register
 
@@ -133,40 +136,46 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
         if sets is None:  # unverified: the first in priority keeps, the rest are its copies
             keeper[members] = members[0]
             return
+        max_hops = self.config.max_hops or len(members)  # null: any chain
         kept_in: dict[tuple[int, int], list[int]] = {}  # (band, bucket hash) -> kept rows, in kept order
-        removed_in: dict[tuple[int, int], list[int]] = {}  # the same for removed rows (match_removed)
+        via_in: dict[tuple[int, int], list[int]] = {}  # the same for removed rows a chain may pass through
         rank: dict[int, int] = {}  # row -> its place in visit order
+        hops: dict[int, int] = {}  # removed row -> verified links from it to its keeper
         for row in members:
             rank[row] = len(rank)
             buckets = sets.buckets(row)
             linked = sorted({k for b in buckets for k in kept_in.get(b, ())}, key=rank.__getitem__)
             match = self._first_verified(row, linked, sets) if linked else None
-            if match is None and self.config.match_removed:
-                # a chain A~B~C: B was removed as A's copy, C is like B but not like A
-                removed = sorted({r for b in buckets for r in removed_in.get(b, ())}, key=rank.__getitem__)
-                via = self._first_verified(row, removed, sets) if removed else None
-                match = None if via is None else int(keeper[via])
-                self._metrics["chain_matches"] = self._metrics.get("chain_matches", 0) + (via is not None)
-            into = kept_in if match is None else removed_in
             if match is not None:
+                hops[row] = 1
+            elif max_hops > 1:
+                # a chain A~B~C: B was removed as A's copy, C is like B but not like A
+                removed = sorted({r for b in buckets for r in via_in.get(b, ())}, key=rank.__getitem__)
+                via = self._first_verified(row, removed, sets) if removed else None
+                if via is not None:
+                    match, hops[row] = int(keeper[via]), hops[via] + 1
+                    self._metrics["chain_matches"] = self._metrics.get("chain_matches", 0) + 1
+            if match is None:
+                into = kept_in
+            else:
                 keeper[row] = match
-                if not self.config.match_removed:
+                if hops[row] >= max_hops:  # no chain may pass through it
                     continue
+                into = via_in
             for b in buckets:
                 into.setdefault(b, []).append(row)
 
     def _first_verified(self, row: int, linked: list[int], sets: "_RowSets") -> int | None:
         """The first of the rows ``linked`` whose exact Jaccard with ``row`` reaches the
         threshold, skipping those whose sketch estimate is below ``sets.least``."""
-        close = [k for k, e in zip(linked, sets.estimate(row, np.asarray(linked))) if e >= sets.least]
-        self._metrics["prefiltered_pairs"] += len(linked) - len(close)
-        doc = sets.doc(row)
-        for k in close:
-            self._metrics["verified_pairs"] += 1
-            if mm.jaccard(doc, sets.doc(k)) >= self.config.threshold:
-                self._metrics["confirmed_pairs"] += 1
-                return k
-        return None
+        at, checked, skipped = first_verified(sets.sets.values, sets.sets.offsets, sets.index, sets.sketch, row,
+                                              np.asarray(linked, dtype=np.int64), sets.least, self.config.threshold)
+        self._metrics["verified_pairs"] += checked
+        self._metrics["prefiltered_pairs"] += skipped
+        if at < 0:
+            return None
+        self._metrics["confirmed_pairs"] += 1
+        return linked[at]
 
 
 def prefilter_margin(num_perm: int, skip_probability: float = SKIP_PROBABILITY) -> float:
@@ -204,10 +213,6 @@ class _RowSets:
     def buckets(self, row: int) -> list[tuple[int, int]]:
         """The row's LSH buckets: (band, the band's hash)."""
         return list(enumerate(self.bands[row].tolist()))
-
-    def estimate(self, row: int, others: np.ndarray) -> np.ndarray:
-        """b-bit MinHash estimates (b = 8) of the Jaccard of ``row`` with each of ``others``."""
-        return mm.sketch_jaccard(self.sketch[others], self.sketch[row])
 
 
 @register("minhash_dedup.apply")

@@ -35,19 +35,25 @@ def minhash_config(store: Path, **extra: Any) -> dict[str, Any]:
     return raw
 
 
-def brute_force_removals(docs: pa.Table) -> set[str]:
-    """Greedy in id order per source: removed iff Jaccard >= threshold with an earlier kept doc."""
+def brute_force_removals(docs: pa.Table, max_hops: int = 2) -> set[str]:
+    """Greedy in id order per source: removed iff Jaccard >= threshold with an earlier kept
+    doc, or else with an earlier removed one fewer than ``max_hops`` links from its keeper."""
     config = MinhashDedupConfig(threshold=THRESHOLD)
     docs = docs.sort_by([("source", "ascending"), ("id", "ascending")])
     sets = shingle_sets(docs["text"], config)
     removed: set[str] = set()
     kept: dict[str, list[int]] = {}
+    via: dict[str, list[tuple[int, int]]] = {}  # removed docs a chain may pass through, with their hops
     for i, (doc_id, source) in enumerate(zip(docs["id"].to_pylist(), docs["source"].to_pylist())):
-        mine = kept.setdefault(source, [])
-        if any(mm.jaccard(sets.doc(i), sets.doc(k)) >= THRESHOLD for k in mine):
-            removed.add(doc_id)
-        else:
+        mine, chains = kept.setdefault(source, []), via.setdefault(source, [])
+        like = lambda k: mm.jaccard(sets.doc(i), sets.doc(k)) >= THRESHOLD  # noqa: E731
+        hops = 1 if any(like(k) for k in mine) else next((h + 1 for k, h in chains if like(k)), None)
+        if hops is None:
             mine.append(i)
+            continue
+        removed.add(doc_id)
+        if hops < max_hops:
+            chains.append((i, hops))
     return removed
 
 

@@ -3,6 +3,8 @@ assignment and verified keeping."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -264,25 +266,51 @@ def test_keep_checks_grow_with_links_not_with_the_component() -> None:
     assert op.metrics()["verified_pairs"] < len(rows) * kept / 10
 
 
-def test_match_removed_follows_a_chain_of_removed_documents_to_its_keeper() -> None:
-    """A chain of small edits: with match_removed every copy after the first is removed, each
-    with a verified partner among the documents removed before it, into the first's cluster;
-    without it the chain drifts into several keepers."""
+def jaccards(rows: list[tuple[str, str, str]]) -> tuple[dict[str, set], Any]:
+    """Word 5-gram sets of the rows and their exact Jaccard."""
+    sets = {r[0]: set(zip(*[r[1].split()[k:] for k in range(5)])) for r in rows}
+    return sets, lambda a, b: len(sets[a] & sets[b]) / len(sets[a] | sets[b])
+
+
+@pytest.mark.parametrize("max_hops", [2, 3, None])
+def test_chains_lead_from_each_removed_document_to_its_keeper_in_at_most_max_hops(max_hops: int | None) -> None:
+    """A chain of small edits: with max_hops > 1 copies are also removed as copies of removed
+    documents, each within max_hops verified links of its keeper (so at least 1 - max_hops x
+    (1 - threshold) like it); with chains of any length fewer keepers remain still."""
     rows = drifting_chain(200)
-    plain = VerifyKeep(MinhashDedupConfig())(keep_input(rows))
-    config = MinhashDedupConfig(match_removed=True)
+    plain = VerifyKeep(MinhashDedupConfig(max_hops=1))(keep_input(rows))
+    config = MinhashDedupConfig(max_hops=max_hops)
     op = VerifyKeep(config)
     chained = op(keep_input(rows, config))
-    assert sum(plain[KEEP].to_pylist()) > 2
+    plain_kept = sum(plain[KEEP].to_pylist())
+    assert plain_kept > 2
     kept = [i for i, k in zip(chained["id"].to_pylist(), chained[KEEP].to_pylist()) if k]
-    assert len(kept) < sum(plain[KEEP].to_pylist())
+    assert len(kept) < plain_kept
     assert op.metrics()["chain_matches"] > 0
-    # every removed document is within the threshold of some document removed or kept before it
-    texts = {r[0]: r[1] for r in rows}
-    sets = {i: set(zip(*[texts[i].split()[k:] for k in range(5)])) for i in texts}
-    order = sorted(texts)
-    for n, (i, k) in enumerate(zip(chained["id"].to_pylist(), chained[KEEP].to_pylist())):
-        if not k:
-            earlier = order[:order.index(i)]
-            assert any(len(sets[i] & sets[e]) / len(sets[i] | sets[e]) >= 0.8 for e in earlier), i
-            assert chained[CLUSTER_ID][n].as_py() in kept
+    sets, jaccard = jaccards(rows)
+    order = sorted(sets)
+    # each removed document: a verified link to an earlier document of its cluster, and a
+    # path of at most max_hops such links to the keeper
+    cluster = dict(zip(chained["id"].to_pylist(), chained[CLUSTER_ID].to_pylist()))
+    hops = {i: 0 for i in kept}
+    for i in order:
+        if i in hops:
+            continue
+        assert cluster[i] in kept
+        links = [hops[e] + 1 for e in order[:order.index(i)] if e in hops and cluster[e] == cluster[i]
+                 and jaccard(i, e) >= 0.8]
+        assert links, i
+        hops[i] = min(links)
+        if max_hops:
+            assert hops[i] <= max_hops, (i, hops[i])
+            assert jaccard(i, cluster[i]) >= 1 - max_hops * 0.2 - 1e-9
+    if max_hops == 2:  # a bound: fewer removed than with any chain
+        unbounded = VerifyKeep(MinhashDedupConfig(max_hops=None))(keep_input(rows, config))
+        assert len(kept) > sum(unbounded[KEEP].to_pylist())
+
+
+def test_match_removed_is_max_hops_null() -> None:
+    assert MinhashDedupConfig(match_removed=True).max_hops is None
+    assert MinhashDedupConfig(match_removed=False).max_hops == 1
+    with pytest.raises(ValueError, match="give max_hops"):
+        MinhashDedupConfig(match_removed=True, max_hops=2)

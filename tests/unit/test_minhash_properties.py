@@ -1,10 +1,11 @@
 """Properties of minhash_dedup's primitives chained in-process (no Ray): idempotence, and
-every removal backed by a verified kept document."""
+every removal backed by a verified link to its cluster, within max_hops of a kept document."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,19 +20,19 @@ CONFIG = MinhashDedupConfig(threshold=0.7, num_perm=64)
 VOCAB = [f"w{i}" for i in range(400)]
 
 
-def dedup(table: pa.Table) -> pa.Table:
+def dedup(table: pa.Table, config: MinhashDedupConfig = CONFIG) -> pa.Table:
     """The six primitives as jobs/ chains them, on one table standing for one file."""
     table = table.append_column(FILE_COLUMN, pa.array(["f"] * table.num_rows))
-    signed = MinhashSignature(CONFIG)(table)
-    buckets = LshBuckets(CONFIG)
+    signed = MinhashSignature(config)(table)
+    buckets = LshBuckets(config)
     projected = buckets.project(signed)
     edges = buckets(projected.sort_by([(k, "ascending") for k in (*buckets.group_key(), "id")]))
-    components = LshComponents(CONFIG).fit(iter([edges]))
-    assigned = AssignComponent(CONFIG, artifact=components)(signed)
-    keep = VerifyKeep(CONFIG)
+    components = LshComponents(config).fit(iter([edges]))
+    assigned = AssignComponent(config, artifact=components)(signed)
+    keep = VerifyKeep(config)
     candidates = assigned.filter(pa.compute.is_valid(assigned[keep.group_key()[0]]))  # the others bypass
     marks = keep(candidates.sort_by([(keep.group_key()[0], "ascending"), ("id", "ascending")]))
-    return KeepApply(CONFIG, artifact=marks)(assigned).drop_columns([FILE_COLUMN])
+    return KeepApply(config, artifact=marks)(assigned).drop_columns([FILE_COLUMN])
 
 
 @st.composite
@@ -57,15 +58,23 @@ def test_dedup_is_idempotent(corpus: pa.Table) -> None:
     assert all(second[KEEP].to_pylist())
 
 
+@pytest.mark.parametrize("max_hops", [1, 2])
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(corpora())
-def test_every_removal_has_a_similar_kept_document_in_its_source(corpus: pa.Table) -> None:
-    out = dedup(corpus)
-    sets = shingle_sets(out["text"], CONFIG)
+def test_every_removal_is_linked_to_its_cluster_within_max_hops_of_its_keeper(max_hops: int, corpus: pa.Table) -> None:
+    """1 link: a kept partner at the threshold; n links: a partner at the threshold in its
+    cluster, and at least 1 - n (1 - threshold) like the keeper (Jaccard distance is a metric)."""
+    config = CONFIG.model_copy(update={"max_hops": max_hops})
+    out = dedup(corpus, config)
+    sets = shingle_sets(out["text"], config)
     rows = out.to_pylist()
     index = {r["id"]: i for i, r in enumerate(rows)}
     for i, row in enumerate(rows):
         if not row[KEEP]:
             keeper = index[row["dedup_minhash_cluster_id"]]
             assert rows[keeper][KEEP] and rows[keeper]["source"] == row["source"]
-            assert mm.jaccard(sets.doc(i), sets.doc(keeper)) >= CONFIG.threshold
+            assert mm.jaccard(sets.doc(i), sets.doc(keeper)) >= 1 - max_hops * (1 - config.threshold) - 1e-9
+            cluster = [k for k, r in enumerate(rows) if k != i and r["dedup_minhash_cluster_id"] == row["dedup_minhash_cluster_id"]]
+            assert any(mm.jaccard(sets.doc(i), sets.doc(k)) >= config.threshold for k in cluster)
+            if max_hops == 1:
+                assert mm.jaccard(sets.doc(i), sets.doc(keeper)) >= config.threshold

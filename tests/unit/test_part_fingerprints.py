@@ -60,7 +60,8 @@ MINHASH_RERUNS: list[tuple[str, dict[str, Any], str | None]] = [
     ("default", {"components.method": "distributed"}, None),  # the same components either way
     ("default", {"components.max_single_edges": 1000}, None),
     ("default", {"index.form": "bloom"}, None),  # no index name: no index
-    ("default", {"match_removed": True}, "keep"),
+    ("default", {"max_hops": 1}, "keep"),
+    ("default", {"max_hops": None}, "keep"),
     ("default", {"index.update": False}, None),  # read by jobs/ after the run, by no part
     ("default", {"index.bloom_capacity": 5000}, None),
     ("default", {"index.bloom_fp_rate": 1e-3}, None),
@@ -132,7 +133,7 @@ def test_parts_without_fields_keep_todays_fingerprint() -> None:
 
 def test_fingerprint_config_keeps_nested_fields_nested() -> None:
     keep = next(s for s in plan("minhash_dedup", {}) if part_name(s) == "keep")
-    assert keep.fingerprint_config() == {"keep": "min_id", "verify": True, "match_removed": False, "threshold": 0.8, "ngram": 5,
+    assert keep.fingerprint_config() == {"keep": "min_id", "verify": True, "max_hops": 2, "threshold": 0.8, "ngram": 5,
                                          "char_ngram": None, "map_digits": False, "lsh": {"scheme": "fast"},
                                          "index": {"name": None}}
     assert project_config({"calibrate": None, "rules": {"a": 1, "b": 2}}, ("calibrate.max_documents", "rules.b")) \
@@ -352,7 +353,7 @@ def alternative(path: str, dump: dict[str, Any]) -> dict[str, Any]:
     flips: dict[str, Any] = {
         "threshold": 0.7, "ngram": 3, "char_ngram": None if value else 4, "num_perm": 128,
         "scope": "global" if value == "source" else "source", "verify": not value, "keep": "max:score",
-        "match_removed": not value,
+        "max_hops": 2 if value == 1 else 1,
         "map_digits": not value, "lsh.seed": 2, "lsh.scheme": "datasketch",
         "lsh.false_negative_weight": None if value else 0.9, "components.method": "distributed",
         "components.max_single_edges": 1000, "index.name": "other" if value else "web",
