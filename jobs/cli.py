@@ -17,6 +17,8 @@ from jobs.progress import StageBars
 from jobs.spec import DEFAULT_STORE, RUN_ID, SHARED_PATHS_HINT, SpecError, load_pipeline
 
 log = logging.getLogger("tamis")
+STOPPED_ON_REQUEST = 4
+"""`tamis run`'s exit code when `tamis stop` stopped the run (committed waves kept; rerun resumes)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"run": cmd_run, "validate": cmd_validate, "status": cmd_status, "operators": cmd_operators,
                 "up": cmd_up, "down": cmd_down, "train-classifier": train.run,
                 "show": inspect_commands.run_show, "diff": inspect_commands.run_diff,
-                "explain": inspect_commands.run_explain, "submit": submit.run}[args.command](args)
+                "explain": inspect_commands.run_explain, "submit": submit.run, "stop": cmd_stop}[args.command](args)
     except (SpecError, train.TrainingError, ModelFileError, local_ray.LocalRayError, submit.SubmitError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -62,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("run_id")
     status.add_argument("--store", default=DEFAULT_STORE, help=f"store URI (default {DEFAULT_STORE})")
     status.add_argument("--config", help="take the store (and its options) from this config")
+
+    stop = sub.add_parser("stop", help="ask a running run to stop at its next wave boundary (a later run of the "
+                          "same id resumes)")
+    stop.add_argument("run_id")
+    stop.add_argument("--store", default=DEFAULT_STORE, help=f"store URI (default {DEFAULT_STORE})")
+    stop.add_argument("--config", help="take the store (and its options) from this config")
 
     up = sub.add_parser("up", help="start a local Ray that later runs on this machine attach to")
     up.add_argument("--num-cpus", type=int, help="CPUs it offers (default: all)")
@@ -108,6 +116,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 2
     print(report.render_status(state))
     return 0 if state.get("status") != "failed" else 1
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from jobs.stop_request import request_stop
+    from jobs.store import Store
+
+    store = load_pipeline(args.config, check_io=False).spec.make_store() if args.config else Store(args.store)
+    try:
+        request_stop(store, args.run_id)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"asked run {args.run_id} to stop at its next wave boundary; `tamis status {args.run_id} --store "
+          f"{store.uri}` shows when it has")
+    return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -173,7 +196,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         ray.kill(actor)
     print(report.render_summary(state))
-    return 0
+    return STOPPED_ON_REQUEST if state.get("stop_requested") else 0
 
 
 def _local_paths_on_several_nodes(spec: Any) -> str | None:

@@ -125,8 +125,9 @@ class Wave:
 class StageLedger:
     """Commits in the store, read and written through one protocol."""
 
-    def __init__(self, store: Store, progress: Progress) -> None:
+    def __init__(self, store: Store, progress: Progress, stop_check: Callable[[], None] | None = None) -> None:
         self.store, self.progress = store, progress
+        self.stop_check = stop_check  # raises at a wave boundary of a run asked to stop (jobs/stop_request.py)
 
     def committed(self, entry: StageEntry) -> StageCommit | None:
         body = self.store.read_json(cp.commit_key(entry.prefix))
@@ -236,6 +237,8 @@ class StageLedger:
                 "committed earlier, skipped" if k < reused else f"committed ({result.rows_out:,} rows)"))
             self.progress.stage(entry.index, waves_done=len(by_wave),
                                 rows_out=sum(r[k].rows_out for r in by_wave.values()))
+        if self.stop_check is not None and len(by_wave) < total:  # the last wave ends the stage anyway
+            self.stop_check()
 
     def commit_stage(self, entry: StageEntry, result: WaveResult, seconds: float, waves: int = 1,
                      chain: list[str] | None = None) -> StageCommit:

@@ -104,7 +104,10 @@ def render_summary(state: dict[str, Any]) -> str:
                          s.get("rows_out") if n == 0 else None, reason, count])
     out = state.get("output") or {}
     docs_in = stages[0].get("rows_in") if stages else 0
-    if state.get("status") == "stopped":  # --until: no output yet
+    if state.get("status") == "stopped" and state.get("stop_requested"):  # tamis stop: no output
+        tail = [f"documents in: {docs_in or 0:,}   wall time: {state.get('wall_seconds', 0):.1f}s",
+                "stopped at a wave boundary as asked (tamis stop); the same command goes on from there"]
+    elif state.get("status") == "stopped":  # --until: no output yet
         docs_out = stages[-1].get("rows_out") if stages else 0
         tail = [f"documents in: {docs_in or 0:,}   after {state.get('stopped_after')}: {docs_out or 0:,}   "
                 f"wall time: {state.get('wall_seconds', 0):.1f}s",

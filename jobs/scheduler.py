@@ -25,6 +25,7 @@ from jobs.chain import chain_from, run_chain
 from jobs.checkpoint import Artifact, WaveResult, run_json_key
 from jobs.ledger import RunContext, StageCommit, StageEntry, StageKind, StageLedger, Wave
 from jobs.lock import RunLock
+from jobs.stop_request import RunStopRequested, StopCheck
 from jobs.models import StagedModel, stage_model
 from jobs.output import write_output
 from jobs.rounds import run_rounds
@@ -58,7 +59,8 @@ class RunScheduler:
             raise ValueError("; ".join(problems))
         # --until: the later stages are not planned at all (no pinned state, no staged model)
         self.stages = stages[:stages_until(stages, until)] if until else stages
-        self.ctx = RunContext(spec, self.store, StageLedger(self.store, self), executor or execute)
+        self.stop_check = StopCheck(self.store, run_id)
+        self.ctx = RunContext(spec, self.store, StageLedger(self.store, self, self.stop_check), executor or execute)
         self.pins: dict[str, tuple[StateVersions, PinnedState]] = {}  # by stage name
         self.models: dict[str, StagedModel] = {}
         self._lock = threading.Lock()
@@ -94,6 +96,7 @@ class RunScheduler:
         lock.acquire()
         started = time.time()
         previous = self.store.read_json(run_json_key(self.run_id)) or {}
+        self.stop_check.clear()  # a request to an earlier attempt: this one resumes
         try:
             files = resolve_inputs(self.spec.input.paths, self.spec.s3_options(), self.spec.input.format)
             if not files:
@@ -115,6 +118,8 @@ class RunScheduler:
                                       "wall_seconds": round(time.time() - started, 3)})
             self.event(f"run {self.run_id} succeeded in {time.time() - started:.1f}s")
             return self.status()
+        except RunStopRequested:
+            return self._stop_requested(started)
         except BaseException as err:
             self._mark_failed(traceback.format_exc())
             self._update(self.state, {"status": "failed", "error": f"{type(err).__name__}: {err}",
@@ -129,6 +134,18 @@ class RunScheduler:
                                   "wall_seconds": round(time.time() - started, 3)})
         self.event(f"run {self.run_id} stopped after {self.until} as asked; run it again without --until "
                    f"to go on from there")
+        return self.status()
+
+    def _stop_requested(self, started: float) -> dict[str, Any]:
+        """The end of a run `tamis stop` asked to stop: committed waves stay, no output."""
+        with self._lock:
+            for s in self.state["stages"]:
+                if s["status"] == "running":
+                    s["status"] = "stopped"
+        self._update(self.state, {"status": "stopped", "stopped_after": None, "stop_requested": True,
+                                  "wall_seconds": round(time.time() - started, 3)})
+        self.event(f"run {self.run_id} stopped at a wave boundary as asked (tamis stop); run it again with the "
+                   f"same run id to go on from there")
         return self.status()
 
     def _mark_failed(self, text: str) -> None:
@@ -179,6 +196,7 @@ class RunScheduler:
         artifact: Artifact | None = None  # the nearest upstream artifact
         index = 0
         while index < len(plan):
+            self.stop_check()
             entry = plan[index]
             commit = self.ctx.ledger.reuse(entry)
             if commit is None and entry.streams:

@@ -113,3 +113,29 @@ def test_driver_killed_mid_stage_resumes_without_recomputing(tmp_path: Path) -> 
     resumed, uninterrupted = output_table(store, "r1"), output_table(reference_store, "r1")
     assert resumed.num_rows > 0
     assert resumed.equals(uninterrupted)
+
+
+def test_tamis_stop_ends_a_running_run_at_a_wave_boundary(tmp_path: Path) -> None:
+    """On a real Ray, with waves streaming through a chain: `tamis stop` ends the run after
+    the wave in flight (exit 4, status stopped, committed waves kept). Resuming it is
+    tests/unit/test_stop_request.py's."""
+    store = tmp_path / "store"
+    config = write_config(tmp_path / "stop.yaml", resume_config(store))
+    proc = tamis("run", str(config), "--run-id", "st")
+
+    def slow_copy_committed_a_wave(state: dict[str, Any]) -> bool:
+        return next(s for s in state["stages"] if s["name"] == "slow_copy")["waves_done"] >= 1
+
+    deadline = time.time() + 240
+    while not ((state := run_json(store, "st")) and state.get("stages") and slow_copy_committed_a_wave(state)):
+        assert proc.poll() is None and time.time() < deadline, proc.stdout.read().decode() if proc.stdout else ""
+        time.sleep(0.1)
+    stop = subprocess.run([sys.executable, "-m", "jobs.cli", "stop", "st", "--store", str(store)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0, stop.stderr
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 4, out.decode(errors="replace")
+    state = run_json(store, "st")
+    slow = next(s for s in state["stages"] if s["name"] == "slow_copy")
+    assert state["status"] == "stopped" and 1 <= slow["waves_done"] < slow["waves_total"], slow
+    assert "stopped at a wave boundary as asked (tamis stop)" in out.decode(errors="replace")
