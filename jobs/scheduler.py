@@ -309,10 +309,14 @@ def stages_until(stages: tuple[PlannedStage, ...] | list[PlannedStage], until: s
 
 
 def start_actor(spec: PipelineSpec, run_id: str, until: str | None = None) -> Any:
-    """Create the named scheduler actor for ``run_id`` (refused if one is alive)."""
+    """Create the named scheduler actor for ``run_id`` (refused if one is alive), on the
+    driver's node: a cluster's worker nodes come and go (spot instances, autoscaling), and a
+    lost worker node must cost only the tasks it ran, never the run's scheduler."""
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     actor_cls = ray.remote(num_cpus=0, max_concurrency=4, max_restarts=0)(RunScheduler)
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     return actor_cls.options(name=actor_name(run_id), namespace=ACTOR_NAMESPACE, lifetime="detached",
-                             get_if_exists=False).remote(spec, run_id, (socket.gethostname(), os.getpid()),
-                                                         until=until)
+                             get_if_exists=False, scheduling_strategy=here).remote(
+        spec, run_id, (socket.gethostname(), os.getpid()), until=until)

@@ -3,13 +3,15 @@ unless declared shared, and the demo then runs to the same output as on one node
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import demo_config, write_config
-from tests.integration.test_resume import finish, output_table, tamis
+from tests.integration.test_resume import finish, output_table, resume_config, run_json, tamis
 from tests.support.serial_ray import run_serially
 
 pytestmark = pytest.mark.integration
@@ -49,3 +51,56 @@ def test_local_paths_are_refused_on_two_nodes_unless_shared(two_nodes: str, tmp_
     run_serially(write_config(tmp_path / "ref.yaml", demo_config(store=str(reference))), "two")
     two, one = output_table(store, "two"), output_table(reference, "two")
     assert two.num_rows > 0 and two.sort_by("id").equals(one.sort_by("id"))
+
+
+def test_a_worker_node_lost_mid_stage_costs_only_its_tasks(tmp_path: Path) -> None:
+    """The worker node of a two-node cluster is lost (its raylet and workers killed) while
+    a chained map stage runs tasks on both: Ray runs the lost tasks again on the head, the
+    scheduler (on the driver's node) goes on, and the output holds every document once, as
+    a one-node run's."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    worker = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    store = tmp_path / "store"
+    raw = resume_config(store)
+    raw["stages"][1]["config"].update(pid_dir=str(pids), seconds_per_batch=0.2)
+    raw["store_options"] = {"shared_filesystem": True}
+    try:
+        proc = tamis("run", str(write_config(tmp_path / "lost.yaml", raw)), "--address", cluster.address,
+                     "--run-id", "lost")
+        deadline = time.time() + 300
+        while not (len(os.listdir(pids)) >= 2 and (state := run_json(store, "lost"))
+                   and next(s for s in state["stages"] if s["name"] == "slow_copy")["waves_done"] >= 1):
+            assert proc.poll() is None and time.time() < deadline, proc.stdout.read().decode() if proc.stdout else ""
+            time.sleep(0.1)
+        cluster.remove_node(worker, allow_graceful=False)
+        log = finish(proc, timeout=600)
+    finally:
+        cluster.shutdown()
+    dead = [int(p) for p in os.listdir(pids) if not _alive(int(p))]
+    assert dead, "no process running the stage died with the node: the test proved nothing"
+    state = run_json(store, "lost")
+    assert state["status"] == "succeeded", log
+    reference = tmp_path / "reference"
+    clean = resume_config(reference)
+    clean["stages"][1]["config"]["seconds_per_batch"] = 0
+    run_serially(write_config(tmp_path / "ref.yaml", clean), "lost")
+    lost, one = output_table(store, "lost"), output_table(reference, "lost")
+    ids = lost["id"].to_pylist()
+    assert len(ids) == len(set(ids)), "a document was written twice"
+    assert lost.num_rows > 0 and lost.sort_by("id").equals(one.sort_by("id"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
