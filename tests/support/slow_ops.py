@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 from pydantic import Field
 
-from operators.base import FitOperator, MapOperator, OperatorConfig, ResourceHint
+from operators.base import FitOperator, GroupOperator, MapOperator, OperatorConfig, ResourceHint
 from operators.registry import register
 
 
@@ -38,6 +38,26 @@ class SlowCopy(MapOperator[SlowCopyConfig]):
             open(os.path.join(self.config.pid_dir, str(os.getpid())), "w").close()
         time.sleep(self.config.seconds_per_batch)
         return batch
+
+
+@register("slow_group")
+class SlowGroup(GroupOperator[SlowCopyConfig]):
+    """Groups documents by ``source`` and returns them unchanged after a sleep per call (for
+    fault tests only: a window in which to lose a node mid-shuffle). Records its pid as
+    ``slow_copy`` does.
+
+    Reads: source. Writes: nothing. Deterministic output (the input).
+    """
+
+    version = 1
+    Config = SlowCopyConfig
+    reads = ("source",)
+
+    def group_key(self) -> tuple[str, ...]:
+        return ("source",)
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return SlowCopy.__call__(self, table)  # type: ignore[arg-type]
 
 
 class ExplodeConfig(OperatorConfig):
