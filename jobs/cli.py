@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"run": cmd_run, "validate": cmd_validate, "status": cmd_status, "operators": cmd_operators,
                 "up": cmd_up, "down": cmd_down, "train-classifier": train.run,
                 "show": inspect_commands.run_show, "diff": inspect_commands.run_diff,
-                "explain": inspect_commands.run_explain, "submit": submit.run, "stop": cmd_stop}[args.command](args)
+                "explain": inspect_commands.run_explain, "submit": submit.run, "stop": cmd_stop, "gc": cmd_gc}[args.command](args)
     except (SpecError, train.TrainingError, ModelFileError, local_ray.LocalRayError, submit.SubmitError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("run_id")
     stop.add_argument("--store", default=DEFAULT_STORE, help=f"store URI (default {DEFAULT_STORE})")
     stop.add_argument("--config", help="take the store (and its options) from this config")
+
+    gc = sub.add_parser("gc", help="delete stage directories and waves no run in the store uses")
+    gc.add_argument("--store", default=DEFAULT_STORE, help=f"store URI (default {DEFAULT_STORE})")
+    gc.add_argument("--config", help="take the store (and its options) from this config")
+    gc.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
 
     up = sub.add_parser("up", help="start a local Ray that later runs on this machine attach to")
     up.add_argument("--num-cpus", type=int, help="CPUs it offers (default: all)")
@@ -130,6 +135,23 @@ def cmd_stop(args: argparse.Namespace) -> int:
         return 2
     print(f"asked run {args.run_id} to stop at its next wave boundary; `tamis status {args.run_id} --store "
           f"{store.uri}` shows when it has")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from jobs import gc
+    from jobs.store import Store
+
+    if args.config:
+        spec = load_pipeline(args.config, check_io=False).spec
+        store, ttl = spec.make_store(), spec.execution.lock_ttl_s
+    else:
+        store, ttl = Store(args.store), 120.0
+    try:
+        print(gc.render(gc.collect(store, args.dry_run, ttl), args.dry_run))
+    except gc.StoreInUseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
     return 0
 
 

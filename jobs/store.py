@@ -214,6 +214,16 @@ class Store:
         root = self.fs_path("").rstrip("/")
         return sorted(i.path[len(root) + 1:] for i in infos if i.type == pafs.FileType.File)
 
+    def list_sizes(self, prefix: str) -> dict[str, int]:
+        """Each file below ``prefix`` with its size in bytes (one listing, as :meth:`list`)."""
+        base = self.fs_path(prefix)
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True))
+        except FileNotFoundError:
+            return {}
+        root = self.fs_path("").rstrip("/")
+        return {i.path[len(root) + 1:]: i.size for i in infos if i.type == pafs.FileType.File}
+
     def delete_prefix(self, prefix: str) -> None:
         """Remove everything below ``prefix`` (nothing if it does not exist)."""
         path = self.fs_path(prefix)

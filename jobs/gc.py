@@ -1,0 +1,116 @@
+"""`tamis gc [--dry-run]`: delete the stage files no run in the store can use any more.
+
+What counts as garbage (docs/operations.md, cleanup), read from the store alone:
+
+* a stage directory ``stages/<name>-<fingerprint>/`` that no ``runs/<id>/run.json`` lists
+  (a run lists every stage it planned, committed or not, so a failed run stays resumable
+  and a stage whose files a later stage reads is kept with it);
+* inside a committed stage, a ``wave-*`` directory its ``_COMMIT.json`` names no file of
+  (a wave of an earlier wave plan, or of a dead attempt), and a group stage's ``shuffle/``
+  leftovers.
+
+Kept: everything under ``runs/`` (states, locks, outputs), ``indexes/`` and ``models/``.
+While any run holds a live lock in the store nothing is deleted: a running run may be
+about to write a stage no ``run.json`` lists yet.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobs.checkpoint import run_json_key
+from jobs.lock import RunLock
+from jobs.stage_rows import list_runs
+from jobs.store import Store
+
+
+class StoreInUseError(RuntimeError):
+    """A run holds a live lock in the store."""
+
+
+@dataclass
+class Garbage:
+    """Directories to delete, each with its files' count and bytes."""
+
+    dirs: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def files(self) -> int:
+        return sum(n for n, _ in self.dirs.values())
+
+    @property
+    def bytes(self) -> int:
+        return sum(b for _, b in self.dirs.values())
+
+
+def find_garbage(store: Store, lock_ttl_s: float = 120.0) -> Garbage:
+    """What :func:`collect` would delete.
+
+    Raises:
+        StoreInUseError: A run holds a live lock in the store.
+    """
+    runs = list_runs(store)
+    for run_id in runs:
+        holder = RunLock(store, run_id, lock_ttl_s).holder()
+        if holder is not None:
+            raise StoreInUseError(f"run {run_id!r} is running in {store.uri} (process {holder.get('pid')} on "
+                                  f"{holder.get('host')}); gc deletes nothing while a run works in the store")
+    used = set()
+    for run_id in runs:
+        for stage in (store.read_json(run_json_key(run_id)) or {}).get("stages") or []:
+            if stage.get("name") and stage.get("fingerprint"):
+                used.add(f"stages/{stage['name']}-{stage['fingerprint']}")
+    sizes = store.list_sizes("stages")
+    by_stage: dict[str, dict[str, int]] = defaultdict(dict)
+    for key, size in sizes.items():
+        parts = key.split("/")
+        if len(parts) >= 3:
+            by_stage["/".join(parts[:2])][key] = size
+    garbage = Garbage()
+    for stage, files in sorted(by_stage.items()):
+        if stage not in used:
+            garbage.dirs[stage] = (len(files), sum(files.values()))
+            continue
+        commit = store.read_json(f"{stage}/_COMMIT.json")
+        if commit is not None:
+            for prefix, group in _unnamed(stage, files, commit).items():
+                garbage.dirs[prefix] = (len(group), sum(group.values()))
+    return garbage
+
+
+def _unnamed(stage: str, files: dict[str, int], commit: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """A committed stage's wave directories its commit names no file of, and its shuffle
+    leftovers, with their files."""
+    artifact = (commit.get("artifact") or {}).get("files") or []
+    named = {f["key"] for f in (commit.get("files") or []) + (commit.get("rejected") or []) + artifact}
+    waves = {"/".join(k.split("/")[:3]) for k in named}
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for key, size in files.items():
+        parts = key.split("/")
+        if len(parts) < 4 or not parts[2].startswith("wave-"):
+            continue
+        wave = "/".join(parts[:3])
+        if wave not in waves:
+            out[wave][key] = size
+        elif parts[3] == "shuffle":
+            out[f"{wave}/shuffle"][key] = size
+    return out
+
+
+def collect(store: Store, dry_run: bool = False, lock_ttl_s: float = 120.0) -> Garbage:
+    """Find the garbage and, unless ``dry_run``, delete it; returns what was (or would be) freed."""
+    garbage = find_garbage(store, lock_ttl_s)
+    if not dry_run:
+        for prefix in garbage.dirs:
+            store.delete_prefix(prefix)
+    return garbage
+
+
+def render(garbage: Garbage, dry_run: bool) -> str:
+    lines = [f"{prefix}  ({n} files, {b / 1e6:.1f} MB)" for prefix, (n, b) in garbage.dirs.items()]
+    verb = "would free" if dry_run else "freed"
+    lines.append(f"{verb} {garbage.bytes / 1e6:.1f} MB in {garbage.files} files ({len(garbage.dirs)} directories)"
+                 if garbage.dirs else "nothing to delete: every stage file is used by a run in the store")
+    return "\n".join(lines)
