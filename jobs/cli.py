@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"run": cmd_run, "validate": cmd_validate, "status": cmd_status, "operators": cmd_operators,
                 "up": cmd_up, "down": cmd_down, "train-classifier": train.run,
                 "show": inspect_commands.run_show, "diff": inspect_commands.run_diff,
-                "explain": inspect_commands.run_explain, "submit": submit.run, "stop": cmd_stop, "gc": cmd_gc}[args.command](args)
+                "explain": inspect_commands.run_explain, "submit": submit.run, "stop": cmd_stop, "gc": cmd_gc, "logs": submit.logs}[args.command](args)
     except (SpecError, train.TrainingError, ModelFileError, local_ray.LocalRayError, submit.SubmitError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train.add_arguments(sub.add_parser("train-classifier", help="train a model for the classifier_score operator"))
     submit.add_arguments(sub.add_parser("submit", help="run a pipeline as a Ray Job on a cluster (Jobs API)"))
+    submit.add_logs_arguments(sub.add_parser("logs", help="print (or --follow) the log of a submitted run's latest job"))
     return parser
 
 

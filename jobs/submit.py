@@ -80,6 +80,32 @@ def run(args: argparse.Namespace) -> int:
     return 0 if status.value == "SUCCEEDED" else 1
 
 
+def add_logs_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id")
+    parser.add_argument("--address", help="the cluster's Jobs API address (as for tamis submit)")
+    parser.add_argument("--follow", action="store_true", help="keep printing until the job ends; exit with its status")
+
+
+def logs(args: argparse.Namespace) -> int:
+    """The log of the run's latest job on the cluster (``tamis-<run-id>-<n>``, n highest)."""
+    address = args.address or os.environ.get("RAY_API_SERVER_ADDRESS") or _http(os.environ.get("RAY_ADDRESS"))
+    client = _client(address or DEFAULT_ADDRESS)
+    mine = [job for job in _list_jobs(client, address) if (job.metadata or {}).get(RUN_ID_KEY) == args.run_id]
+    if not mine:
+        raise SubmitError(f"no job of run {args.run_id!r} on the cluster at {address or DEFAULT_ADDRESS}: `tamis "
+                          "submit` starts one (a `tamis run` logs to its own terminal; `tamis status RUN --store ...` "
+                          "reads any run's progress from the store)")
+    job = max(mine, key=lambda j: (j.start_time or 0, j.submission_id))
+    print(f"job {job.submission_id} of run {args.run_id} ({job.status.value.lower()}):", file=sys.stderr)
+    if not args.follow:
+        sys.stdout.write(client.get_job_logs(job.submission_id))
+        return 0
+    asyncio.run(_follow(client, job.submission_id))
+    status = client.get_job_status(job.submission_id)
+    print(f"job {job.submission_id}: {status.value}", file=sys.stderr)
+    return 0 if status.value == "SUCCEEDED" else 1
+
+
 def _submit(client: Any, attempts: int = 30, **job: Any) -> None:
     """``client.submit_job(**job)``, retried while the head's job agent is still starting
     (a head that has just come up answers "No available agent" for some seconds)."""

@@ -1,6 +1,7 @@
 """`tamis submit` against a real `ray start --head` with the dashboard on loopback (token
 authentication on, as Ray 2.60 starts it): refused inputs start nothing; a submitted run is
-followed to its end with --wait; submitting a run that is still running attaches to it."""
+followed to its end with --wait; submitting a run that is still running attaches to it; tamis logs
+prints (or follows) the latest job's log."""
 
 from __future__ import annotations
 
@@ -64,10 +65,14 @@ def head(tmp_path: Path) -> Iterator[str]:
         proc.wait()
 
 
-def submit(*args: str) -> subprocess.CompletedProcess[str]:
+def tamis_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.run([sys.executable, "-m", "jobs.cli", "submit", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
+
+
+def submit(*args: str) -> subprocess.CompletedProcess[str]:
+    return tamis_cli("submit", *args)
 
 
 def test_bad_submissions_start_nothing(tmp_path: Path) -> None:
@@ -97,3 +102,10 @@ def test_a_submitted_run_is_followed_to_the_end_and_a_second_submission_attaches
 
     again = submit(str(config), "--address", head, "--run-id", "sub", "--wait")  # ended: a new job, all cached
     assert again.returncode == 0 and "as job tamis-sub-2" in again.stdout and "job tamis-sub-2: SUCCEEDED" in again.stdout
+    logs = tamis_cli("logs", "sub", "--address", head)  # the latest job's log
+    assert logs.returncode == 0 and "job tamis-sub-2 of run sub (succeeded)" in logs.stderr, logs.stderr
+    assert "read: committed earlier" in logs.stdout and "run sub succeeded" in logs.stdout
+    followed = tamis_cli("logs", "sub", "--address", head, "--follow")
+    assert followed.returncode == 0 and "job tamis-sub-2: SUCCEEDED" in followed.stderr
+    missing = tamis_cli("logs", "nope", "--address", head)
+    assert missing.returncode == 2 and "no job of run 'nope'" in missing.stderr
