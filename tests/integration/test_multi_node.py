@@ -1,6 +1,6 @@
-"""A real two-node Ray on this machine (ray.cluster_utils.Cluster): local paths are refused
-unless declared shared; declared shared, a run that loses its worker node mid-stage ends
-with the same output as on one node."""
+"""A real Ray of several nodes on this machine (ray.cluster_utils.Cluster): local paths are
+refused unless declared shared; declared shared, a run that loses worker nodes mid-stage
+ends with the same output as on one node."""
 
 from __future__ import annotations
 
@@ -46,50 +46,53 @@ def test_local_paths_are_refused_on_two_nodes_unless_shared(two_nodes: str, tmp_
     assert "the cluster has 2 nodes" in text and f"store {store}" in text and "shared_filesystem" in text
     assert not (store / "runs").exists()  # nothing started
     # declared shared (on one machine every node sees the same directories), the run goes
-    # on: test_a_worker_node_lost_mid_stage_costs_only_its_tasks runs so, to a one-node output
+    # on: test_worker_nodes_lost_mid_stage_cost_only_their_tasks runs so, to a one-node output
 
 
-@pytest.mark.parametrize("kind", ["map", "group"])
-def test_a_worker_node_lost_mid_stage_costs_only_its_tasks(kind: str, tmp_path: Path) -> None:
-    """The worker node of a two-node cluster is lost (its raylet and workers killed) while
-    a slow stage runs tasks on both: a chained map (``slow_copy``) or the reduce side of a
-    shuffle (``slow_group``). Ray runs the lost tasks again on the head, the scheduler (on
-    the driver's node) goes on, and the output holds every document once, as a one-node
-    run's."""
+def test_worker_nodes_lost_mid_stage_cost_only_their_tasks(tmp_path: Path) -> None:
+    """A head and two worker nodes. One worker node is lost (its raylet and workers killed)
+    while a chained map stage (``slow_copy``) runs tasks on the nodes, the other while the
+    reduce side of a shuffle (``slow_group``, a partition per CPU) runs on the two nodes
+    left. Ray runs the lost tasks again on the nodes left, the scheduler (on the driver's
+    node) goes on, and the output holds every document once, as a one-node run's."""
     import ray
     from ray.cluster_utils import Cluster
 
     if ray.is_initialized():
         ray.shutdown()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    worker = cluster.add_node(num_cpus=1)
+    workers = [cluster.add_node(num_cpus=1), cluster.add_node(num_cpus=1)]
     cluster.wait_for_nodes()
-    pids = tmp_path / "pids"
-    pids.mkdir()
+    pids = {kind: tmp_path / f"pids-{kind}" for kind in ("map", "group")}
+    for folder in pids.values():
+        folder.mkdir()
     store = tmp_path / "store"
-    raw = slow_config(store, kind)
+    raw = slow_config(store)
     # a map sleeps per batch (many short tasks); a group per call (one long one per partition)
-    raw["stages"][1]["config"].update(pid_dir=str(pids), seconds_per_batch=0.2 if kind == "map" else 4)
+    raw["stages"][1]["config"].update(pid_dir=str(pids["map"]), seconds_per_batch=0.2)
+    raw["stages"][2]["config"].update(pid_dir=str(pids["group"]), seconds_per_batch=4)
     raw["store_options"] = {"shared_filesystem": True}
     try:
         proc = tamis("run", str(write_config(tmp_path / "lost.yaml", raw)), "--address", cluster.address,
                      "--run-id", "lost")
-        deadline = time.time() + 300
-        while not (len(os.listdir(pids)) >= 2 and (state := run_json(store, "lost"))
-                   and _slow_stage_got_going(state, kind)):
-            assert proc.poll() is None and time.time() < deadline, proc.stdout.read().decode() if proc.stdout else ""
-            time.sleep(0.1)
-        cluster.remove_node(worker, allow_graceful=False)
+        for kind, worker in zip(("map", "group"), workers):
+            deadline = time.time() + 300
+            while not (len(os.listdir(pids[kind])) >= 2 and (state := run_json(store, "lost"))
+                       and _slow_stage_got_going(state, kind)):
+                assert proc.poll() is None and time.time() < deadline, proc.stdout.read().decode() if proc.stdout else ""
+                time.sleep(0.1)
+            cluster.remove_node(worker, allow_graceful=False)
         log = finish(proc, timeout=600)
     finally:
         cluster.shutdown()
-    dead = [int(p) for p in os.listdir(pids) if not _alive(int(p))]
-    assert dead, "no process running the stage died with the node: the test proved nothing"
+    for kind, folder in pids.items():
+        dead = [int(p) for p in os.listdir(folder) if not _alive(int(p))]
+        assert dead, f"no process running the {kind} stage died with its node: the test proved nothing"
     state = run_json(store, "lost")
     assert state["status"] == "succeeded", log
     reference = tmp_path / "reference"
-    clean = slow_config(reference, kind)
-    clean["stages"][1]["config"]["seconds_per_batch"] = 0
+    clean = slow_config(reference)
+    clean["stages"][1]["config"]["seconds_per_batch"] = clean["stages"][2]["config"]["seconds_per_batch"] = 0
     run_serially(write_config(tmp_path / "ref.yaml", clean), "lost")
     lost, one = output_table(store, "lost"), output_table(reference, "lost")
     ids = lost["id"].to_pylist()
@@ -105,16 +108,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def slow_config(store: Path, kind: str) -> dict[str, Any]:
-    """test_resume's pipeline, its slow stage a map (``slow_copy``) or a group (``slow_group``
-    by source: a partition per CPU of the cluster)."""
+def slow_config(store: Path) -> dict[str, Any]:
+    """test_resume's pipeline with a slow group (``slow_group``, by source) after its slow map."""
     raw = resume_config(store)
-    if kind == "group":
-        raw["stages"][1]["op"] = "slow_group"
+    raw["stages"].insert(2, {"op": "slow_group", "config": {}})
     return raw
 
 
 def _slow_stage_got_going(state: dict[str, Any], kind: str) -> bool:
     """A map wave committed, or the group stage running (its reduce side: the pids are in)."""
-    slow = next(s for s in state["stages"] if s["name"] in ("slow_copy", "slow_group"))
+    name = "slow_copy" if kind == "map" else "slow_group"
+    slow = next(s for s in state["stages"] if s["name"] == name)
     return slow["waves_done"] >= 1 if kind == "map" else slow["status"] == "running"
