@@ -14,7 +14,7 @@ from typing import Any
 from jobs import inspect_commands, local_ray, report, submit, train
 from jobs.models import ModelFileError
 from jobs.progress import StageBars
-from jobs.spec import DEFAULT_STORE, RUN_ID, SHARED_PATHS_HINT, SpecError, load_pipeline
+from jobs.spec import DEFAULT_STORE, RUN_ID, SHARED_PATHS_HINT, ExecutionSpec, SpecError, load_pipeline
 
 log = logging.getLogger("tamis")
 STOPPED_ON_REQUEST = 4
@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         return {"run": cmd_run, "validate": cmd_validate, "status": cmd_status, "operators": cmd_operators,
                 "up": cmd_up, "down": cmd_down, "train-classifier": train.run,
                 "show": inspect_commands.run_show, "diff": inspect_commands.run_diff,
-                "explain": inspect_commands.run_explain, "submit": submit.run, "stop": cmd_stop, "gc": cmd_gc, "logs": submit.logs}[args.command](args)
+                "explain": inspect_commands.run_explain, "submit": submit.run, "logs": submit.logs,
+                "stop": cmd_stop, "gc": cmd_gc}[args.command](args)
     except (SpecError, train.TrainingError, ModelFileError, local_ray.LocalRayError, submit.SubmitError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -62,18 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="show a run's stages from the store")
     status.add_argument("run_id")
-    status.add_argument("--store", default=DEFAULT_STORE, help=f"store URI (default {DEFAULT_STORE})")
-    status.add_argument("--config", help="take the store (and its options) from this config")
+    _store_arguments(status)
 
     stop = sub.add_parser("stop", help="ask a running run to stop at its next wave boundary (a later run of the "
                           "same id resumes)")
     stop.add_argument("run_id")
-    stop.add_argument("--store", default=DEFAULT_STORE, help=f"store URI (default {DEFAULT_STORE})")
-    stop.add_argument("--config", help="take the store (and its options) from this config")
+    _store_arguments(stop)
 
     gc = sub.add_parser("gc", help="delete stage directories and waves no run in the store uses")
-    gc.add_argument("--store", default=DEFAULT_STORE, help=f"store URI (default {DEFAULT_STORE})")
-    gc.add_argument("--config", help="take the store (and its options) from this config")
+    _store_arguments(gc)
     gc.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
 
     up = sub.add_parser("up", help="start a local Ray that later runs on this machine attach to")
@@ -109,12 +107,28 @@ def cmd_operators(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--store URI`` or ``--config CONFIG``: the store of a command that reads runs."""
+    parser.add_argument("--store", default=DEFAULT_STORE, help=f"store URI (default {DEFAULT_STORE})")
+    parser.add_argument("--config", help="take the store (and its options) from this config")
+
+
+def _store_of(args: argparse.Namespace) -> tuple[Any, ExecutionSpec]:
+    """The store ``--store`` or ``--config`` names, and the execution settings (the config's,
+    else the defaults)."""
+    from jobs.store import Store
+
+    if args.config:
+        spec = load_pipeline(args.config, check_io=False).spec
+        return spec.make_store(), spec.execution
+    return Store(args.store), ExecutionSpec()
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from jobs.checkpoint import run_json_key
     from jobs.stage_rows import list_runs
-    from jobs.store import Store
 
-    store = load_pipeline(args.config, check_io=False).spec.make_store() if args.config else Store(args.store)
+    store, _ = _store_of(args)
     state = store.read_json(run_json_key(args.run_id))
     if state is None:
         print(f"error: no run {args.run_id!r} in {store.uri} (runs there: {', '.join(list_runs(store)) or 'none'})",
@@ -126,9 +140,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     from jobs.stop_request import request_stop
-    from jobs.store import Store
 
-    store = load_pipeline(args.config, check_io=False).spec.make_store() if args.config else Store(args.store)
+    store, _ = _store_of(args)
     try:
         request_stop(store, args.run_id)
     except ValueError as err:
@@ -141,15 +154,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     from jobs import gc
-    from jobs.store import Store
 
-    if args.config:
-        spec = load_pipeline(args.config, check_io=False).spec
-        store, ttl = spec.make_store(), spec.execution.lock_ttl_s
-    else:
-        store, ttl = Store(args.store), 120.0
+    store, execution = _store_of(args)
     try:
-        print(gc.render(gc.collect(store, args.dry_run, ttl), args.dry_run))
+        print(gc.render(gc.collect(store, args.dry_run, execution.lock_ttl_s), args.dry_run))
     except gc.StoreInUseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3

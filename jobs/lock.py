@@ -78,18 +78,22 @@ class RunLock:
         return (lock.get("host") == here and lock.get("driver_host") == here
                 and not _pid_alive(int(lock.get("driver_pid", -1))))
 
+    def _current(self) -> str | None:
+        """The key of the newest lock generation, if any."""
+        keys = [k for k in self.store.list(self.prefix) if k.endswith(".json")]
+        return keys[-1] if keys else None
+
     def holder(self) -> dict[str, Any] | None:
         """The run's current lock while it is live (a run works in the store), else None."""
-        keys = [k for k in self.store.list(self.prefix) if k.endswith(".json")]
-        lock = self.store.read_json(keys[-1]) if keys else None
+        current = self._current()
+        lock = self.store.read_json(current) if current else None
         return lock if lock is not None and self._stale(lock) is None else None
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`RunLockedError` naming the holder."""
-        keys = [k for k in self.store.list(self.prefix) if k.endswith(".json")]
+        current = self._current()
         generation = 0
-        if keys:
-            current = keys[-1]
+        if current:
             generation = int(current.rsplit("/", 1)[-1].split(".")[0])
             lock = self.store.read_json(current) or {}
             why = self._stale(lock)

@@ -25,12 +25,12 @@ from jobs.chain import chain_from, run_chain
 from jobs.checkpoint import Artifact, WaveResult, run_json_key
 from jobs.ledger import RunContext, StageCommit, StageEntry, StageKind, StageLedger, Wave
 from jobs.lock import RunLock
-from jobs.stop_request import RunStopRequested, StopCheck
 from jobs.models import StagedModel, stage_model
 from jobs.output import write_output
 from jobs.rounds import run_rounds
 from jobs.spec import PipelineSpec, PlannedStage, plan_stages, redacted_config
 from jobs.state import PinnedState, StateVersions
+from jobs.stop_request import RunStopRequested, StopCheck
 from jobs.store import InputFile, resolve_inputs
 
 log = logging.getLogger(__name__)
