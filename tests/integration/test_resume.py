@@ -6,6 +6,7 @@ lands mid-stage after some of its waves committed.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -20,21 +21,38 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO, demo_config, write_config
+from tests.conftest import REPO, SAMPLE, demo_config, write_config
 from tests.support.serial_ray import run_serially
 
 pytestmark = pytest.mark.integration
 
 
+def small_files(into: Path, lines_per_file: int = 40) -> Path:
+    """The sample corpus re-cut into files of ``lines_per_file`` raw lines (bad lines
+    included), made once per test directory. One file is one wave here, and a dozen short
+    waves keep the run going well after its first two commits: with the sample's four files,
+    the four waves could all land within one poll of run.json on a slow machine."""
+    if not into.exists():
+        into.mkdir(parents=True)
+        lines = [line for f in sorted(SAMPLE.glob("*.jsonl.gz")) for line in gzip.open(f).read().splitlines()]
+        for n in range(0, len(lines), lines_per_file):
+            (into / f"part-{n // lines_per_file:03d}.jsonl.gz").write_bytes(
+                gzip.compress(b"\n".join(lines[n:n + lines_per_file]) + b"\n", mtime=0))
+    return into
+
+
 def resume_config(store: Path) -> dict[str, Any]:
+    """The demo's stages with a slow pass-through after heuristics, over about a dozen waves
+    of one batch each (one second apiece), in parallel on the two CPUs."""
     raw = demo_config(store=str(store), plugins=["tests.support.slow_ops"])
+    raw["input"]["paths"] = [str(small_files(store.parent / "input") / "*.jsonl.gz")]
     raw["stages"] = [
         {"op": "heuristics"},
-        {"op": "slow_copy", "config": {"seconds_per_batch": 0.4}},
+        {"op": "slow_copy", "config": {"seconds_per_batch": 1.0}},
         {"op": "exact_dedup"},
         raw["stages"][2],  # the demo's filter
     ]
-    raw["execution"] = {"wave_mb": 0.05, "part_rows": 40, "batch_rows": 40}
+    raw["execution"] = {"wave_mb": 0.001, "part_rows": 40, "batch_rows": 40}
     return raw
 
 
