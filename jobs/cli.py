@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from jobs import inspect_commands, local_ray, report, submit, train
+from jobs.nightly import choose_run_id
 from jobs.models import ModelFileError
 from jobs.progress import StageBars
 from jobs.spec import DEFAULT_STORE, RUN_ID, SHARED_PATHS_HINT, ExecutionSpec, SpecError, load_pipeline
@@ -44,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run or resume a pipeline")
     run.add_argument("config")
-    run.add_argument("--run-id", help="run id (default: the pipeline's name); the same id resumes")
+    run.add_argument("--run-id", help="run id (default: the pipeline's name; `auto`: as --nightly); the same id "
+                     "resumes")
+    run.add_argument("--nightly", action="store_true", help="run id <pipeline>-<YYYY-MM-DD> (UTC date): running "
+                     "it again the same night resumes it")
     run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                      help="override a config value, e.g. stages.1.config.x=1 (repeatable)")
     run.add_argument("--address", help="Ray cluster address, or `local` for a Ray of this run's own "
@@ -186,8 +190,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     sampled = [] if args.sample is None else [f"input.sample.fraction={args.sample}",
                                               f"input.sample.seed={args.sample_seed}"]
     pipeline = load_pipeline(args.config, args.set + sampled)
-    run_id = args.run_id or pipeline.spec.name
-    if args.sample is not None and not args.run_id:  # sample runs never mix with full runs
+    run_id = choose_run_id(args.run_id, pipeline.spec.name, args.nightly)
+    if args.sample is not None and not args.run_id and not args.nightly:  # sample runs never mix with full runs
         run_id += f".sample-{args.sample:g}" + (f"-seed{args.sample_seed}" if args.sample_seed else "")
     if not RUN_ID.fullmatch(run_id):
         print(f"error: --run-id {run_id!r}: use letters, digits, '.', '_' and '-' only", file=sys.stderr)

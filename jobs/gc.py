@@ -9,7 +9,12 @@ What counts as garbage (docs/operations.md, cleanup), read from the store alone:
   (a wave of an earlier wave plan, or of a dead attempt), and a group stage's ``shuffle/``
   leftovers.
 
-Kept: everything under ``runs/`` (states, locks, outputs), ``indexes/`` and ``models/``.
+* in cross-run state (``indexes/``, ``exact_indexes/``, ``inputs/``), a segment or table no
+  version names that the state's newest version or an unfinished run's pin names (what a
+  compaction or a replaced version left behind).
+
+Kept: everything under ``runs/`` (states, locks, outputs), ``latest/`` pointers, every
+version's JSON, and ``models/``.
 While any run holds a live lock in the store nothing is deleted: a running run may be
 about to write a stage no ``run.json`` lists yet.
 """
@@ -22,6 +27,7 @@ from typing import Any
 
 from jobs.checkpoint import run_json_key
 from jobs.lock import RunLock
+from jobs.state import FAMILIES, VERSION
 from jobs.stage_rows import list_runs
 from jobs.store import Store
 
@@ -62,13 +68,14 @@ def find_garbage(store: Store, lock_ttl_s: float = 120.0) -> Garbage:
         for stage in (store.read_json(run_json_key(run_id)) or {}).get("stages") or []:
             if stage.get("name") and stage.get("fingerprint"):
                 used.add(f"stages/{stage['name']}-{stage['fingerprint']}")
+    garbage = Garbage()
+    _state_garbage(store, runs, garbage)
     sizes = store.list_sizes("stages")
     by_stage: dict[str, dict[str, int]] = defaultdict(dict)
     for key, size in sizes.items():
         parts = key.split("/")
         if len(parts) >= 3:
             by_stage["/".join(parts[:2])][key] = size
-    garbage = Garbage()
     for stage, files in sorted(by_stage.items()):
         if stage not in used:
             garbage.dirs[stage] = (len(files), sum(files.values()))
@@ -78,6 +85,45 @@ def find_garbage(store: Store, lock_ttl_s: float = 120.0) -> Garbage:
             for prefix, group in _unnamed(stage, files, commit).items():
                 garbage.dirs[prefix] = (len(group), sum(group.values()))
     return garbage
+
+
+def _state_garbage(store: Store, runs: list[str], garbage: Garbage) -> None:
+    """Files of cross-run state (indexes, input records) that neither the newest version of
+    their state nor the version a run not yet succeeded pinned names: segments a compaction
+    folded into one file, tables of replaced versions. A succeeded run never reads its
+    pinned state again (rerun with its config, an incremental run returns at once and any
+    other reuses its committed stages), so only unfinished runs keep theirs."""
+    pinned: dict[str, set[int]] = defaultdict(set)
+    for run_id in runs:
+        state = store.read_json(run_json_key(run_id)) or {}
+        if state.get("status") != "succeeded":
+            for prefix, version in (state.get("pins") or {}).items():
+                pinned[prefix].add(int(version))
+    for family in FAMILIES:
+        by_state: dict[str, dict[str, int]] = defaultdict(dict)
+        for key, size in store.list_sizes(family).items():
+            parts = key.split("/")
+            if len(parts) >= 4 and parts[2] in ("segments", "tables"):
+                by_state["/".join(parts[:2])][key] = size
+        for prefix, files in sorted(by_state.items()):
+            versions = _versions(store, prefix)
+            if not versions:
+                continue
+            live = {max(versions), *pinned.get(prefix, ())}
+            used = {f for n in live if n in versions for f in versions[n].get("files") or []}
+            unused: dict[str, dict[str, int]] = defaultdict(dict)
+            for key, size in files.items():
+                if key not in used:  # a segment is a directory of one file; a table one file
+                    unused[key.rsplit("/", 1)[0] if "/segments/" in key else key][key] = size
+            for where, group in sorted(unused.items()):
+                garbage.dirs[where] = (len(group), sum(group.values()))
+
+
+def _versions(store: Store, prefix: str) -> dict[int, dict[str, Any]]:
+    """Every version of the state at ``prefix``, by number."""
+    depth = prefix.count("/") + 1
+    numbers = [int(m.group(1)) for k in store.list(prefix) if (m := VERSION.search(k)) and k.count("/") == depth]
+    return {n: body for n in numbers if (body := store.read_json(f"{prefix}/v-{n:05d}.json")) is not None}
 
 
 def _unnamed(stage: str, files: dict[str, int], commit: dict[str, Any]) -> dict[str, dict[str, int]]:

@@ -92,6 +92,10 @@ def _whole(value: Any) -> Any:
 
 def render_summary(state: dict[str, Any]) -> str:
     """Documents in and out, removals per stage and reason, wall time, where things are."""
+    if state.get("nothing_new"):  # input.incremental found no new or changed file
+        seen = state.get("input_files") or {}
+        return (f"nothing new: all {seen.get('unchanged', 0):,} input file(s) were read by earlier runs (input "
+                f"state {seen.get('state')}, version {seen.get('version')}); no output written")
     stages = state["stages"]
     rows = []
     for s in stages:

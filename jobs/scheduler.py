@@ -22,10 +22,12 @@ from typing import Any
 from jobs import checkpoint as cp
 from jobs import execute, file_chain, shuffle
 from jobs.chain import chain_from, run_chain
+from jobs.input_history import InputHistory
 from jobs.checkpoint import Artifact, WaveResult, run_json_key
 from jobs.ledger import RunContext, StageCommit, StageEntry, StageKind, StageLedger, Wave
 from jobs.lock import RunLock
 from jobs.models import StagedModel, stage_model
+from jobs.nightly import latest_key, write_latest
 from jobs.output import write_output
 from jobs.rounds import run_rounds
 from jobs.spec import PipelineSpec, PlannedStage, plan_stages, redacted_config
@@ -62,6 +64,7 @@ class RunScheduler:
         self.stop_check = StopCheck(self.store, run_id)
         self.ctx = RunContext(spec, self.store, StageLedger(self.store, self, self.stop_check), executor or execute)
         self.pins: dict[str, tuple[StateVersions, PinnedState]] = {}  # by stage name
+        self.inputs: tuple[InputHistory, PinnedState, list[InputFile]] | None = None  # input.incremental
         self.models: dict[str, StagedModel] = {}
         self._lock = threading.Lock()
         self.state: dict[str, Any] = {"run_id": run_id, "pipeline": spec.name, "status": "starting",
@@ -97,15 +100,21 @@ class RunScheduler:
         started = time.time()
         previous = self.store.read_json(run_json_key(self.run_id)) or {}
         self.stop_check.clear()  # a request to an earlier attempt: this one resumes
+        if self._done_before(previous):
+            lock.release()
+            return previous
         try:
             files = resolve_inputs(self.spec.input.paths, self.spec.s3_options(), self.spec.input.format)
             if not files:
                 raise FileNotFoundError(f"no input file matches {self.spec.input.paths}")
+            files = self._incremental(files)
+            if not files:
+                return self._nothing_new(started)
             plan = self._plan(files)
             with self._lock:
                 self.state.update(status="running", started_at=started, attempt=previous.get("attempt", 0) + 1,
                                   stages=[e.initial_state() for e in plan], store=self.store.uri,
-                                  config=redacted_config(self.spec))
+                                  config=redacted_config(self.spec), pins=self._pinned())
             self.event(f"run {self.run_id}: {len(files)} input file(s), {len(plan)} stage(s), "
                        f"attempt {self.state['attempt']}")
             self._update(self.state, {})
@@ -114,9 +123,19 @@ class RunScheduler:
                 return self._stopped(started)
             output = write_output(self.ctx, self.run_id, last, self.status()["stages"], started)
             states = self._advance_states(last, output)
+            if self.inputs is not None:
+                history, pin, read = self.inputs
+                body = history.advance(self.run_id, pin, output["fingerprint"], read)
+                states["inputs"] = {history.name: {k: body[k] for k in ("version", "parent", "added", "documents")}}
+                self.event(f"input state {history.name}: version {body['version']} ({body['added']:,} file(s) "
+                           f"recorded, {body['documents']:,} in all)")
             self._update(self.state, {"status": "succeeded", "output": output, **states,
                                       "wall_seconds": round(time.time() - started, 3)})
             self.event(f"run {self.run_id} succeeded in {time.time() - started:.1f}s")
+            if self.spec.input.incremental is not None and self.inputs is not None:
+                pointer = write_latest(self.store, self.status())
+                if pointer and pointer["run_id"] != self.run_id:
+                    self.event(f"{latest_key(self.spec.name)} stays at the newer run {pointer['run_id']}")
             return self.status()
         except RunStopRequested:
             return self._stop_requested(started)
@@ -127,6 +146,50 @@ class RunScheduler:
             raise
         finally:
             lock.release()
+
+    def _done_before(self, previous: dict[str, Any]) -> bool:
+        """An incremental run that succeeded with this config: nothing to redo (its input
+        record moved on; `tamis gc` may have deleted the version it read)."""
+        if self.spec.input.incremental is None or self.until or previous.get("status") != "succeeded" \
+                or previous.get("config") != redacted_config(self.spec):
+            return False
+        self.event(f"run {self.run_id} succeeded earlier with this config; nothing to do")
+        previous["events"] = (previous.get("events") or [])[-MAX_EVENTS + 1:] + self.status()["events"][-1:]
+        return True
+
+    def _incremental(self, files: list[InputFile]) -> list[InputFile]:
+        """With ``input.incremental``: the files no run recorded (new) or recorded with another
+        size or version (changed); all of ``files`` otherwise."""
+        incremental = self.spec.input.incremental
+        if incremental is None:
+            return files
+        history = InputHistory(self.store, incremental.state, incremental.compact_segments)
+        pin = history.pin(self.run_id)
+        split = history.split(files, pin)
+        read = split.to_read
+        # a sample reads part of each file: recording the files would skip the rest for good
+        self.inputs = None if self.spec.input.sample else (history, pin, read)
+        with self._lock:
+            self.state["input_files"] = {"state": incremental.state, "version": pin.version, **split.describe()}
+        self.event(f"input state {incremental.state} (version {pin.version}): {len(split.new)} new, "
+                   f"{len(split.changed)} changed, {len(split.unchanged)} unchanged file(s) skipped")
+        return read
+
+    def _pinned(self) -> dict[str, int]:
+        """The version of each cross-run state this run reads, by its store prefix (`tamis gc`
+        keeps their files while the run may still need them)."""
+        pins = {versions.prefix: pin.version for versions, pin in self.pins.values()}
+        if self.inputs is not None:
+            pins[self.inputs[0].versions.prefix] = self.inputs[1].version
+        return pins
+
+    def _nothing_new(self, started: float) -> dict[str, Any]:
+        """An incremental run that found no new or changed file: it succeeds with no output."""
+        self._update(self.state, {"status": "succeeded", "nothing_new": True, "store": self.store.uri,
+                                  "config": redacted_config(self.spec), "wall_seconds": round(time.time() - started, 3)})
+        self.event(f"run {self.run_id}: nothing new to read (input state {self.spec.input.incremental.state}); "
+                   f"no output written")
+        return self.status()
 
     def _stopped(self, started: float) -> dict[str, Any]:
         """The end of a run asked to stop after a stage (``--until``): no output, no state advanced."""
@@ -165,7 +228,9 @@ class RunScheduler:
         """Each stage's fingerprint, chained from the input's; pins cross-run state and stages models."""
         # neither setting changes what a committed read wave holds (duplicate_ids adds later
         # stages; on_corrupt_file: fail commits nothing where skip would differ)
-        input_config = self.spec.input.model_dump(mode="json", exclude={"duplicate_ids", "on_corrupt_file"})
+        # (incremental only chooses the files, which are fingerprinted themselves)
+        input_config = self.spec.input.model_dump(mode="json", exclude={"duplicate_ids", "on_corrupt_file",
+                                                                         "incremental"})
         upstream = cp.read_fingerprint(files, input_config)
         plan = [StageEntry(0, "read", "read", StageKind.READ, upstream)]
         for n, stage in enumerate(self.stages, 1):

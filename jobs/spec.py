@@ -60,6 +60,14 @@ class SampleSpec(_Strict):
     seed: int = Field(0, description="Another seed draws another sample of the same size.")
 
 
+class IncrementalSpec(_Strict):
+    state: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="Record of consumed input "
+                       "files in the store (inputs/<state>/): a run reads only files that are new or changed since "
+                       "the runs recorded there, and records them when it succeeds.")
+    compact_segments: int = Field(16, ge=2, description="Past this many segments (one per run), the record is "
+                                  "rewritten as one file.")
+
+
 class InputSpec(_Strict):
     paths: list[str] = Field(min_length=1, description="Local or s3:// globs of input files.")
     format: Literal["jsonl", "parquet"] = Field("jsonl", description="jsonl (plain or .gz) or parquet.")
@@ -76,6 +84,9 @@ class InputSpec(_Strict):
     sample: SampleSpec | None = Field(None, description="Read only a deterministic sample of the documents "
                                       "(`tamis run --sample FRACTION` sets it and names the run apart); "
                                       "rejected input rows are sampled alike.")
+    incremental: IncrementalSpec | None = Field(None, description="Nightly runs: read only the input files no "
+                                                "earlier run recorded in this state (new or changed ones); "
+                                                "docs/operations.md, nightly runs.")
     duplicate_ids: Literal["quarantine", "allow"] = Field(
         "quarantine", description="With a stage that joins documents by id (minhash_dedup, semantic_dedup): "
         "quarantine: of documents sharing an id (within a file or across files), keep the first in input order and "

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from jobs.local_ray import SUBMITTED_ENV, code_for_workers
+from jobs.nightly import choose_run_id
 from jobs.spec import RUN_ID, SHARED_PATHS_HINT, Pipeline, load_pipeline
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="pipeline YAML (a path or an s3:// URI)")
     parser.add_argument("--address", help=f"the cluster's Jobs API (dashboard) address (default: "
                         f"RAY_API_SERVER_ADDRESS, else RAY_ADDRESS when it is http(s), else {DEFAULT_ADDRESS})")
-    parser.add_argument("--run-id", help="run id (default: the pipeline's name); the same id resumes")
+    parser.add_argument("--run-id", help="run id (default: the pipeline's name; `auto`: as --nightly); the same "
+                        "id resumes")
+    parser.add_argument("--nightly", action="store_true", help="run id <pipeline>-<YYYY-MM-DD> (UTC date, taken "
+                        "when submitting): submitting it again the same night attaches to it")
     parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override a config value (repeatable)")
     parser.add_argument("--wait", action="store_true", help="follow the job's log until it ends; exit with its status")
@@ -50,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Validate, submit (or attach), and with ``--wait`` follow the job to its end."""
     pipeline = load_pipeline(args.config, args.set)
-    run_id = args.run_id or pipeline.spec.name
+    run_id = choose_run_id(args.run_id, pipeline.spec.name, args.nightly)
     if not RUN_ID.fullmatch(run_id):
         raise SubmitError(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-' only")
     local = pipeline.spec.unshared_local_paths()

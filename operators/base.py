@@ -57,6 +57,7 @@ class CrossRunState:
     columns: tuple[str, ...]  # the output columns folding reads
     update: bool = True  # fold this run's output into a new version when the run succeeds
     replace: bool = False  # each version one table folded from the last (else a segment appended)
+    compact_segments: int | None = None  # append form: past this many segments, one file holds them all
 
 
 class OperatorConfig(BaseModel):

@@ -6,31 +6,24 @@ one space with the ends stripped, so copies differing only in case or spacing ar
 punctuation is kept (near-duplicate removal is MinHash's job). The keeper of each group is
 the smallest ``id`` (byte order), so the choice is deterministic whatever the row order.
 Removal happens in a ``filter`` stage on ``dedup_exact_keep`` (reason ``dedup:exact``).
+With ``index.name``, documents identical to one kept by an earlier run are also marked
+(``dedup_exact_history_id``, operators/dedup/exact_index.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Literal
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
 
-from operators.base import Composite, GroupOperator, MapOperator, OperatorConfig, Part, set_column
+from operators.base import Composite, GroupOperator, MapOperator, Part, set_column
+from operators.dedup.exact_config import COUNT, HASH, HASH_VERSION, KEEP, ExactDedupConfig
+from operators.dedup.exact_index import AssignHistory, ExactIndexMatch
 from operators.registry import register
 from operators.runs import run_starts
 
-HASH = "dedup_exact_hash"
-KEEP = "dedup_exact_keep"
-COUNT = "dedup_exact_count"
-
-
-class ExactDedupConfig(OperatorConfig):
-    scope: Literal["source", "global"] = Field(
-        "source", description="Deduplicate within each source (default) or across all sources.")
 
 
 def normalize_text(text: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -54,7 +47,7 @@ class ExactHash(MapOperator[ExactDedupConfig]):
     """
 
     keeps_rows = True
-    version = 2  # 2: Unicode whitespace collapsed too
+    version = HASH_VERSION
     Config = ExactDedupConfig
     reads = ("text", "source")
     writes = (HASH,)
@@ -118,5 +111,13 @@ class ExactDedup(Composite[ExactDedupConfig]):
 
     @classmethod
     def parts(cls, config: ExactDedupConfig) -> Sequence[Part]:
-        # keep reads no setting: scope is already in the hash it groups by
-        return (Part("hash", ExactHash, config), Part("keep", ExactKeep, config, ()))
+        # keep reads no setting: scope is already in the hash it groups by. index.update and
+        # index.compact_segments are read by no part: they say how jobs/ advances the index.
+        history: tuple[Part, ...] = ()
+        if config.index.name:
+            history = (Part("index_match", ExactIndexMatch, config, ("index.name", "scope")),
+                       Part("index_assign", AssignHistory, config, ()))
+        return (Part("hash", ExactHash, config, ("scope",)), *history, Part("keep", ExactKeep, config, ()))
+
+
+__all__ = ["COUNT", "HASH", "KEEP", "ExactDedup", "ExactDedupConfig", "ExactHash", "ExactKeep", "normalize_text"]

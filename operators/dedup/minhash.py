@@ -48,8 +48,8 @@ class MinhashDedup(Composite[MinhashDedupConfig]):
     @classmethod
     def parts(cls, config: MinhashDedupConfig) -> Sequence[Part]:
         # Each part is fingerprinted on the fields it reads (Part.fields), so changing `keep`
-        # reruns keep and apply, not the signatures. `index.update` is read by no part: it only
-        # says whether jobs/ advances the index after the run. `components.*` choose where the
+        # reruns keep and apply, not the signatures. `index.update` and `index.compact_segments`
+        # are read by no part: they only say how jobs/ advances the index after the run. `components.*` choose where the
         # components are found (one worker or star rounds), not which: both give the same table.
         banding = _banding_fields(config)
         exact = bool(config.index.name) and config.index.form == "exact"

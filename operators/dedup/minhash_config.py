@@ -58,6 +58,8 @@ class IndexConfig(OperatorConfig):
                                             "matched by a shuffle and verified; bloom: one Bloom filter per "
                                             "band (LSHBloom), probed in place, unverified.")
     update: bool = Field(True, description="Add this run's kept documents to the index when the run succeeds.")
+    compact_segments: int = Field(16, ge=2, description="exact form: when a run would leave the index with more "
+                                  "segments than this (one per run), it writes the whole index as one file instead.")
     bloom_capacity: int = Field(10_000_000, gt=0, description="Documents each band's Bloom filter is sized "
                                 "for; fixed when the index is created.")
     bloom_fp_rate: float = Field(1e-5, gt=0, lt=1, description="False-positive rate of one band's filter at "

@@ -85,7 +85,8 @@ class ReadsIndex:
         if bloom:
             compat.update(capacity=config.index.bloom_capacity, fp_rate=config.index.bloom_fp_rate)
         columns = ("id", "source", BANDS, KEEP) + (() if bloom else (SKETCH,))
-        return CrossRunState("indexes", "index", config.index.name, compat, columns, config.index.update, bloom)
+        return CrossRunState("indexes", "index", config.index.name, compat, columns, config.index.update, bloom,
+                             None if bloom else config.index.compact_segments)
 
     @classmethod
     def fold_state(cls, config: MinhashDedupConfig, previous: pa.Table | None,  # type: ignore[override]

@@ -63,6 +63,7 @@ MINHASH_RERUNS: list[tuple[str, dict[str, Any], str | None]] = [
     ("default", {"max_hops": 1}, "keep"),
     ("default", {"max_hops": None}, "keep"),
     ("default", {"index.update": False}, None),  # read by jobs/ after the run, by no part
+    ("default", {"index.compact_segments": 4}, None),
     ("default", {"index.bloom_capacity": 5000}, None),
     ("default", {"index.bloom_fp_rate": 1e-3}, None),
     ("bands", {"threshold": 0.7}, "keep"),
@@ -74,6 +75,7 @@ MINHASH_RERUNS: list[tuple[str, dict[str, Any], str | None]] = [
     ("weight", {"threshold": 0.7}, "signature"),
     ("exact", {"index.name": "other"}, "index_match"),
     ("exact", {"index.update": False}, None),
+    ("exact", {"index.compact_segments": 4}, None),  # how jobs/ writes the next version
     ("exact", {"index.bloom_capacity": 5000}, None),
     ("exact", {"index.bloom_fp_rate": 1e-3}, None),
     ("exact", {"threshold": 0.7}, "signature"),
@@ -183,6 +185,11 @@ OTHER_RERUNS: list[tuple[str, dict[str, Any], dict[str, Any], str | None]] = [
     ("kmeans", {}, {"niter": 5}, "fit"),
     ("cluster_prune", {}, {"fraction": 0.1}, "plan"),
     ("exact_dedup", {}, {"scope": "global"}, "hash"),
+    ("exact_dedup", {"index": {"name": "web"}}, {"scope": "global"}, "hash"),
+    ("exact_dedup", {"index": {"name": "web"}}, {"index.name": "other"}, "index_match"),
+    ("exact_dedup", {"index": {"name": "web"}}, {"index.update": False}, None),  # read by jobs/ after the run
+    ("exact_dedup", {"index": {"name": "web"}}, {"index.compact_segments": 4}, None),
+    ("exact_dedup", {}, {"index.update": False}, None),  # no index name: no index
 ]
 
 
@@ -199,7 +206,7 @@ def test_other_composites_rerun_from_the_first_part_that_reads_the_parameter(
 COMPOSITE_CONFIGS: dict[str, list[dict[str, Any]]] = {
     "minhash_dedup": list(BASES.values()),
     "embed": [{}],
-    "exact_dedup": [{}],
+    "exact_dedup": [{}, {"index": {"name": "web"}}],
     "quantiles": [{"columns": ["a"]}],
     "kmeans": [{}],
     "cluster_prune": [{}],
@@ -358,7 +365,7 @@ def alternative(path: str, dump: dict[str, Any]) -> dict[str, Any]:
         "lsh.false_negative_weight": None if value else 0.9, "components.method": "distributed",
         "components.max_single_edges": 1000, "index.name": "other" if value else "web",
         "index.form": "bloom" if value == "exact" else "exact", "index.update": not value,
-        "index.bloom_capacity": 5000, "index.bloom_fp_rate": 1e-3,
+        "index.bloom_capacity": 5000, "index.bloom_fp_rate": 1e-3, "index.compact_segments": 4,
     }
     if path in ("lsh.bands", "lsh.rows"):
         bands, rows = (lsh["bands"], lsh["rows"]) if lsh["bands"] else (18, 6)
