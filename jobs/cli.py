@@ -1,5 +1,5 @@
-"""`tamis run | submit | validate | status | show | diff | explain | up | down | operators | train-classifier`:
-the command line."""
+"""`tamis run | submit | validate | status | show | diff | explain | report | up | down | operators |
+train-classifier`: the command line."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
                 "up": cmd_up, "down": cmd_down, "train-classifier": train.run,
                 "show": inspect_commands.run_show, "diff": inspect_commands.run_diff,
                 "explain": inspect_commands.run_explain, "submit": submit.run, "logs": submit.logs,
-                "stop": cmd_stop, "gc": cmd_gc}[args.command](args)
+                "stop": cmd_stop, "gc": cmd_gc, "report": cmd_report}[args.command](args)
     except (SpecError, train.TrainingError, ModelFileError, local_ray.LocalRayError, submit.SubmitError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "chosen by id hash (the same ones every time), as run <run-id>.sample-<FRACTION>")
     run.add_argument("--sample-seed", type=int, default=0, help="another seed draws another sample (default 0)")
     run.add_argument("-v", "--verbose", action="store_true", help="show Ray's own logs and progress bars")
+    run.add_argument("--no-report", action="store_true", help="do not write the HTML run report "
+                     "(runs/<run-id>/report.html in the store) when the run succeeds")
 
     validate = sub.add_parser("validate", help="check a config without starting Ray")
     validate.add_argument("config")
@@ -77,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     gc = sub.add_parser("gc", help="delete stage directories and waves no run in the store uses")
     _store_arguments(gc)
     gc.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+
+    html = sub.add_parser("report", help="write a run's report as one self-contained HTML file")
+    html.add_argument("run_id")
+    _store_arguments(html)
+    html.add_argument("--out", metavar="FILE", help="where to write it, a path or s3:// URI (default: "
+                      "runs/<run-id>/report.html in the store)")
 
     up = sub.add_parser("up", help="start a local Ray that later runs on this machine attach to")
     up.add_argument("--num-cpus", type=int, help="CPUs it offers (default: all)")
@@ -168,6 +176,19 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from jobs.html_report import write_report
+    from jobs.stage_rows import InspectError
+
+    store, _ = _store_of(args)
+    try:
+        print(f"report: {write_report(store, args.run_id, args.out)}")
+    except InspectError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     print(local_ray.up(args.num_cpus, args.port))
     return 0
@@ -231,6 +252,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         ray.kill(actor)
     print(report.render_summary(state))
+    if state.get("status") == "succeeded" and not state.get("nothing_new") and not args.no_report:
+        from jobs.html_report import write_after_run
+
+        written = write_after_run(pipeline.spec.make_store(), run_id)  # None: a warning says why
+        if written:
+            print(f"report:   {written}")
     return STOPPED_ON_REQUEST if state.get("stop_requested") else 0
 
 
