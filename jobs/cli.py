@@ -203,7 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import ray
 
     from jobs.lock import RunLockedError
-    from jobs.scheduler import stages_until, start_actor
+    from jobs.scheduler import actor_name, stages_until, start_actor
 
     if args.sample is not None and not 0 < args.sample <= 1:
         print(f"error: --sample {args.sample}: give a fraction above 0 and at most 1, e.g. 0.01", file=sys.stderr)
@@ -245,6 +245,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     except RunLockedError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
+    except ray.exceptions.ActorDiedError as err:
+        if isinstance(err, ray.exceptions.RayTaskError):
+            raise  # the scheduler raised it (an actor of a stage died): its cause is in run.json
+        _scheduler_lost(pipeline.spec, run_id)
+        print(f"error: run {run_id} lost its scheduler (Ray actor {actor_name(run_id)} died: killed, out of memory, "
+              f"or its worker or node lost); committed waves are kept: run the same command again to resume",
+              file=sys.stderr)
+        return 1
     except Exception as err:  # the full traceback is in run.json; show the cause and where
         print(f"error: run {run_id} failed{_failed_stage(actor)}: {root_cause(err)}\nthe stage's traceback: "
               f"`tamis status {run_id} --store {pipeline.spec.store}`", file=sys.stderr)
@@ -344,6 +352,21 @@ def _poll(actor: Any, ref: Any, bars: StageBars) -> dict[str, Any]:
 # pyarrow's exceptions end in Invalid too (ArrowInvalid)
 EXCEPTION_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Invalid)): (.*)$")
 INPUT_NOTE = re.compile(r"^\s*input file: (.+)$", re.MULTILINE)
+
+
+def _scheduler_lost(spec: Any, run_id: str) -> None:
+    """Mark the run failed in its run.json, which its dead scheduler left saying running."""
+    from jobs.checkpoint import run_json_key
+    from jobs.scheduler import actor_name
+
+    store = spec.make_store()
+    state = store.read_json(run_json_key(run_id)) or {"run_id": run_id, "stages": [], "events": []}
+    for stage in state.get("stages") or []:
+        if stage.get("status") == "running":
+            stage["status"] = "stopped"
+    state.update(status="failed", error=f"the scheduler actor {actor_name(run_id)} died mid-run",
+                 updated_at=time.time())
+    store.write_json(run_json_key(run_id), state)
 
 
 def _failed_stage(actor: Any) -> str:
