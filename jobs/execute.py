@@ -27,6 +27,7 @@ from jobs.parquet_columns import PassThrough
 from jobs.parts import FILE_COLUMN, FileOutput, append_by_file, iter_file_batches, metrics_row, stats_table
 from jobs.spec import InputSpec, ResourcesSpec
 from jobs.store import S3Options, Store
+from jobs.transient_io import MAP_RETRIES, TRANSIENT_IO_ERRORS, retry_transient
 from operators.base import FitOperator, GroupOperator, ResourceHint
 from operators.io.sample import sample_table
 
@@ -234,9 +235,15 @@ def run_fit(operator: type[FitOperator[Any]], config: Any, keys: list[str], stor
     threads = max(1, int(cpus))
     if operator.multithreaded:
         log.info("%s: one task on %d CPUs, %d threads", operator.name, cpus, threads)
-    task = ray.remote(_fit).options(num_cpus=cpus, num_gpus=need.num_gpus, max_retries=3,
+    task = ray.remote(_fit_retrying).options(num_cpus=cpus, num_gpus=need.num_gpus, max_retries=3,
                                     **({"memory": need.memory_mb << 20} if need.memory_mb else {}))
     return ray.get(task.remote(operator, config, store, keys, batch_rows, out, threads))
+
+
+def _fit_retrying(*args: Any) -> list[dict[str, Any]]:
+    """:func:`_fit`, run again after a transient storage error (Ray retries only system
+    failures of a task)."""
+    return retry_transient(lambda: _fit(*args), f"{args[0].name} fit")
 
 
 # -- write ----------------------------------------------------------------------------------
@@ -274,7 +281,15 @@ def _collect(ds: ray.data.Dataset, *, actors: bool = False) -> list[dict[str, An
         # Dataset has no public setter for its own context; the global DataContext is shared
         # by every run a scheduler drives, so it is not touched.
         ds._context.op_resource_reservation_enabled = False
+    _retry_transient_errors(ds)
     return ds.take_all()
+
+
+def _retry_transient_errors(ds: ray.data.Dataset) -> None:
+    """Run a task again when it failed on a transient storage error (jobs/transient_io.py):
+    every task here rewrites the same files under the same names."""
+    ds._context.retried_map_errors = list(TRANSIENT_IO_ERRORS)
+    ds._context.max_map_retries = MAP_RETRIES
 
 
 def _stream(ds: ray.data.Dataset, prefixes: list[list[str]], items: list[int], *,
@@ -285,6 +300,7 @@ def _stream(ds: ray.data.Dataset, prefixes: list[list[str]], items: list[int], *
     once: its actors (a GPU model) live across waves."""
     if not actors:
         ds._context.op_resource_reservation_enabled = False  # as in _collect
+    _retry_transient_errors(ds)
     batches = ds.iter_batches(batch_size=None, batch_format="pyarrow")
     return split_by_wave((item_stats(batch) for batch in batches), prefixes, items)
 

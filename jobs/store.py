@@ -5,7 +5,10 @@ JSON objects (commits, run state, locks) go through :meth:`read_json`, :meth:`wr
 and :meth:`create_json`. ``create_json`` is the conditional put every commit relies on: a
 local hard link (atomic, fails if the name exists) or S3 ``PutObject`` with
 ``IfNoneMatch="*"``. boto3 runs in standard retry mode and pyarrow's S3 filesystem with the
-standard retry strategy, so transient S3 errors are retried with backoff.
+standard retry strategy, so transient S3 errors are retried with backoff. A conditional put
+retried after its answer was lost meets its own first attempt (412): it reads the object
+back and counts as done when the bytes are its own, so a lost answer is never taken for
+another writer (tests/integration/test_s3_faults.py).
 
 A Store pickles as its URI and options only; clients are rebuilt lazily in each process.
 """
@@ -179,7 +182,11 @@ class Store:
             except self._boto.exceptions.ClientError as err:
                 code = err.response.get("Error", {}).get("Code")
                 if code in ("PreconditionFailed", "ConditionalRequestConflict"):
-                    return False
+                    # a retried put whose first attempt landed (its reply lost) finds its own bytes
+                    try:
+                        return self._boto.get_object(Bucket=bucket, Key=k)["Body"].read() == data
+                    except self._boto.exceptions.NoSuchKey:
+                        return False
                 raise
             return True
         path = os.path.join(self.uri, key)
