@@ -120,3 +120,66 @@ def _slow_stage_got_going(state: dict[str, Any], kind: str) -> bool:
     name = "slow_copy" if kind == "map" else "slow_group"
     slow = next(s for s in state["stages"] if s["name"] == name)
     return slow["waves_done"] >= 1 if kind == "map" else slow["status"] == "running"
+
+
+def _ancestors(pid: int) -> list[int]:
+    """``pid``'s parent, its parent, ... (Linux /proc)."""
+    chain = []
+    while pid > 1:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            break
+        pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+        chain.append(pid)
+    return chain
+
+
+def test_a_worker_node_lost_during_a_fit_costs_only_the_fit_task(tmp_path: Path) -> None:
+    """A head that runs no task (0 CPUs: the scheduler actor needs none) and two worker
+    nodes. The node running a fit (``slow_word_totals``) is lost mid-fit; Ray runs the fit
+    task again on the other node, and the run ends with a one-node run's output."""
+    import ray
+    from ray._private import ray_constants
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    workers = [cluster.add_node(num_cpus=1), cluster.add_node(num_cpus=1)]
+    cluster.wait_for_nodes()
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    store = tmp_path / "store"
+
+    def fit_config(store: Path, seconds: float) -> dict[str, Any]:
+        raw = demo_config(store=str(store), plugins=["tests.support.slow_ops"])
+        raw["stages"] = [raw["stages"][0], {"op": "heuristics"},  # the demo's exact_dedup, then
+                         {"op": "slow_word_totals", "config": {"seconds": seconds, "pid_dir": str(pids)}},
+                         {"op": "test_word_share"}, raw["stages"][2]]
+        return raw
+
+    raw = fit_config(store, 8.0)
+    raw["store_options"] = {"shared_filesystem": True}
+    try:
+        proc = tamis("run", str(write_config(tmp_path / "fit.yaml", raw)), "--address", cluster.address,
+                     "--run-id", "fit")
+        deadline = time.time() + 300
+        while not os.listdir(pids):
+            assert proc.poll() is None and time.time() < deadline, proc.stdout.read().decode() if proc.stdout else ""
+            time.sleep(0.1)
+        fitting = int(os.listdir(pids)[0])
+        raylets = {w.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid: w for w in workers}
+        [node] = [raylets[p] for p in _ancestors(fitting) if p in raylets]
+        cluster.remove_node(node, allow_graceful=False)
+        log = finish(proc, timeout=600)
+    finally:
+        cluster.shutdown()
+    assert not _alive(fitting), "the fitting process outlived its node: the test proved nothing"
+    assert len(os.listdir(pids)) >= 2, "the fit did not run again"
+    state = run_json(store, "fit")
+    assert state["status"] == "succeeded", log
+    reference = tmp_path / "reference"
+    run_serially(write_config(tmp_path / "ref.yaml", fit_config(reference, 0)), "fit")
+    lost, one = output_table(store, "fit"), output_table(reference, "fit")
+    assert lost.num_rows > 0 and lost.sort_by("id").equals(one.sort_by("id"))

@@ -6,6 +6,8 @@ jobs/scheduler.py `start_actor`, so that case is test_resume's driver kill.)"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,13 +38,16 @@ def test_a_killed_scheduler_actor_is_taken_over_by_the_next_run(tmp_path: Path) 
         return slow["status"] == "running" and slow["waves_done"] >= 2
 
     try:
-        ray.init(address=cluster.address)
         proc = tamis("run", str(config), "--address", cluster.address, "--run-id", "k")
         deadline = time.time() + 240
         while not ((state := run_json(store, "k")) and state.get("stages") and slow_copy_got_going(state)):
             assert proc.poll() is None and time.time() < deadline, proc.stdout.read().decode() if proc.stdout else ""
             time.sleep(0.1)
-        ray.kill(ray.get_actor(actor_name("k"), namespace=ACTOR_NAMESPACE), no_restart=True)
+        # from a process of its own, as an operator would: this one stays off the cluster (a
+        # driver's Ray state left in the test process outlives ray.shutdown)
+        kill = (f"import ray; ray.init(address={cluster.address!r}); "
+                f"ray.kill(ray.get_actor({actor_name('k')!r}, namespace={ACTOR_NAMESPACE!r}), no_restart=True)")
+        subprocess.run([sys.executable, "-c", kill], check=True, timeout=120, capture_output=True)
         out, _ = proc.communicate(timeout=120)
         text = out.decode(errors="replace")
         assert proc.returncode == 1, text
@@ -53,7 +58,6 @@ def test_a_killed_scheduler_actor_is_taken_over_by_the_next_run(tmp_path: Path) 
 
         log = finish(tamis("run", str(config), "--address", cluster.address, "--run-id", "k"))
     finally:
-        ray.shutdown()
         cluster.shutdown()
     state = run_json(store, "k")
     assert state["status"] == "succeeded" and state["attempt"] == 2, log

@@ -101,6 +101,30 @@ class WordTotals(FitOperator[WordTotalsConfig]):
             ["source", "docs", "words"]).sort_by("source")
 
 
+class SlowFitConfig(OperatorConfig):
+    seconds: float = Field(0.0, description="Sleep before fitting.")
+    pid_dir: str | None = Field(None, description="Directory where the fitting worker drops <pid>.")
+
+
+@register("slow_word_totals")
+class SlowWordTotals(FitOperator[SlowFitConfig]):
+    """``test_word_totals`` after a sleep, recording the pid of the process that fits (for
+    fault tests only: a window in which to lose the node that runs the fit).
+
+    Reads: source, quality_word_count. Artifact: source, docs, words.
+    """
+
+    version = 1
+    Config = SlowFitConfig
+    reads = ("source", "quality_word_count")
+
+    def fit(self, batches: Iterator[pa.Table]) -> pa.Table:
+        if self.config.pid_dir:
+            open(os.path.join(self.config.pid_dir, str(os.getpid())), "w").close()
+        time.sleep(self.config.seconds)
+        return WordTotals.fit(self, batches)  # type: ignore[arg-type]
+
+
 @register("test_word_share")
 class WordShare(MapOperator[WordTotalsConfig]):
     """Share of its source's words each document holds, from the upstream fit's artifact.
