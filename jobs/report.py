@@ -44,8 +44,14 @@ def render_status(state: dict[str, Any]) -> str:
         rows.append([s["name"], s["kind"], s["status"], waves, s.get("rows_in"), s.get("rows_out"),
                      sum((s.get("dropped") or {}).values()) or None, s.get("seconds")])
     out = [f"run {state.get('run_id')} ({state.get('pipeline')}): {state.get('status')}"
-           f" - updated {_ago(state.get('updated_at'))}",
-           table(["stage", "kind", "status", "waves", "rows in", "rows out", "dropped", "seconds"], rows)]
+           f" - updated {_ago(state.get('updated_at'))}"]
+    if seen := state.get("input_files"):  # input.incremental
+        out.append(f"input state {seen.get('state')} (version {seen.get('version')}): {seen.get('new', 0):,} new, "
+                   f"{seen.get('changed', 0):,} changed, {seen.get('unchanged', 0):,} unchanged file(s) skipped")
+    if state.get("nothing_new"):
+        out.append("nothing new to read; no output written")
+    else:
+        out.append(table(["stage", "kind", "status", "waves", "rows in", "rows out", "dropped", "seconds"], rows))
     details, group_tables = [], []
     for s in state.get("stages", []):
         metrics, groups = split_group_metrics(s.get("metrics") or {})

@@ -59,3 +59,15 @@ def test_every_operator_renders_even_with_required_fields() -> None:
         render_operator("mix")
     for name in registry.names():
         render_operator(name)
+
+
+def test_an_incremental_run_says_what_it_read_and_when_nothing_was_new() -> None:
+    from jobs.report import render_status, render_summary
+
+    seen = {"state": "crawl", "version": 4, "new": 0, "changed": 0, "unchanged": 7}
+    state = {"run_id": "crawl-2026-12-06", "pipeline": "crawl", "status": "succeeded", "stages": [],
+             "nothing_new": True, "input_files": seen, "output": None}
+    status = render_status(state)
+    assert "input state crawl (version 4): 0 new, 0 changed, 7 unchanged file(s) skipped" in status
+    assert "nothing new to read; no output written" in status and "rows in" not in status
+    assert render_summary(state).startswith("nothing new: all 7 input file(s) were read by earlier runs")
