@@ -26,7 +26,7 @@ from jobs.input_history import InputHistory
 from jobs.checkpoint import Artifact, WaveResult, run_json_key
 from jobs.ledger import RunContext, StageCommit, StageEntry, StageKind, StageLedger, Wave
 from jobs.lock import RunLock
-from jobs.models import StagedModel, stage_model
+from jobs.models import StagedModel, model_uri, stage_model
 from jobs.nightly import latest_key, write_latest
 from jobs.output import write_output
 from jobs.rounds import run_rounds
@@ -244,11 +244,11 @@ class RunScheduler:
                 config = {**config, "_state_version": pin.version}
                 info = {**info, state.label: state.name, f"{state.label}_version": pin.version,
                         f"{state.label}_documents": pin.documents}
-            if stage.operator.model_field:
+            if stage.operator.model_field and model_uri(stage.operator, stage.config) is not None:
                 # the model's bytes, not its URI, are part of the fingerprint: retraining re-runs scoring
                 model = self.models[stage.name] = stage_model(stage.operator, stage.config, self.store,
                                                               self.spec.s3_options())
-                config = {**config, stage.operator.model_field: f"sha256:{model.sha256}"}
+                config = with_path(config, stage.operator.model_field, f"sha256:{model.sha256}")
                 info = {**info, **model.info}
             upstream = cp.operator_fingerprint(stage.operator.name, stage.operator.version, config, upstream)
             plan.append(StageEntry(n, stage.name, stage.operator.name, StageKind(stage.operator.kind), upstream,
@@ -353,6 +353,13 @@ class RunScheduler:
             self.event(f"{state.label} {state.name}: version {body['version']} ({body['added']:,} documents "
                        f"added, {body['documents']:,} in all)")
         return done
+
+
+def with_path(config: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """``config`` (a JSON dump) with the field at ``dotted`` set to ``value``; copies, never
+    changes ``config``."""
+    head, _, rest = dotted.partition(".")
+    return {**config, head: with_path(config.get(head) or {}, rest, value) if rest else value}
 
 
 def stages_until(stages: tuple[PlannedStage, ...] | list[PlannedStage], until: str) -> int:

@@ -19,8 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from operators import registry
 from operators.base import CORE_COLUMNS, DROP_REASON, Composite, Operator, OperatorConfig
+from operators.config_files import uri_reader
 from operators.config_paths import project_config
 from operators.io.records import METADATA, FieldMapping
+from jobs.models import read_config_uri
 from jobs.store import InputFile, S3Options, Store, StoreError, filesystem_for, is_s3, resolve_inputs
 
 
@@ -310,7 +312,9 @@ def plan_stages(spec: PipelineSpec) -> tuple[tuple[PlannedStage, ...], list[str]
             problems.append(f"{where}.op: {err}")
             continue
         try:
-            config = cls.Config(**stage.config)
+            # a file the config names by URI (a mix's weights_file) is read through the store layer
+            with uri_reader(lambda uri: read_config_uri(uri, spec.s3_options())):
+                config = cls.Config(**stage.config)
         except ValidationError as err:
             problems.extend(_problems(err, f"{where}.config", cls.Config))
             continue

@@ -103,9 +103,12 @@ class Operator(Generic[ConfigT]):
     # id would corrupt its result: jobs/ then quarantines repeated ids just before it
     # (operators/io/unique_ids.py) unless ``input.duplicate_ids: allow``.
     needs_unique_ids: ClassVar[bool] = False
-    # With ``model_field``, that config field names a model file (local path or s3://); jobs/
-    # reads it when the run starts, has ``check_model`` vet it and hands it over as the artifact.
+    # With ``model_field``, that config field (a dotted path) names a model file (local path or
+    # s3://); jobs/ reads it when the run starts (unless the field is null), has ``check_model``
+    # vet it and hands it over as the artifact: the Parquet file's table, or, with
+    # ``model_format = "bytes"``, one row of the file's ``name`` and ``data`` (any file).
     model_field: ClassVar[str | None] = None
+    model_format: ClassVar[str] = "parquet"
 
     def __init__(self, config: ConfigT, artifact: pa.Table | None = None) -> None:
         # With ``uses_artifact``, ``artifact`` is the nearest upstream artifact (or, when it is

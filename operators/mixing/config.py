@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from operators.config_files import is_uri, read_config_file
 from operators.base import OperatorConfig
 from operators.filtering.expression import parse_expression
 from operators.mixing.policy import POLICIES
@@ -29,15 +30,16 @@ class TokenCountConfig(OperatorConfig):
         "ceil(whitespace-separated words / value). Ignored with a tokenizer.")
     value: float = Field(4.0, gt=0, description="Bytes (or words) per token: about 4 bytes for English "
                          "with a GPT-2-style BPE, 0.75 words.")
-    tokenizer: str | None = Field(None, description="A Hugging Face tokenizer.json (local path, readable "
-                                  "by the workers): exact counts, without special tokens.")
-    tokenizer_sha256: str | None = Field(None, description="Filled in from the file, so that a changed "
-                                         "tokenizer recounts.")
+    tokenizer: str | None = Field(None, description="A Hugging Face tokenizer.json (local path or s3:// URI; "
+                                  "copied into the store when the run starts, so workers need not see it): "
+                                  "exact counts, without special tokens.")
+    tokenizer_sha256: str | None = Field(None, description="Filled in from a local file, so that a changed "
+                                         "tokenizer recounts (an s3:// one is hashed when the run starts).")
 
     @model_validator(mode="before")
     @classmethod
     def _hash_tokenizer(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("tokenizer"):
+        if isinstance(data, dict) and data.get("tokenizer") and not str(data["tokenizer"]).startswith("s3://"):
             path = Path(str(data["tokenizer"])).expanduser()
             if not path.is_file():
                 raise ValueError(f"tokenizer {data['tokenizer']!r}: no such file (a tokenizer.json is expected)")
@@ -54,17 +56,19 @@ def read_weights_file(data: Any) -> Any:
         return data
     if data.get("weights"):
         raise ValueError("give weights or weights_file, not both")
-    path = Path(str(data["weights_file"])).expanduser()
+    where = str(data["weights_file"])
     try:
-        weights = yaml.safe_load(path.read_text(encoding="utf-8"))
+        weights = yaml.safe_load(read_config_file(where).decode("utf-8"))
     except OSError as err:
-        raise ValueError(f"weights_file {data['weights_file']!r}: {err.strerror or err}") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"weights_file {data['weights_file']!r}: not JSON or YAML ({err})") from None
+        raise ValueError(f"weights_file {where!r}: {err.strerror or err}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"weights_file {where!r}: not JSON or YAML ({err})") from None
     if not isinstance(weights, dict) or not all(isinstance(w, (int, float)) and not isinstance(w, bool)
                                                 for w in weights.values()):
-        raise ValueError(f"weights_file {data['weights_file']!r}: expected a mapping of group to number")
-    return {**data, "weights_file": str(path.resolve()), "weights": {str(g): float(w) for g, w in weights.items()}}
+        raise ValueError(f"weights_file {where!r}: expected a mapping of group to number")
+    # a local path made absolute (for the record: the weights, not the path, are fingerprinted)
+    where = where if is_uri(where) else str(Path(where).expanduser().resolve())
+    return {**data, "weights_file": where, "weights": {str(g): float(w) for g, w in weights.items()}}
 
 
 class PhaseConfig(OperatorConfig):

@@ -38,7 +38,8 @@ class Mix(Composite[MixConfig]):
 
     @classmethod
     def parts(cls, config: MixConfig) -> Sequence[Part]:
-        parts = [Part("tokens", MixTokens, config, ("tokens",)),
+        # tokens.tokenizer: the file's SHA-256 once jobs/ has staged it (jobs/models.py), not its path
+        parts = [Part("tokens", MixTokens, config, ("tokens.estimate", "tokens.value", "tokens.tokenizer")),
                  Part("plan", MixPlan, config, PLAN_FIELDS),
                  Part("sample", MixSample, config, SAMPLE_FIELDS)]
         if config.shuffle:

@@ -10,7 +10,9 @@ Two ways, chosen by ``tokens`` in the config:
   be trained with.
 
 The counts are checkpointed with the stage, so changing a weight or the budget never
-recounts; changing the tokenizer file does (its SHA-256 is part of the config).
+recounts; changing the tokenizer file does (its SHA-256 is part of the fingerprint). A
+tokenizer named by local path or ``s3://`` URI is copied into the run's store when the run
+starts (jobs/models.py) and handed to the workers as this stage's artifact.
 """
 
 from __future__ import annotations
@@ -47,9 +49,25 @@ def _tokenizer(path: str, sha256: str | None) -> Any:
     return Tokenizer.from_file(path)
 
 
-def tokenizer_counts(texts: list[str | None], path: str, sha256: str | None = None) -> np.ndarray:
-    """Tokens per text with the tokenizer at ``path``, special tokens left out."""
-    tokenizer = _tokenizer(path, sha256)
+@functools.lru_cache(maxsize=2)
+def tokenizer_from_bytes(data: bytes) -> Any:
+    """A tokenizer from a tokenizer.json's bytes (as jobs/ stages it: ``model_format = "bytes"``).
+
+    Raises:
+        ValueError: the bytes are not a tokenizer.json the library reads.
+    """
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_str(data.decode("utf-8"))
+    except Exception as err:  # the library raises its own Exception type
+        raise ValueError(f"not a Hugging Face tokenizer.json ({str(err)[:200]})") from None
+
+
+def tokenizer_counts(texts: list[str | None], path: str | None, sha256: str | None = None,
+                     tokenizer: Any = None) -> np.ndarray:
+    """Tokens per text with ``tokenizer`` (else the one at ``path``), special tokens left out."""
+    tokenizer = tokenizer or _tokenizer(path, sha256)
     counts = np.zeros(len(texts), np.int64)
     for start in range(0, len(texts), TOKENIZER_BATCH):
         chunk = [t or "" for t in texts[start:start + TOKENIZER_BATCH]]
@@ -71,11 +89,20 @@ class MixTokens(MapOperator[MixConfig]):
     reads = ("text",)
     writes = (TOKENS,)
     resources = ResourceHint(num_cpus=1.0)
+    # jobs/ copies the tokenizer.json (local or s3://) into the store and hands it over
+    model_field = "tokens.tokenizer"
+    model_format = "bytes"
+
+    @classmethod
+    def check_model(cls, config: MixConfig, table: pa.Table) -> dict[str, Any]:  # type: ignore[override]
+        tokenizer = tokenizer_from_bytes(table["data"][0].as_py())
+        return {"tokenizer_vocabulary": tokenizer.get_vocab_size()}
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         tokens = self.config.tokens
         if tokens.tokenizer:
-            counts = tokenizer_counts(batch["text"].to_pylist(), tokens.tokenizer, tokens.tokenizer_sha256)
+            staged = tokenizer_from_bytes(self.artifact["data"][0].as_py()) if self.artifact is not None else None
+            counts = tokenizer_counts(batch["text"].to_pylist(), tokens.tokenizer, tokens.tokenizer_sha256, staged)
         else:
             counts = estimated_tokens(batch["text"], tokens)
         return set_column(batch, TOKENS, pa.array(counts, pa.int64()))

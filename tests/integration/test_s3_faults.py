@@ -27,7 +27,7 @@ def faulty(s3_endpoint: str) -> Iterator[FaultyS3]:
     client.create_bucket(Bucket=BUCKET)
     for path in sorted(SAMPLE.glob("*.jsonl.gz")):
         client.upload_file(str(path), BUCKET, f"input/{path.name}")
-    proxy = FaultyS3(s3_endpoint, seed=7)
+    proxy = FaultyS3(s3_endpoint, seed=7, max_delay_s=0.2)
     yield proxy
     proxy.close()
 
