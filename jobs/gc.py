@@ -27,7 +27,7 @@ from typing import Any
 
 from jobs.checkpoint import run_json_key
 from jobs.lock import RunLock
-from jobs.state import FAMILIES, VERSION
+from jobs.state import FAMILIES, version_numbers
 from jobs.stage_rows import list_runs
 from jobs.store import Store
 
@@ -63,13 +63,14 @@ def find_garbage(store: Store, lock_ttl_s: float = 120.0) -> Garbage:
         if holder is not None:
             raise StoreInUseError(f"run {run_id!r} is running in {store.uri} (process {holder.get('pid')} on "
                                   f"{holder.get('host')}); gc deletes nothing while a run works in the store")
+    states = [store.read_json(run_json_key(run_id)) or {} for run_id in runs]
     used = set()
-    for run_id in runs:
-        for stage in (store.read_json(run_json_key(run_id)) or {}).get("stages") or []:
+    for state in states:
+        for stage in state.get("stages") or []:
             if stage.get("name") and stage.get("fingerprint"):
                 used.add(f"stages/{stage['name']}-{stage['fingerprint']}")
     garbage = Garbage()
-    _state_garbage(store, runs, garbage)
+    _state_garbage(store, states, garbage)
     sizes = store.list_sizes("stages")
     by_stage: dict[str, dict[str, int]] = defaultdict(dict)
     for key, size in sizes.items():
@@ -87,15 +88,14 @@ def find_garbage(store: Store, lock_ttl_s: float = 120.0) -> Garbage:
     return garbage
 
 
-def _state_garbage(store: Store, runs: list[str], garbage: Garbage) -> None:
+def _state_garbage(store: Store, runs: list[dict[str, Any]], garbage: Garbage) -> None:
     """Files of cross-run state (indexes, input records) that neither the newest version of
     their state nor the version a run not yet succeeded pinned names: segments a compaction
     folded into one file, tables of replaced versions. A succeeded run never reads its
     pinned state again (rerun with its config, an incremental run returns at once and any
     other reuses its committed stages), so only unfinished runs keep theirs."""
     pinned: dict[str, set[int]] = defaultdict(set)
-    for run_id in runs:
-        state = store.read_json(run_json_key(run_id)) or {}
+    for state in runs:  # each run's run.json
         if state.get("status") != "succeeded":
             for prefix, version in (state.get("pins") or {}).items():
                 pinned[prefix].add(int(version))
@@ -121,9 +121,8 @@ def _state_garbage(store: Store, runs: list[str], garbage: Garbage) -> None:
 
 def _versions(store: Store, prefix: str) -> dict[int, dict[str, Any]]:
     """Every version of the state at ``prefix``, by number."""
-    depth = prefix.count("/") + 1
-    numbers = [int(m.group(1)) for k in store.list(prefix) if (m := VERSION.search(k)) and k.count("/") == depth]
-    return {n: body for n in numbers if (body := store.read_json(f"{prefix}/v-{n:05d}.json")) is not None}
+    return {n: body for n in version_numbers(store, prefix)
+            if (body := store.read_json(f"{prefix}/v-{n:05d}.json")) is not None}
 
 
 def _unnamed(stage: str, files: dict[str, int], commit: dict[str, Any]) -> dict[str, dict[str, int]]:

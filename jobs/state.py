@@ -39,6 +39,12 @@ FAMILIES = ("indexes", "exact_indexes", "inputs")
 and jobs/input_history.py's), which `tamis gc` looks through."""
 
 
+def version_numbers(store: Store, prefix: str) -> list[int]:
+    """The numbers of the versions (``v-NNNNN.json`` directly under ``prefix``) of a state."""
+    depth = prefix.count("/") + 1
+    return [int(m.group(1)) for k in store.list(prefix) if (m := VERSION.search(k)) and k.count("/") == depth]
+
+
 class StateConflictError(RuntimeError):
     """Another run advanced the state since this run pinned it."""
 
@@ -64,9 +70,7 @@ class StateVersions:
         return self.store.read_json(f"{self.prefix}/v-{number:05d}.json") if number else None
 
     def current(self) -> dict[str, Any] | None:
-        depth = self.prefix.count("/") + 1
-        numbers = [int(m.group(1)) for k in self.store.list(self.prefix)
-                   if (m := VERSION.search(k)) and k.count("/") == depth]
+        numbers = version_numbers(self.store, self.prefix)
         return self.version(max(numbers)) if numbers else None
 
     def pin(self, run_id: str) -> PinnedState:
