@@ -24,10 +24,13 @@ two stages' seconds, Ray's start excluded).
 
 ``--k`` sets the number of clusters (the semantic dedup figure per million depends on cluster
 size: its pairs grow with N^2 / k); ``--devices cpu cuda`` also runs semantic dedup's
-similarity blocks on the GPU (torch), same decisions as the CPU's.
+similarity blocks on the GPU (torch), same decisions as the CPU's; ``--kmeans-devices cpu
+cuda`` trains k-means on the GPU too (tamis ``device: cuda`` and ``faiss.Kmeans(gpu=True)``,
+with a FAISS GPU build such as faiss-gpu-cu12) and prints how many documents land in the
+same cluster as on the CPU.
 
 Usage: ``.venv/bin/python bench/embedding_space.py [--vectors 200000] [--dim 384] [--k K]
-[--devices cpu cuda] [--ray]``
+[--devices cpu cuda] [--kmeans-devices cpu cuda] [--ray]``
 """
 
 from __future__ import annotations
@@ -76,8 +79,8 @@ def in_child(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     return result, seconds, usage.ru_maxrss / 1024
 
 
-def tamis_kmeans(table: pa.Table, k: int | None) -> dict[str, Any]:
-    config = KMeansConfig(k=k)
+def tamis_kmeans(table: pa.Table, k: int | None, device: str = "cpu") -> dict[str, Any]:
+    config = KMeansConfig(k=k, device=device)
     fit = KMeansFit(config)
     fit.threads = os.cpu_count() or 1  # as jobs/execute.py sets it: every CPU of the node
     artifact = fit.fit(iter(table.slice(s, BATCH) for s in range(0, table.num_rows, BATCH)))
@@ -85,8 +88,8 @@ def tamis_kmeans(table: pa.Table, k: int | None) -> dict[str, Any]:
     out = [assign(table.slice(s, BATCH).select(["embedding"])) for s in range(0, table.num_rows, BATCH)]
     cluster = np.concatenate([o["cluster_id"].to_numpy() for o in out])
     distance = np.concatenate([o["cluster_distance"].to_numpy() for o in out])
-    return {"k": fit.metrics()["k"], "cluster": cluster, "distance": distance,
-            "inertia": 2 * float(distance.astype(np.float64).sum())}
+    return {"k": fit.metrics()["k"], "cluster": cluster, "distance": distance, "gpus": fit.metrics()["gpus"],
+            "fit_s": fit.metrics()["fit_seconds"], "inertia": 2 * float(distance.astype(np.float64).sum())}
 
 
 def tamis_kmeans_on_ray(table: pa.Table, folder: str) -> dict[str, Any]:
@@ -118,8 +121,9 @@ def tamis_kmeans_on_ray(table: pa.Table, folder: str) -> dict[str, Any]:
             "threads": stages["kmeans.fit"]["metrics"].get("threads"), "k": stages["kmeans.fit"]["metrics"]["k"]}
 
 
-def plain_kmeans(x: np.ndarray, k: int) -> dict[str, Any]:
-    km = faiss.Kmeans(x.shape[1], k, niter=20, seed=1234, spherical=True, max_points_per_centroid=256, verbose=False)
+def plain_kmeans(x: np.ndarray, k: int, device: str = "cpu") -> dict[str, Any]:
+    km = faiss.Kmeans(x.shape[1], k, niter=20, seed=1234, spherical=True, max_points_per_centroid=256, verbose=False,
+                      gpu=device == "cuda")
     km.train(x)
     sims, cluster = km.index.search(x, 1)
     return {"k": k, "inertia": 2 * float((1 - sims.astype(np.float64)).sum())}
@@ -162,6 +166,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=None, help="clusters (default: kmeans's own, N / 10,000)")
     parser.add_argument("--devices", nargs="+", default=["cpu"], choices=("cpu", "cuda"),
                         help="where semantic dedup computes its similarity blocks")
+    parser.add_argument("--kmeans-devices", nargs="+", default=["cpu"], choices=("cpu", "cuda"),
+                        help="where k-means trains, tamis and plain FAISS alike (cuda: a FAISS GPU build)")
     args = parser.parse_args()
     n = args.vectors
     base = clustered(n - n // 20, args.dim, max(1, n // 10_000), 0.06, seed=1)
@@ -170,10 +176,19 @@ def main() -> None:
     print(f"{machine()}\nload average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"{n} vectors x {args.dim} (float32, {x.nbytes / 2**20:.0f} MB), eps {EPS}\n")
     rows = []
-    ours, t1, m1 = in_child(lambda: tamis_kmeans(table, args.k))
-    plain, t2, m2 = in_child(lambda: plain_kmeans(x, ours["k"]))
-    rows.append(("k-means fit + assign", f"k={ours['k']}", t1, m1, t2, m2,
-                 f"inertia {ours['inertia']:.0f} vs {plain['inertia']:.0f}"))
+    by_device: dict[str, dict[str, Any]] = {}
+    for device in args.kmeans_devices:
+        ours, t1, m1 = in_child(lambda: tamis_kmeans(table, args.k, device))
+        plain, t2, m2 = in_child(lambda: plain_kmeans(x, ours["k"], device))
+        rows.append((f"k-means fit + assign {device}", f"k={ours['k']}", t1, m1, t2, m2,
+                     f"inertia {ours['inertia']:.0f} vs {plain['inertia']:.0f}; fit {ours['fit_s']:.1f} s "
+                     f"on {ours['gpus']} GPUs"))
+        by_device[device] = ours
+    if len(by_device) == 2:  # the same centroids up to floating point: how many documents move
+        same = float(np.mean(by_device["cpu"]["cluster"] == by_device["cuda"]["cluster"]))
+        print(f"k-means cpu vs cuda: {same:.4%} of documents in the same cluster, inertia "
+              f"{by_device['cpu']['inertia']:.1f} vs {by_device['cuda']['inertia']:.1f}\n")
+    ours = by_device[args.kmeans_devices[0]]
     if args.ray:
         import tempfile
 

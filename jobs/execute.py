@@ -227,14 +227,16 @@ def run_fit(operator: type[FitOperator[Any]], config: Any, keys: list[str], stor
     """Stream the input files into one ``fit`` call on one worker; returns artifact stats rows.
 
     A ``multithreaded`` fit reserves every CPU of the largest node (nothing else runs during
-    a fit) unless the YAML sets ``resources.num_cpus``, and runs that many threads."""
+    a fit; the largest with enough GPUs where it asks for GPUs) unless the YAML sets
+    ``resources.num_cpus``, and runs that many threads."""
     need = effective(resources, operator.resources)
     cpus = need.num_cpus
     if operator.multithreaded and resources.num_cpus is None:
-        cpus = max(cpus, node_cpus())
+        cpus = max(cpus, node_cpus(need.num_gpus))
     threads = max(1, int(cpus))
     if operator.multithreaded:
-        log.info("%s: one task on %d CPUs, %d threads", operator.name, cpus, threads)
+        log.info("%s: one task on %d CPUs%s, %d threads", operator.name, cpus,
+                 f" and {need.num_gpus:g} GPU(s)" if need.num_gpus else "", threads)
     task = ray.remote(_fit_retrying).options(num_cpus=cpus, num_gpus=need.num_gpus, max_retries=3,
                                     **({"memory": need.memory_mb << 20} if need.memory_mb else {}))
     return ray.get(task.remote(operator, config, store, keys, batch_rows, out, threads))
@@ -358,9 +360,12 @@ def _task_options(resources: ResourcesSpec, hint: ResourceHint) -> dict[str, Any
     return opts
 
 
-def node_cpus() -> float:
-    """CPUs of the largest alive node (what one task can reserve at most)."""
-    return max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
+def node_cpus(gpus: float = 0.0) -> float:
+    """CPUs of the largest alive node with at least ``gpus`` GPUs (what one task asking for
+    that many GPUs can reserve at most: more would wait forever on a cluster whose largest
+    node is a CPU node)."""
+    return max((n["Resources"].get("CPU", 0.0) for n in ray.nodes()
+                if n.get("Alive") and n["Resources"].get("GPU", 0.0) >= gpus), default=1.0)
 
 
 def cluster_gpus() -> float:

@@ -14,8 +14,9 @@
    ``max_points_per_centroid`` hashes; the final sample is the bottom m of what was kept. Both
    kept sets depend only on the ids, never on file order, batching or workers. Then
    ``faiss.Kmeans(spherical=True, niter, seed)`` (Lloyd iterations; centroids re-normalized to
-   unit length after each) trains on the sample sorted by (hash, id), on the GPU when faiss
-   reports one. The artifact holds the k unit-length centroids.
+   unit length after each) trains on the sample sorted by (hash, id), on a GPU with
+   ``device`` auto when FAISS is a GPU build and sees one (on a cluster with GPUs the fit
+   task asks Ray for one), else on the CPU. The artifact holds the k unit-length centroids.
 2. ``kmeans.assign`` writes each document's nearest centroid by cosine similarity
    (``cluster_id``, ties to the smallest id) and ``cluster_distance`` = 1 - cos to it.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -53,6 +55,10 @@ class KMeansConfig(OperatorConfig):
     max_points_per_centroid: int = Field(256, ge=MIN_POINTS_PER_CENTROID, description="The training sample "
                                          "holds at most k times this many vectors (bottom-k by id hash).")
     column: str = Field(EMBEDDING, description="List<float> column holding L2-normalized embeddings.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where FAISS trains: auto (a GPU when FAISS is a GPU build, e.g. faiss-gpu-cu12, "
+        "and sees one, else the CPU), cpu, or cuda (an error without one). Same centroids up to the "
+        "devices' floating-point differences.")
 
 
 class _BottomSample:
@@ -114,7 +120,9 @@ class KMeansFit(FitOperator[KMeansConfig]):
 
     version = 1
     Config = KMeansConfig
-    resources = ResourceHint(num_cpus=1.0)
+    # a GPU when the cluster has any: Ray hides the GPUs from a task that asked for none, and
+    # FAISS's GPU k-means is several times its CPU one (docs/benchmarks.md)
+    resources = ResourceHint(num_cpus=1.0, gpus_when_available=1.0)
     multithreaded = True  # FAISS's OpenMP threads: the engine reserves a node's CPUs and sets threads
 
     def __init__(self, config: KMeansConfig, artifact: pa.Table | None = None) -> None:
@@ -150,38 +158,46 @@ class KMeansFit(FitOperator[KMeansConfig]):
         h, x, ids = _keep(h, x, ids, k * c.max_points_per_centroid)
         k = min(k, len(h)) if c.k else max(1, min(k, len(h) // MIN_POINTS_PER_CENTROID))
         h, x, ids = _keep(h, x, ids, k * c.max_points_per_centroid)
-        centroids, objective, seconds = train(np.ascontiguousarray(x), k, c, self.threads)
+        centroids, objective, seconds, gpus = train(np.ascontiguousarray(x), k, c, self.threads)
         self._metrics = {"documents": n, "sample": len(h), "k": k, "objective": objective,
-                         "inertia": 2.0 * (len(h) - objective), "fit_seconds": seconds, "threads": self.threads}
-        log.info("kmeans.fit: %d documents, sample %d, k %d, %d FAISS threads, %.1f s", n, len(h), k,
-                 self.threads, seconds)
+                         "inertia": 2.0 * (len(h) - objective), "fit_seconds": seconds, "threads": self.threads,
+                         "gpus": gpus}
+        log.info("kmeans.fit: %d documents, sample %d, k %d, on %s, %.1f s", n, len(h), k,
+                 f"{gpus} GPU(s)" if gpus else f"the CPU ({self.threads} FAISS threads)", seconds)
         d = centroids.shape[1]
         flat = pa.array(centroids.reshape(-1), pa.float32())
         return pa.table({"cluster_id": pa.array(np.arange(k, dtype=np.int64)),
                          "centroid": pa.FixedSizeListArray.from_arrays(flat, d)})
 
 
-def train(sample: np.ndarray, k: int, config: KMeansConfig, threads: int = 1) -> tuple[np.ndarray, float, float]:
-    """faiss.Kmeans(spherical=True) on ``sample`` with ``threads`` OpenMP threads: (unit
-    centroids, final objective, seconds).
+def train(sample: np.ndarray, k: int, config: KMeansConfig, threads: int = 1) -> tuple[np.ndarray, float, float, int]:
+    """faiss.Kmeans(spherical=True) on ``sample`` with ``threads`` OpenMP threads, on the GPUs
+    FAISS sees unless ``config.device`` is cpu: (unit centroids, final objective, seconds,
+    GPUs used).
 
     With ``spherical`` FAISS clusters with an inner-product index, so its objective is the
     sum of cosine similarities to the assigned centroids (maximized). The thread count is set
     explicitly: inside a Ray task OpenMP would otherwise take the worker's OMP_NUM_THREADS.
+
+    Raises:
+        RuntimeError: ``device`` is cuda and FAISS sees no GPU (a CPU build, or none visible).
     """
     started = time.perf_counter()
     import faiss  # here, not at module level: every CLI command loads the registry
 
     faiss.omp_set_num_threads(max(1, threads))
-
-    gpu = faiss.get_num_gpus() > 0
-    km = faiss.Kmeans(sample.shape[1], k, niter=config.niter, seed=config.seed, spherical=True, gpu=gpu,
+    # a CPU build has no get_num_gpus; inside Ray a task that asked for no GPU sees none
+    gpus = faiss.get_num_gpus() if config.device != "cpu" and hasattr(faiss, "get_num_gpus") else 0
+    if config.device == "cuda" and gpus == 0:
+        raise RuntimeError("kmeans device: cuda, but FAISS sees no GPU in this worker (install faiss-gpu-cu12 "
+                           "on the GPU nodes, or use device: auto)")
+    km = faiss.Kmeans(sample.shape[1], k, niter=config.niter, seed=config.seed, spherical=True, gpu=gpus or False,
                       max_points_per_centroid=config.max_points_per_centroid,
                       min_points_per_centroid=1, verbose=False)
     km.train(sample)
     centroids = km.centroids / np.maximum(np.linalg.norm(km.centroids, axis=1, keepdims=True), 1e-12)
     objective = float(km.obj[-1]) if len(km.obj) else float(len(sample))
-    return centroids.astype(np.float32), objective, time.perf_counter() - started
+    return centroids.astype(np.float32), objective, time.perf_counter() - started, gpus
 
 
 def nearest(vectors: np.ndarray, centroids: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -254,4 +270,6 @@ class KMeans(Composite[KMeansConfig]):
     @classmethod
     def parts(cls, config: KMeansConfig) -> Sequence[Part]:
         # assign reads the centroids from the fit's artifact: of the config, only the column
-        return (Part("fit", KMeansFit, config), Part("assign", ClusterAssign, config, ("column",)))
+        # device only chooses where the same centroids are computed: not in the fingerprint
+        fit = ("k", "docs_per_cluster", "niter", "seed", "max_points_per_centroid", "column")
+        return (Part("fit", KMeansFit, config, fit), Part("assign", ClusterAssign, config, ("column",)))

@@ -183,6 +183,7 @@ OTHER_RERUNS: list[tuple[str, dict[str, Any], dict[str, Any], str | None]] = [
     ("quantiles", {"columns": ["a"]}, {"sample_size": 1000}, "fit"),
     ("quantiles", {"columns": ["a"]}, {"by": "source"}, "fit"),
     ("kmeans", {}, {"niter": 5}, "fit"),
+    ("kmeans", {}, {"device": "cpu"}, None),  # where the same centroids are computed
     ("cluster_prune", {}, {"fraction": 0.1}, "plan"),
     ("exact_dedup", {}, {"scope": "global"}, "hash"),
     ("exact_dedup", {"index": {"name": "web"}}, {"scope": "global"}, "hash"),
