@@ -73,6 +73,11 @@ SAMPLE_FILES = 4
 """Upstream files whose first batch :func:`shuffled_bytes` projects."""
 
 
+SAMPLE_ROWS = 2048
+"""Rows of each sampled batch that :func:`shuffled_bytes` projects: a projection may cost
+real work (``minhash_dedup.keep`` shingles its candidates), and this runs on the driver."""
+
+
 SAMPLE_MARGIN = 2.0
 """Partitions are sized for this many times the bytes the sample projects: room for files
 the sample does not represent, since a phase-2 task holds its partition, sorted, in memory."""
@@ -89,8 +94,8 @@ def partition_count(op: GroupOperator[Any], store: Store, files: list[FileRef], 
 def shuffled_bytes(op: GroupOperator[Any], store: Store, files: list[FileRef], batch_rows: int) -> int:
     """Estimated in-memory bytes of the rows a group stage shuffles, to size its partitions.
 
-    The first batch of up to :data:`SAMPLE_FILES` upstream files, spread over the list, is
-    projected as phase 1 would (without the rows that bypass the shuffle); its bytes per
+    The first :data:`SAMPLE_ROWS` rows of up to :data:`SAMPLE_FILES` upstream files, spread
+    over the list, are projected as phase 1 would (without the rows that bypass the shuffle); its bytes per
     input row, times all input rows. What is shuffled differs from the documents by much
     (LSH buckets move band rows, not text; the keep step only its candidates), and every
     partition costs each phase-1 task a fragment file, so sizing by the documents' bytes
@@ -103,7 +108,7 @@ def shuffled_bytes(op: GroupOperator[Any], store: Store, files: list[FileRef], b
     columns = list(op.columns_read(op.config)) if op.emits == "artifact" else None
     sampled = shuffled = 0
     for i in picks:
-        batch = next(iter(iter_file_batches(store, files[i].key, batch_rows, columns)), None)
+        batch = next(iter(iter_file_batches(store, files[i].key, min(batch_rows, SAMPLE_ROWS), columns)), None)
         if batch is None or batch.num_rows == 0:
             continue
         rows = projected(op, batch, basename(files[i].key))
@@ -221,8 +226,10 @@ def reduce_partition(op: GroupOperator[Any], store: Store, partition: int, keys:
         table = _in_shared_groups(table, op.group_key())
     # Fragment order follows the inputs, but operators rely on sorted rows (a bucket's first
     # row holds its smallest id), and sorting keeps the output independent of batching.
-    order = dict.fromkeys((*op.group_key(), "id" if "id" in table.column_names else op.group_key()[0]))
-    result = op(table.take(_sort_indices(table, list(order))))
+    if op.rows_sorted:
+        order = dict.fromkeys((*op.group_key(), "id" if "id" in table.column_names else op.group_key()[0]))
+        table = table.take(_sort_indices(table, list(order)))
+    result = op(table)
     writer = out.writer()
     name = f"part-{partition:05d}.parquet"
     if op.emits == "artifact" and op.group_key() == (FILE_COLUMN,):

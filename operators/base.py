@@ -192,6 +192,10 @@ class GroupOperator(Operator[ConfigT]):
     """With ``emits = "artifact"``: the artifact has :data:`FILE_COLUMN` and is stored split
     per document file (one slice per file and partition), for a later map stage to read
     only its file's rows."""
+    rows_sorted: ClassVar[bool] = True
+    """False when the operator orders the rows of a call itself: the shuffle then hands it
+    each partition in the order read (deterministic: fragments in file order), without the
+    sort by key and id that moves every column (``minhash_dedup.keep``'s shingle sets)."""
     lone_rows_matter: ClassVar[bool] = True
     """False when a group of one row adds nothing to the output (an LSH bucket of one
     document has no edge): the shuffle then drops such rows before the full sort."""

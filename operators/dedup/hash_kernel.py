@@ -270,3 +270,18 @@ def sorted_jaccard(a: np.ndarray, b: np.ndarray) -> float:
         else:
             j += 1
     return common / (len(a) + len(b) - common)
+
+
+@_jit
+def drop_sorted_repeats(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Drop the repeats of each document's sorted run ``values[bounds[d]:bounds[d + 1]]`` in
+    place, moving the kept values to the front; returns the new offsets (``len(bounds)``)."""
+    offsets = np.zeros(len(bounds), dtype=np.int64)
+    w = 0
+    for d in range(len(bounds) - 1):
+        for i in range(bounds[d], bounds[d + 1]):
+            if i == bounds[d] or values[i] != values[i - 1]:
+                values[w] = values[i]
+                w += 1
+        offsets[d + 1] = w
+    return offsets

@@ -27,6 +27,11 @@ set by Hoeffding's bound so that a pair truly at the threshold is skipped with p
 most 1e-6 (:func:`prefilter_margin`). Checks, skips and confirmations are metrics. Without
 ``verify`` the whole component is one cluster around its keeper.
 
+The shingle sets are made on the shuffle's map side (:meth:`VerifyKeep.project`, one task
+per document file, on every core) and travel in place of the text: the group step of a
+component of 100,000 near-copies once spent two thirds of its single-core time shingling
+(docs/benchmarks.md).
+
 Only candidates are shuffled; ``keep`` emits their marks as an artifact split per document
 file, and ``apply`` joins each file with its slices, marking every other document as its
 own keeper. The documents outside any component (about 90% of a web crawl) are thus
@@ -46,12 +51,17 @@ import pyarrow.compute as pc
 from operators.base import FILE_COLUMN, GroupOperator, MapOperator, OperatorConfig, set_column
 from operators.dedup.minhash_config import BANDS, COMPONENT, SKETCH, MinhashDedupConfig, fixed_list_values, shingle_sets
 from operators.dedup.minhash_index import PRIOR_ID, PRIOR_MATCH, index_columns
-from operators.dedup.verify_kernel import first_verified
+from operators.dedup.shingling import ShingleSets
+from operators.dedup.verify_kernel import greedy_clusters
 from operators.hashing import distinct_values
 from operators.registry import register
 
 SKIP_PROBABILITY = 1e-6
 """Bound on the probability that the sketch pre-filter skips a pair truly at the threshold."""
+
+SETS = "_tamis_minhash_shingles"
+"""Column of keep's shuffle only: each candidate's sorted shingle set (``large_list<uint64>``),
+null for the other rows; :meth:`VerifyKeep.project` makes it and drops the text."""
 
 CLUSTER_ID = "dedup_minhash_cluster_id"
 CLUSTER_SIZE = "dedup_minhash_cluster_size"
@@ -64,7 +74,8 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
 
     Reads: id, text, dedup_minhash_component, and with ``verify`` dedup_minhash_bands and
     dedup_minhash_sketch (and the keep column for ``max:<column>``; the index match columns
-    with ``index``). Writes no document column: emits, for the
+    with ``index``); the shuffle moves each candidate's shingle set, not its text
+    (:meth:`project`). Writes no document column: emits, for the
     candidates only (documents outside any component are not shuffled), the artifact id,
     file, dedup_minhash_cluster_id (the keeper's id), dedup_minhash_cluster_size,
     dedup_minhash_keep, split per document file; :class:`KeepApply` marks the documents. A document matched in an earlier run's index is
@@ -77,6 +88,7 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
     emits = "artifact"
     artifact_by_file = True
     bypass_null_keys = True
+    rows_sorted = False  # visits rows in its own priority order; sorting moved every shingle set
 
     def __init__(self, config: MinhashDedupConfig, artifact: pa.Table | None = None) -> None:
         super().__init__(config, artifact)
@@ -91,6 +103,29 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
     def group_key(self) -> tuple[str, ...]:
         return (COMPONENT,)
 
+    def project(self, batch: pa.Table) -> pa.Table:
+        """The batch with each candidate's shingle set (:data:`SETS`) in place of its text.
+
+        Runs where the documents are read, so the shingling is spread over every task, not
+        left to the one that receives a large component. Rows outside any component, or
+        matched in an earlier run's index, are never verified: their set is null. Without
+        ``verify`` the text is only dropped."""
+        if not self.config.verify:
+            return batch.drop_columns(["text"])
+        shingled = pc.is_valid(batch[COMPONENT]).to_numpy(zero_copy_only=False) & ~_prior(batch)
+        rows = np.flatnonzero(shingled)
+        if len(rows):
+            # exact copies are common among candidates: each distinct text is shingled once
+            dictionary, distinct = distinct_values(batch["text"].take(pa.array(rows)), nulls=True)
+            sets = shingle_sets(dictionary, self.config)
+            lists = pa.LargeListArray.from_arrays(pa.array(sets.offsets), pa.array(sets.values, pa.uint64()))
+            index = np.zeros(batch.num_rows, dtype=np.int64)
+            index[rows] = distinct
+            column = lists.take(pa.array(index, mask=~shingled))
+        else:
+            column = pa.nulls(batch.num_rows, pa.large_list(pa.uint64()))
+        return batch.drop_columns(["text"]).append_column(SETS, column)
+
     def metrics(self) -> dict[str, float]:
         return dict(self._metrics)
 
@@ -98,22 +133,16 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
         n = table.num_rows
         keeper = np.arange(n)  # row index of each row's keeper
         # a match in an earlier run's index is removed, and never keeps this run's copies
-        prior = (pc.fill_null(table[PRIOR_MATCH], False).to_numpy(zero_copy_only=False)
-                 if PRIOR_MATCH in table.column_names else np.zeros(n, dtype=bool))
+        prior = _prior(table)
         grouped = pc.is_valid(table[COMPONENT]).to_numpy(zero_copy_only=False) & ~prior
         if grouped.any():
-            order = self._priority(table)
-            components = table[COMPONENT].to_numpy(zero_copy_only=False)
-            started = time.perf_counter()
-            sets = _RowSets(table, self.config) if self.config.verify else None
-            groups: dict[object, list[int]] = {}
-            for row in order:  # visit rows in keep priority, bucketed by component
-                if grouped[row]:
-                    groups.setdefault(components[row], []).append(int(row))
-            for members in groups.values():
-                self._cluster(members, sets, keeper)
+            members, starts = _components_in_priority(table, self._priority(table), grouped)
             if self.config.verify:
+                started = time.perf_counter()
+                self._verify(table, members, starts, keeper)
                 self._metrics["verify_seconds"] += time.perf_counter() - started
+            else:  # unverified: the first in priority keeps, the rest are its copies
+                keeper[members] = members[np.repeat(starts[:-1], np.diff(starts))]
         sizes = np.bincount(keeper[~prior], minlength=n)[keeper]
         cluster = table["id"].take(pa.array(keeper))
         if prior.any():
@@ -132,50 +161,50 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
             table = table.append_column("_priority", table[column])
         return pc.sort_indices(table, sort_keys=keys).to_numpy()
 
-    def _cluster(self, members: list[int], sets: "_RowSets | None", keeper: np.ndarray) -> None:
-        if sets is None:  # unverified: the first in priority keeps, the rest are its copies
-            keeper[members] = members[0]
-            return
-        max_hops = self.config.max_hops or len(members)  # null: any chain
-        kept_in: dict[tuple[int, int], list[int]] = {}  # (band, bucket hash) -> kept rows, in kept order
-        via_in: dict[tuple[int, int], list[int]] = {}  # the same for removed rows a chain may pass through
-        rank: dict[int, int] = {}  # row -> its place in visit order
-        hops: dict[int, int] = {}  # removed row -> verified links from it to its keeper
-        for row in members:
-            rank[row] = len(rank)
-            buckets = sets.buckets(row)
-            linked = sorted({k for b in buckets for k in kept_in.get(b, ())}, key=rank.__getitem__)
-            match = self._first_verified(row, linked, sets) if linked else None
-            if match is not None:
-                hops[row] = 1
-            elif max_hops > 1:
-                # a chain A~B~C: B was removed as A's copy, C is like B but not like A
-                removed = sorted({r for b in buckets for r in via_in.get(b, ())}, key=rank.__getitem__)
-                via = self._first_verified(row, removed, sets) if removed else None
-                if via is not None:
-                    match, hops[row] = int(keeper[via]), hops[via] + 1
-                    self._metrics["chain_matches"] = self._metrics.get("chain_matches", 0) + 1
-            if match is None:
-                into = kept_in
-            else:
-                keeper[row] = match
-                if hops[row] >= max_hops:  # no chain may pass through it
-                    continue
-                into = via_in
-            for b in buckets:
-                into.setdefault(b, []).append(row)
-
-    def _first_verified(self, row: int, linked: list[int], sets: "_RowSets") -> int | None:
-        """The first of the rows ``linked`` whose exact Jaccard with ``row`` reaches the
-        threshold, skipping those whose sketch estimate is below ``sets.least``."""
-        at, checked, skipped = first_verified(sets.sets.values, sets.sets.offsets, sets.index, sets.sketch, row,
-                                              np.asarray(linked, dtype=np.int64), sets.least, self.config.threshold)
+    def _verify(self, table: pa.Table, members: np.ndarray, starts: np.ndarray, keeper: np.ndarray) -> None:
+        """Greedy verified clusters of every component (:func:`greedy_clusters`, compiled:
+        the same checks in the same order as a loop over members, which in Python was most of
+        the group step once the shingling moved to the map side)."""
+        sets = _RowSets(table, self.config)
+        codes, num_codes = _bucket_codes(sets.bands)
+        max_hops = self.config.max_hops or table.num_rows + 1  # null: any chain
+        checked, skipped, confirmed, chained = greedy_clusters(
+            members, starts, codes, num_codes, sets.sets.values, sets.sets.offsets, sets.index, sets.sketch,
+            sets.least, self.config.threshold, max_hops, keeper).tolist()
         self._metrics["verified_pairs"] += checked
         self._metrics["prefiltered_pairs"] += skipped
-        if at < 0:
-            return None
-        self._metrics["confirmed_pairs"] += 1
-        return linked[at]
+        self._metrics["confirmed_pairs"] += confirmed
+        if chained:
+            self._metrics["chain_matches"] = self._metrics.get("chain_matches", 0) + chained
+
+
+def _components_in_priority(table: pa.Table, order: np.ndarray, grouped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The grouped rows, component after component, each in keep priority, and where each
+    component starts (``starts[-1]`` is the row count)."""
+    visit = order[grouped[order]]
+    _, component = distinct_values(table[COMPONENT])
+    by_component = np.argsort(component[visit], kind="stable")  # stable: priority within each
+    members = visit[by_component]
+    bounds = np.flatnonzero(np.diff(component[members])) + 1
+    return members.astype(np.int64), np.concatenate(([0], bounds, [len(members)])).astype(np.int64)
+
+
+def _bucket_codes(bands: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each row's LSH buckets as dense codes: (band, band hash) pairs numbered from 0."""
+    codes = np.empty(bands.shape, dtype=np.int64)
+    total = 0
+    for b in range(bands.shape[1]):
+        distinct, codes[:, b] = np.unique(bands[:, b], return_inverse=True)
+        codes[:, b] += total
+        total += len(distinct)
+    return codes, total
+
+
+def _prior(table: pa.Table) -> np.ndarray:
+    """Whether each row matched an earlier run's index (all False without an index)."""
+    if PRIOR_MATCH not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    return pc.fill_null(table[PRIOR_MATCH], False).to_numpy(zero_copy_only=False)
 
 
 def prefilter_margin(num_perm: int, skip_probability: float = SKIP_PROBABILITY) -> float:
@@ -193,14 +222,21 @@ def prefilter_margin(num_perm: int, skip_probability: float = SKIP_PROBABILITY) 
 
 
 class _RowSets:
-    """Per row of a keep batch: its shingle set (each distinct text shingled once: exact
+    """Per row of a keep batch: its shingle set (from :data:`SETS` when the shuffle projected
+    the rows; otherwise, called on documents directly, each distinct text shingled here: exact
     copies are common among candidates, 46% of them in the 1M-document benchmark, which has
-    no exact dedup stage before, and shingling is most of the keep step's time), its band
-    buckets and its sketch; and the lowest sketch estimate the pre-filter lets through."""
+    no exact dedup stage before), its band buckets and its sketch; and the lowest sketch
+    estimate the pre-filter lets through."""
 
     def __init__(self, table: pa.Table, config: MinhashDedupConfig) -> None:
-        dictionary, self.index = distinct_values(table["text"], nulls=True)
-        self.sets = shingle_sets(dictionary, config)
+        if SETS in table.column_names:
+            lists = table[SETS].combine_chunks()
+            # offsets index the whole child array (a null row's run is empty)
+            self.sets = ShingleSets(values=lists.values.to_numpy(), offsets=lists.offsets.to_numpy())
+            self.index = np.arange(table.num_rows)
+        else:
+            dictionary, self.index = distinct_values(table["text"], nulls=True)
+            self.sets = shingle_sets(dictionary, config)
         # widths from the columns' types: what the signature step wrote is what counts
         self.bands, _ = fixed_list_values(table[BANDS], table.schema.field(BANDS).type.list_size)
         sketch, _ = fixed_list_values(table[SKETCH], table.schema.field(SKETCH).type.list_size)
@@ -210,9 +246,6 @@ class _RowSets:
     def doc(self, row: int) -> np.ndarray:
         return self.sets.doc(int(self.index[row]))
 
-    def buckets(self, row: int) -> list[tuple[int, int]]:
-        """The row's LSH buckets: (band, the band's hash)."""
-        return list(enumerate(self.bands[row].tolist()))
 
 
 @register("minhash_dedup.apply")

@@ -231,10 +231,9 @@ def _as_sets(values: np.ndarray, windows: np.ndarray) -> ShingleSets:
 def _sets_one_by_one(values: np.ndarray, windows: np.ndarray) -> ShingleSets:
     bounds = np.zeros(len(windows) + 1, dtype=np.int64)
     np.cumsum(windows, out=bounds[1:])
-    sets = []  # numpy's sort (SIMD) beats a compiled loop's np.sort
+    values = values.copy()  # sorted in place, document by document
     for begin, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        doc = np.sort(values[begin:end])
-        sets.append(doc[np.concatenate(([True], doc[1:] != doc[:-1]))] if len(doc) > 1 else doc)
-    offsets = np.zeros(len(windows) + 1, dtype=np.int64)
-    np.cumsum([len(d) for d in sets], out=offsets[1:])
-    return ShingleSets(values=np.concatenate(sets) if sets else values[:0], offsets=offsets)
+        values[begin:end].sort()  # numpy's sort (SIMD) beats a compiled loop's np.sort
+    # the repeats go in one compiled pass: a mask and a copy per document were half the time
+    offsets = hash_kernel.drop_sorted_repeats(values, bounds)
+    return ShingleSets(values=values[:offsets[-1]].copy(), offsets=offsets)

@@ -222,6 +222,27 @@ def test_keep_shingles_each_distinct_text_once_with_the_same_sets() -> None:
         assert np.array_equal(rows.doc(row), plain.doc(row))
 
 
+@pytest.mark.parametrize("verify", [True, False])
+def test_keep_on_its_projection_marks_as_keep_on_the_documents(verify: bool) -> None:
+    """The shuffle moves shingle sets made on the map side, not texts: same marks, same
+    checks; rows outside a component carry no set; the text does not travel."""
+    from operators.dedup.near_keep import SETS
+
+    config = MinhashDedupConfig(verify=verify)
+    rows = drifting_chain(120) + [("e1", doc(90, 7), "e"), ("e2", doc(90, 7), "e"), ("s", doc(60, 8), None)]
+    table = keep_input(rows, config)
+    op = VerifyKeep(config)
+    # two map-side batches (as two files would be), then one group holding them
+    projected = pa.concat_tables([op.project(table.slice(0, 70)), op.project(table.slice(70))])
+    assert "text" not in projected.column_names
+    if verify:
+        assert projected[SETS].null_count == 1  # "s": in no component
+        assert projected[SETS][len(rows) - 1].as_py() is None
+    grouped = VerifyKeep(config)
+    assert grouped(projected).equals(op(table))
+    assert grouped.metrics()["verified_pairs"] == op.metrics()["verified_pairs"]
+
+
 def test_keep_checks_only_linked_keepers_and_prefilters_by_sketch() -> None:
     from operators.dedup.near_keep import prefilter_margin
 

@@ -126,3 +126,21 @@ def test_string_hashes_are_blake2b_of_each_value_whatever_the_chunking() -> None
     assert string_hashes(pa.chunked_array([values[:2], values[2:]])).tolist() == expected
     three = int.from_bytes(hashlib.blake2b(b"3", digest_size=8).digest(), "little")
     assert string_hashes(pa.array([3, 3], pa.int64())).tolist() == [three, three]  # by string form
+
+
+class _UnsortedPairs(_Pairs):
+    rows_sorted = False
+
+
+def test_an_operator_that_orders_rows_itself_gets_them_as_read_every_time(tmp_path: Path) -> None:
+    """rows_sorted False (minhash_dedup.keep): no sort in phase 2, the same groups whole in
+    one call, and the same order on a rerun (fragments are read in file order)."""
+    store = _store(tmp_path)
+    keys = [_input(store, 2000, seed) for seed in range(3)]
+    sorted_rows = _shuffle(store, _Pairs(OperatorConfig()), keys, partitions=2, batch_rows=300)
+    first = _shuffle(store, _UnsortedPairs(OperatorConfig()), keys, partitions=2, batch_rows=300)
+    again = _shuffle(store, _UnsortedPairs(OperatorConfig()), keys, partitions=2, batch_rows=300)
+    assert first.equals(again)
+    assert sorted(zip(*first.to_pydict().values())) == sorted(zip(*sorted_rows.to_pydict().values()))
+    rows = list(zip(first["k"].to_pylist(), first["id"].to_pylist()))
+    assert sum(a > b for a, b in zip(rows, rows[1:])) > 100  # not sorted: as the files were read

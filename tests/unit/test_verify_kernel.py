@@ -1,12 +1,14 @@
-"""verify_kernel.first_verified decides as the numpy estimate and exact Jaccard do."""
+"""verify_kernel: first_verified decides as the numpy estimate and exact Jaccard do;
+greedy_clusters clusters as the plain Python loop it replaced."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from operators.dedup import minhash_math as mm
 from operators.dedup.shingling import ShingleSets
-from operators.dedup.verify_kernel import first_verified
+from operators.dedup.verify_kernel import first_verified, greedy_clusters
 
 
 def test_first_verified_matches_numpy_estimates_and_exact_jaccard() -> None:
@@ -41,3 +43,92 @@ def test_first_verified_matches_numpy_estimates_and_exact_jaccard() -> None:
                     want = n
                     break
         assert (at, checked, skipped) == (want, want_checked, want_skipped)
+
+
+def python_greedy(components: list[list[int]], bands: np.ndarray, sets: ShingleSets, sketch: np.ndarray,
+                  least: float, threshold: float, max_hops: int | None) -> tuple[np.ndarray, list[int]]:
+    """The loop ``minhash_dedup.keep`` ran in Python until 2026-12-05, as it was: the oracle."""
+    keeper = np.arange(len(bands))
+    stats = [0, 0, 0, 0]
+
+    def first(row: int, linked: list[int]) -> int | None:
+        for k in linked:
+            if mm.sketch_jaccard(sketch[k:k + 1], sketch[row])[0] < least:
+                stats[1] += 1
+                continue
+            stats[0] += 1
+            if mm.jaccard(sets.doc(row), sets.doc(k)) >= threshold:
+                stats[2] += 1
+                return k
+        return None
+
+    for members in components:
+        hops_bound = max_hops or len(members)
+        kept_in: dict[tuple[int, int], list[int]] = {}
+        via_in: dict[tuple[int, int], list[int]] = {}
+        rank: dict[int, int] = {}
+        hops: dict[int, int] = {}
+        for row in members:
+            rank[row] = len(rank)
+            buckets = list(enumerate(bands[row].tolist()))
+            linked = sorted({k for b in buckets for k in kept_in.get(b, ())}, key=rank.__getitem__)
+            match = first(row, linked) if linked else None
+            if match is not None:
+                hops[row] = 1
+            elif hops_bound > 1:
+                removed = sorted({r for b in buckets for r in via_in.get(b, ())}, key=rank.__getitem__)
+                via = first(row, removed) if removed else None
+                if via is not None:
+                    match, hops[row] = int(keeper[via]), hops[via] + 1
+                    stats[3] += 1
+            if match is None:
+                into = kept_in
+            else:
+                keeper[row] = match
+                if hops[row] >= hops_bound:
+                    continue
+                into = via_in
+            for b in buckets:
+                into.setdefault(b, []).append(row)
+    return keeper, stats
+
+
+@pytest.mark.parametrize("max_hops", [1, 2, 3, None])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_greedy_clusters_decides_as_the_python_loop(max_hops: int | None, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    docs, bands = [], []
+    for _ in range(10):  # components: chains of edits from a page, buckets from few values
+        current = np.unique(rng.integers(0, 2**63, size=300, dtype=np.uint64))
+        for _ in range(int(rng.integers(1, 60))):
+            docs.append(current)
+            bands.append(rng.integers(0, 4, size=6))  # 4 values per band: many shared buckets
+            drop = rng.random(len(current)) < rng.uniform(0.04, 0.14)  # J ~0.75-0.92 per step: chains
+            current = np.unique(np.concatenate([current[~drop], rng.integers(0, 2**63, size=int(drop.sum()),
+                                                                              dtype=np.uint64)]))
+    n = len(docs)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(d) for d in docs], out=offsets[1:])
+    sets = ShingleSets(values=np.concatenate(docs), offsets=offsets)
+    sketch = (mm.signatures(sets, mm.Permutations(64, 1, "fast")) & 0xFF).astype(np.uint8)
+    band_values = np.asarray(bands, dtype=np.uint64)
+    # components of shuffled rows, visited in a random priority; the same band values recur
+    # across components (as with scopes), which must not link them
+    order = rng.permutation(n)
+    cuts = np.sort(rng.choice(np.arange(1, n), size=4, replace=False))
+    components = [part.tolist() for part in np.split(order, cuts)]
+    want, stats = python_greedy(components, band_values, sets, sketch, 0.5, 0.8, max_hops)
+    members = np.concatenate([np.asarray(c, dtype=np.int64) for c in components])
+    starts = np.cumsum([0] + [len(c) for c in components]).astype(np.int64)
+    codes = np.empty(band_values.shape, dtype=np.int64)
+    total = 0
+    for b in range(band_values.shape[1]):
+        distinct, codes[:, b] = np.unique(band_values[:, b], return_inverse=True)
+        codes[:, b] += total
+        total += len(distinct)
+    keeper = np.arange(n)
+    got = greedy_clusters(members, starts, codes, total, sets.values, sets.offsets, np.arange(n, dtype=np.int64),
+                          sketch, 0.5, 0.8, max_hops or n + 1, keeper)
+    assert np.array_equal(keeper, want) and got.tolist() == stats
+    assert stats[0] > 0 and (keeper != np.arange(n)).any()
+    assert max_hops == 1 or stats[3] > 0  # matches through removed rows happen
