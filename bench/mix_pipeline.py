@@ -96,8 +96,7 @@ def run_tamis(corpus: str, store: str, budget: float, cores: int, seed: int) -> 
         state = RunScheduler(load_pipeline(str(config)).spec, "bench").run()
     finally:
         ray.shutdown()
-    rows = state["output"]["rows"] if isinstance(state.get("output"), dict) and "rows" in state["output"] else None
-    return {"wall_s": time.perf_counter() - started, "status": state["status"], "rows_out": rows,
+    return {"wall_s": time.perf_counter() - started, "status": state["status"],
             "stages": {s["name"]: s.get("seconds") for s in state["stages"]}}
 
 

@@ -186,8 +186,8 @@ def train(sample: np.ndarray, k: int, config: KMeansConfig, threads: int = 1) ->
     import faiss  # here, not at module level: every CLI command loads the registry
 
     faiss.omp_set_num_threads(max(1, threads))
-    # a CPU build has no get_num_gpus; inside Ray a task that asked for no GPU sees none
-    gpus = faiss.get_num_gpus() if config.device != "cpu" and hasattr(faiss, "get_num_gpus") else 0
+    # a CPU build sees none; nor, inside Ray, does a task that asked for no GPU
+    gpus = faiss.get_num_gpus() if config.device != "cpu" else 0
     if config.device == "cuda" and gpus == 0:
         raise RuntimeError("kmeans device: cuda, but FAISS sees no GPU in this worker (install faiss-gpu-cu12 "
                            "on the GPU nodes, or use device: auto)")

@@ -8,6 +8,7 @@ import pytest
 
 from operators.dedup import minhash_math as mm
 from operators.dedup.shingling import ShingleSets
+from operators.dedup.near_keep import _bucket_codes
 from operators.dedup.verify_kernel import first_verified, greedy_clusters
 
 
@@ -120,12 +121,7 @@ def test_greedy_clusters_decides_as_the_python_loop(max_hops: int | None, seed: 
     want, stats = python_greedy(components, band_values, sets, sketch, 0.5, 0.8, max_hops)
     members = np.concatenate([np.asarray(c, dtype=np.int64) for c in components])
     starts = np.cumsum([0] + [len(c) for c in components]).astype(np.int64)
-    codes = np.empty(band_values.shape, dtype=np.int64)
-    total = 0
-    for b in range(band_values.shape[1]):
-        distinct, codes[:, b] = np.unique(band_values[:, b], return_inverse=True)
-        codes[:, b] += total
-        total += len(distinct)
+    codes, total = _bucket_codes(band_values)
     keeper = np.arange(n)
     got = greedy_clusters(members, starts, codes, total, sets.values, sets.offsets, np.arange(n, dtype=np.int64),
                           sketch, 0.5, 0.8, max_hops or n + 1, keeper)
