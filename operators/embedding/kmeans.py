@@ -13,10 +13,11 @@
    (about 1.25 m / N, a fraction that does not depend on N) plus the bottom
    ``max_points_per_centroid`` hashes; the final sample is the bottom m of what was kept. Both
    kept sets depend only on the ids, never on file order, batching or workers. Then
-   ``faiss.Kmeans(spherical=True, niter, seed)`` (Lloyd iterations; centroids re-normalized to
-   unit length after each) trains on the sample sorted by (hash, id), on a GPU with
-   ``device`` auto when FAISS is a GPU build and sees one (on a cluster with GPUs the fit
-   task asks Ray for one), else on the CPU. The artifact holds the k unit-length centroids.
+   ``faiss.Kmeans(spherical=True, niter)`` (Lloyd iterations; centroids re-normalized to
+   unit length after each) trains on the sample sorted by (hash, id), from k sample rows
+   drawn with ``seed``. On a GPU (``device`` auto where torch sees one; on a cluster with GPUs
+   the fit task asks Ray for one) the same iterations run in torch (lloyd_torch.py), from the
+   same rows. The artifact holds the k unit-length centroids.
 2. ``kmeans.assign`` writes each document's nearest centroid by cosine similarity
    (``cluster_id``, ties to the smallest id) and ``cluster_distance`` = 1 - cos to it.
 
@@ -56,8 +57,8 @@ class KMeansConfig(OperatorConfig):
                                          "holds at most k times this many vectors (bottom-k by id hash).")
     column: str = Field(EMBEDDING, description="List<float> column holding L2-normalized embeddings.")
     device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="Where FAISS trains: auto (a GPU when FAISS is a GPU build, e.g. faiss-gpu-cu12, "
-        "and sees one, else the CPU), cpu, or cuda (an error without one). Same centroids up to the "
+        "auto", description="Where k-means trains: auto (a GPU where torch sees one: FAISS's iterations in "
+        "torch; else FAISS on the CPU), cpu, or cuda (an error without a GPU). Same centroids up to the "
         "devices' floating-point differences.")
 
 
@@ -115,13 +116,15 @@ class KMeansFit(FitOperator[KMeansConfig]):
     centroid), inertia (sum of squared L2 distances of the sample to its centroids, = 2 x sum
     of 1 - cos for unit vectors), fit_seconds.
     Deterministic for the same ids, vectors and config on CPU FAISS (same thread count); the
-    GPU path is deterministic per device but may differ from the CPU in the last bits.
+    GPU path differs from the CPU in the last bits (float32 products in another order), which
+    over the iterations moves a few documents near cluster borders (1.9 % of 1,000,000 at
+    k = 1,000, docs/benchmarks.md); its float64 sums keep reruns on one GPU alike.
     """
 
-    version = 1
+    version = 2  # 2: both devices start from initial_centroids (FAISS drew its own before)
     Config = KMeansConfig
     # a GPU when the cluster has any: Ray hides the GPUs from a task that asked for none, and
-    # FAISS's GPU k-means is several times its CPU one (docs/benchmarks.md)
+    # on one the fit is 20x FAISS on 16 cores at k = 4,000 (docs/benchmarks.md)
     resources = ResourceHint(num_cpus=1.0, gpus_when_available=1.0)
     multithreaded = True  # FAISS's OpenMP threads: the engine reserves a node's CPUs and sets threads
 
@@ -171,33 +174,55 @@ class KMeansFit(FitOperator[KMeansConfig]):
 
 
 def train(sample: np.ndarray, k: int, config: KMeansConfig, threads: int = 1) -> tuple[np.ndarray, float, float, int]:
-    """faiss.Kmeans(spherical=True) on ``sample`` with ``threads`` OpenMP threads, on the GPUs
-    FAISS sees unless ``config.device`` is cpu: (unit centroids, final objective, seconds,
-    GPUs used).
+    """Spherical k-means on ``sample`` from ``initial_centroids``: FAISS on the CPU with
+    ``threads`` OpenMP threads, or the same iterations in torch on a GPU (lloyd_torch.py)
+    where ``config.device`` asks for one: (unit centroids, final objective, seconds, GPUs used).
 
     With ``spherical`` FAISS clusters with an inner-product index, so its objective is the
     sum of cosine similarities to the assigned centroids (maximized). The thread count is set
     explicitly: inside a Ray task OpenMP would otherwise take the worker's OMP_NUM_THREADS.
 
     Raises:
-        RuntimeError: ``device`` is cuda and FAISS sees no GPU (a CPU build, or none visible).
+        RuntimeError: ``device`` is cuda and torch sees no GPU.
     """
     started = time.perf_counter()
+    if len(sample) <= k:  # every point its own centroid (FAISS copies them too, without iterating)
+        return sample.astype(np.float32), float(len(sample)), time.perf_counter() - started, 0
+    init = initial_centroids(sample, k, config.seed)
+    if _on_gpu(config.device):
+        from operators.embedding.lloyd_torch import lloyd_torch
+
+        centroids, objective = lloyd_torch(sample, init, config.niter, "cuda")
+        return centroids.astype(np.float32), objective, time.perf_counter() - started, 1
     import faiss  # here, not at module level: every CLI command loads the registry
 
     faiss.omp_set_num_threads(max(1, threads))
-    # a CPU build sees none; nor, inside Ray, does a task that asked for no GPU
-    gpus = faiss.get_num_gpus() if config.device != "cpu" else 0
-    if config.device == "cuda" and gpus == 0:
-        raise RuntimeError("kmeans device: cuda, but FAISS sees no GPU in this worker (install faiss-gpu-cu12 "
-                           "on the GPU nodes, or use device: auto)")
-    km = faiss.Kmeans(sample.shape[1], k, niter=config.niter, seed=config.seed, spherical=True, gpu=gpus or False,
+    km = faiss.Kmeans(sample.shape[1], k, niter=config.niter, seed=config.seed, spherical=True, gpu=False,
                       max_points_per_centroid=config.max_points_per_centroid,
                       min_points_per_centroid=1, verbose=False)
-    km.train(sample)
+    km.train(sample, init_centroids=init)
     centroids = km.centroids / np.maximum(np.linalg.norm(km.centroids, axis=1, keepdims=True), 1e-12)
     objective = float(km.obj[-1]) if len(km.obj) else float(len(sample))
-    return centroids.astype(np.float32), objective, time.perf_counter() - started, gpus
+    return centroids.astype(np.float32), objective, time.perf_counter() - started, 0
+
+
+def initial_centroids(sample: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """k distinct sample rows chosen by numpy's legacy RandomState(seed), whose stream numpy
+    keeps fixed across versions: both devices start from them (FAISS draws its own with its
+    own generator, which the GPU path could not repeat)."""
+    return sample[np.random.RandomState(seed).permutation(len(sample))[:k]]
+
+
+def _on_gpu(device: str) -> bool:
+    # a task that asked Ray for no GPU sees none; torch is already on every GPU node (embed)
+    from operators.embedding.similarity_blocks import gpu_visible
+
+    if device == "cpu":
+        return False
+    if device == "cuda" and not gpu_visible():
+        raise RuntimeError("kmeans device: cuda, but torch sees no CUDA GPU in this worker "
+                           "(give the stage resources: {num_gpus: 1}, or use device: auto)")
+    return gpu_visible()
 
 
 def nearest(vectors: np.ndarray, centroids: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from operators.embedding.kmeans import ClusterAssign, KMeans, KMeansConfig, KMeansFit
+from operators.embedding.similarity_blocks import gpu_visible
 from operators.embedding.vectors import embedding_matrix, id_hashes
 from tests.support.embedding_vectors import clustered, doc_table, embedding_array, unit
 
@@ -97,17 +98,35 @@ def test_assign_agrees_with_brute_force(n: int, k: int, seed: int) -> None:
     assert np.allclose(out["cluster_distance"].to_numpy(), 1 - sims.max(axis=1), atol=1e-6)
 
 
-def test_device_auto_trains_on_the_cpu_where_faiss_sees_no_gpu() -> None:
+def test_device_auto_trains_on_the_cpu_where_torch_sees_no_gpu() -> None:
     table = doc_table(clustered(3_000, 16, 6, 0.3, seed=5))
     auto, auto_metrics = fit(table, KMeansConfig(k=5, niter=5))
     cpu, cpu_metrics = fit(table, KMeansConfig(k=5, niter=5, device="cpu"))
-    if faiss.get_num_gpus() == 0:  # CI: faiss-cpu
+    if not gpu_visible():  # CI
         assert auto.equals(cpu) and auto_metrics["gpus"] == 0
     assert cpu_metrics["gpus"] == 0
 
 
-def test_device_cuda_without_a_gpu_says_what_to_install() -> None:
-    if faiss.get_num_gpus() > 0:
-        pytest.skip("FAISS sees a GPU here")  # never on CI: faiss-cpu
-    with pytest.raises(RuntimeError, match="device: cuda.*faiss-gpu"):
+def test_device_cuda_without_a_gpu_says_how_to_get_one() -> None:
+    if gpu_visible():
+        pytest.skip("torch sees a GPU here")  # never on CI
+    with pytest.raises(RuntimeError, match="device: cuda.*num_gpus"):
         fit(doc_table(clustered(500, 8, 2, 0.3, seed=6)), KMeansConfig(k=2, niter=2, device="cuda"))
+
+
+def test_the_gpu_path_gives_the_cpu_centroids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The torch path, run on torch's CPU in place of a GPU, against FAISS on the CPU."""
+    import operators.embedding.kmeans as kmeans
+    import operators.embedding.lloyd_torch as lloyd
+
+    real = lloyd.lloyd_torch
+    monkeypatch.setattr(kmeans, "_on_gpu", lambda device: device != "cpu")
+    monkeypatch.setattr(lloyd, "lloyd_torch", lambda x, init, niter, device: real(x, init, niter, "cpu"))
+    table = doc_table(clustered(8_000, 16, 8, 0.2, seed=9))
+    gpu, gpu_metrics = fit(table, KMeansConfig(k=20, niter=10))
+    cpu, cpu_metrics = fit(table, KMeansConfig(k=20, niter=10, device="cpu"))
+    assert gpu_metrics["gpus"] == 1 and cpu_metrics["gpus"] == 0
+    a, _ = embedding_matrix(gpu["centroid"], "centroid")
+    b, _ = embedding_matrix(cpu["centroid"], "centroid")
+    assert np.abs(a - b).max() < 1e-5
+    assert gpu_metrics["objective"] == pytest.approx(cpu_metrics["objective"], rel=1e-5)
