@@ -27,11 +27,11 @@ import pyarrow.compute as pc
 from jobs.checkpoint import Artifact
 from jobs.part_reader import COLUMNS_KEY
 from jobs.parts import (INTERNAL_COLUMNS, FileOutput, PartWriter, basename, column_part,
-                        iter_file_batches, logical_columns, metrics_row, read_files, row_part)
+                        iter_file_batches, logical_columns, metrics_row, read_files, row_part, taken_part)
 from jobs.spec import ResourcesSpec
 from jobs.store import Store
 from jobs.wave_stream import done_row, item_table
-from operators.base import DROP_REASON, Operator
+from operators.base import DROP_REASON, TAKE_COLUMN, Operator
 
 STAGE_NOTE = "tamis stage: "
 """Added to an exception's notes (and so to its traceback) by the stage that raised it: in a
@@ -75,13 +75,18 @@ class StageMapper:
         self.name = step.name or operator.name
         # a row-keeping operator's files hold only what it writes (see parts.column_part)
         keeps_rows = step.column_files and getattr(operator, "keeps_rows", False)
-        self.written = tuple(operator.columns_written(config)) if keeps_rows else ()
+        # ... or, when it copies rows (mix.sample), the input row of each copy (parts.taken_part)
+        self.repeats = step.column_files and getattr(operator, "repeats_rows", False)
+        self.written = tuple(operator.columns_written(config)) if keeps_rows or self.repeats else ()
         # ... or, when it marks rows dropped, the numbers of the rows it keeps (parts.row_part)
-        self.drops = DROP_REASON in self.written
+        self.drops = DROP_REASON in self.written and not self.repeats
         # ... and needs only the columns it reads: the others stay in the files they are in
         # (all of them for an operator that reads none: a batch of no columns has no rows;
         # all of them when it drops rows, which rejected/ keeps whole)
         self.reading = list(operator.columns_read(config)) or None if keeps_rows and not self.drops else None
+        # a copying operator is given only what it reads; its stage reads everything (rejected/)
+        self.given = list(operator.columns_read(config)) or None if self.repeats else None
+        self.feeds = True  # whether a later stage of the chain reads what it maps (FileChain sets it)
         self.slices: dict[str, list[str]] | None = None  # document file name -> its artifact slices
         if artifact and artifact.by_file:
             self.slices = {}
@@ -129,6 +134,8 @@ class _OpenStage:
         """Map one batch of the logical input file, write what the stage stores, and return
         the batch as the next stage would read it back from those files."""
         stage = self.stage
+        if stage.repeats:
+            return self._map_copies(batch)
         given = batch.select(stage.reading) if stage.reading is not None else batch
         result = self.op(given)
         if stage.drops:
@@ -146,6 +153,7 @@ class _OpenStage:
             order = json.loads(part.schema.metadata[COLUMNS_KEY])
             out = _merged(batch, result, order)
         else:  # whole documents: what PartWriter.write keeps of them
+            result = result.drop_columns([c for c in (TAKE_COLUMN,) if c in result.column_names])
             self.writer.write(self.name, result)
             out = result
             if DROP_REASON in out.column_names:
@@ -155,6 +163,19 @@ class _OpenStage:
         self.first_row += batch.num_rows
         self.output_columns = order
         return out
+
+    def _map_copies(self, batch: pa.Table) -> pa.Table:
+        """``map`` for an operator that ``repeats_rows``: kept copies stored as row numbers."""
+        stage = self.stage
+        result = self.op(batch.select(stage.given) if stage.given is not None else batch)
+        kept, rejected, rows = taken_part(batch, result, stage.written, self.base, self.first_row)
+        self.writer.append("rejected", self.name, rejected)
+        self.writer.append("kept", self.name, kept)
+        order = json.loads(kept.schema.metadata[COLUMNS_KEY])
+        self.first_row += batch.num_rows
+        self.output_columns = order
+        # the copies' texts are taken only for a later stage of the chain that reads them
+        return _merged(batch.take(pa.array(rows)), kept, order) if stage.feeds else kept
 
     def close(self) -> list[dict[str, Any]]:
         """Close the stage's files: their stats rows, and a per-file operator's counters."""
@@ -180,6 +201,9 @@ class FileChain:
     def __init__(self, steps: list[MapStep], store: Store, batch_rows: int,
                  follows: tuple[str, ...] | None = None) -> None:
         self.stages = [StageMapper(step, store) for step in steps]
+        for stage in self.stages[:-1]:
+            stage.feeds = True
+        self.stages[-1].feeds = False
         self.store, self.batch_rows, self.follows = store, batch_rows, follows
         # what the head reads of its input file: whatever each stage reads that no stage
         # before it writes (everything, when a stage reads everything)

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from jobs.part_reader import (BASE_KEY, COLUMNS_KEY, ROW_COLUMN, iter_file_batches, linked_bytes,  # noqa: F401
                               logical_bytes, logical_columns, logical_schema, read_part)
 from jobs.store import Store
-from operators.base import DROP_REASON, FILE_COLUMN
+from operators.base import DROP_REASON, FILE_COLUMN, TAKE_COLUMN
 from operators.runs import run_starts
 
 INTERNAL_COLUMNS = (DROP_REASON, FILE_COLUMN)
@@ -195,6 +195,50 @@ def row_part(batch: pa.Table, result: pa.Table, written: tuple[str, ...], base: 
     kept = pa.Table.from_arrays([rows, *own.columns], names=[ROW_COLUMN, *own.column_names])
     kept = kept.filter(pc.invert(dropped)).replace_schema_metadata(meta)
     return kept, _without(result.filter(dropped), (FILE_COLUMN,))
+
+
+def taken_part(batch: pa.Table, result: pa.Table, written: tuple[str, ...], base: str,
+               first_row: int) -> tuple[pa.Table, pa.Table, np.ndarray]:
+    """What a map stage whose operator ``repeats_rows`` (``mix.sample``) stores of ``result``:
+    (kept, rejected, the batch indices of the kept rows).
+
+    ``batch`` is the input file's rows from ``first_row`` on, every column; the operator was
+    given some of its columns and returned, per output row, the index of the input row it
+    copies (:data:`TAKE_COLUMN`, non-decreasing) and the columns it writes. Kept rows become a
+    row file whose row numbers repeat where a row was copied, holding only the written
+    columns; rejected rows are returned whole, for ``rejected/``.
+
+    Raises:
+        RuntimeError: ``result`` has no valid take column, or columns it does not declare.
+    """
+    if TAKE_COLUMN not in result.column_names:
+        raise RuntimeError(f"an operator declaring repeats_rows returned no {TAKE_COLUMN} column")
+    take = result[TAKE_COLUMN].to_numpy().astype(np.int64, copy=False)
+    if len(take) and (take[0] < 0 or take[-1] >= batch.num_rows or (np.diff(take) < 0).any()):
+        raise RuntimeError(f"an operator declaring repeats_rows returned {TAKE_COLUMN} values that are not "
+                           f"non-decreasing row indices of its batch of {batch.num_rows}")
+    extra = [c for c in result.column_names if c not in written and c != TAKE_COLUMN and c not in batch.column_names]
+    if extra:
+        raise RuntimeError(f"an operator declaring repeats_rows wrote columns {extra}, which it does not "
+                           f"declare (it writes {list(written)})")
+    own = [c for c in written if c in result.column_names]
+    order = [c for c in batch.column_names if c not in INTERNAL_COLUMNS]
+    order += [c for c in own if c not in order and c not in INTERNAL_COLUMNS]
+    meta = {BASE_KEY: base.encode(), COLUMNS_KEY: json.dumps(order).encode()}
+    dropped = (pc.fill_null(pc.is_valid(result[DROP_REASON]), False).to_numpy(zero_copy_only=False)
+               if DROP_REASON in result.column_names else np.zeros(result.num_rows, bool))
+    kept_rows = np.flatnonzero(~dropped)
+    stored = [c for c in own if c not in INTERNAL_COLUMNS]
+    picked = result.select(stored).take(pa.array(kept_rows))
+    kept = pa.Table.from_arrays([pa.array(first_row + take[kept_rows], pa.int64()), *picked.columns],
+                                names=[ROW_COLUMN, *stored]).replace_schema_metadata(meta)
+    rejected_rows = np.flatnonzero(dropped)
+    whole = batch.take(pa.array(take[rejected_rows]))
+    mine = result.take(pa.array(rejected_rows))
+    names = [c for c in [*batch.column_names, *own] if c != FILE_COLUMN]
+    names = list(dict.fromkeys(names))
+    rejected = pa.Table.from_arrays([mine[c] if c in own else whole[c] for c in names], names=names)
+    return kept, rejected, take[kept_rows]
 
 
 def _same_data(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:

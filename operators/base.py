@@ -40,6 +40,10 @@ FILE_COLUMN = "_tamis_file"
 An artifact that keeps it is split per file, so a later map stage reads only its own file's
 slice (a co-partitioned lookup: no shuffle of documents, no broadcast)."""
 
+TAKE_COLUMN = "_tamis_take"
+"""Written by a map operator that ``repeats_rows``: the index, in the batch it was given, of
+the input row each output row is a copy of (non-decreasing)."""
+
 
 @dataclass(frozen=True)
 class CrossRunState:
@@ -170,6 +174,12 @@ class MapOperator(Operator[ConfigT]):
     only those columns (jobs/parts.py, ``column_part``), checked on every batch. When
     ``drop_reason`` is among them, the kept rows are stored as their row numbers in the
     input file (``row_part``), the rejected ones whole."""
+    repeats_rows: ClassVar[bool] = False
+    """True when each output row is a copy of an input row (0, 1 or more copies each, in
+    input order) with only the columns of :meth:`columns_written` added, and the output says
+    which in :data:`TAKE_COLUMN`. The operator is then given only the columns it reads, and
+    its kept rows are stored as row numbers in its input file, repeats included
+    (``taken_part``): no copy of their text. Rejected rows are stored whole."""
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         raise NotImplementedError

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from operators.base import DROP_REASON, MapOperator, OperatorConfig, set_column, with_drop_reason
+from operators.base import DROP_REASON, TAKE_COLUMN, MapOperator, OperatorConfig, set_column, with_drop_reason
 from operators.filtering.expression import parse_expression
 from operators.hashing import byte_hashes, splitmix64
 from operators.mixing.config import EPOCH, NOT_SAMPLED, ORDER, PHASE, TOKENS, MixConfig
@@ -34,13 +34,16 @@ class MixSample(MapOperator[MixConfig]):
 
     Reads: id, group_by, mix_tokens (and score_column for top_score), the plan artifact.
     Writes: mix_phase (string, with phases), mix_epoch (int32), mix_order (uint64, the
-    shuffle's key), drop_reason (``mix:not_sampled``). Emits more rows than it reads where a
-    group is repeated or a document is in several phases.
+    shuffle's key), drop_reason (``mix:not_sampled``), and ``_tamis_take``, each row's index
+    in the batch (``repeats_rows``: the engine stores a kept copy as its row number, not its
+    text). Emits more rows than it reads where a group is repeated or a document is in
+    several phases.
     """
 
-    version = 1
+    version = 2  # 2: kept copies stored as row numbers in the input file (repeats_rows)
     Config = MixConfig
     uses_artifact = True
+    repeats_rows = True
 
     def __init__(self, config: MixConfig, artifact: pa.Table | None = None) -> None:
         super().__init__(config, artifact)
@@ -122,6 +125,7 @@ class MixSample(MapOperator[MixConfig]):
         by_input = np.lexsort((epochs, phases, rows))
         rows, epochs, phases, keys, taken = (a[by_input] for a in (rows, epochs, phases, keys, taken))
         out = batch.take(pa.array(rows, pa.int64()))
+        out = set_column(out, TAKE_COLUMN, pa.array(rows, pa.int64()))
         out = set_column(out, EPOCH, pa.array(epochs.astype(np.int32), mask=~taken))
         out = set_column(out, ORDER, pa.array(keys, pa.uint64()))
         if self.config.phases:

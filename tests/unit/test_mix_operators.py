@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from operators.base import DROP_REASON
+from operators.base import DROP_REASON, TAKE_COLUMN
 from operators.mixing.config import EPOCH, NOT_SAMPLED, TOKENS, MixConfig
 from operators.mixing.plan import HISTOGRAM_BITS, MixPlan, selection_hashes
 from operators.mixing.sample import MixSample
@@ -36,7 +36,17 @@ def mix(table: pa.Table, batch_rows: int = 700, **config: object) -> tuple[pa.Ta
     plan = MixPlan(cfg).fit(iter(table.to_batches(batch_rows)))
     sampler = MixSample(cfg, plan)
     out = pa.concat_tables([sampler(pa.Table.from_batches([b])) for b in table.to_batches(batch_rows)])
-    return plan, out, sampler
+    return plan, out.drop_columns([TAKE_COLUMN]), sampler  # the take column indexes each batch
+
+
+def test_each_row_names_the_input_row_it_copies_in_input_order() -> None:
+    table = corpus({"a": 300, "b": 3000})  # a is repeated, b downsampled
+    cfg = MixConfig(budget_tokens=1.5e6, max_epochs=8, policy="weights", weights={"a": 0.5, "b": 0.5})
+    out = MixSample(cfg, MixPlan(cfg).fit(iter(table.to_batches(1000))))(table)
+    take = out[TAKE_COLUMN].to_numpy()
+    assert (np.diff(take) >= 0).all() and take.max() < table.num_rows
+    assert out["id"].equals(table["id"].take(pa.array(take)))
+    assert np.bincount(take, minlength=table.num_rows).max() > 1  # some rows copied
 
 
 def realized(out: pa.Table) -> Counter[str]:

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs.part_reader import ROW_COLUMN, iter_file_batches, logical_bytes, logical_schema, read_part
-from jobs.parts import FileOutput, column_part, row_part
+from jobs.parts import FileOutput, column_part, row_part, taken_part
 from jobs.store import S3Options, Store
-from operators.base import DROP_REASON, set_column, with_drop_reason
+from operators.base import DROP_REASON, TAKE_COLUMN, set_column, with_drop_reason
 
 
 def _store(tmp_path: Path) -> Store:
@@ -119,3 +119,58 @@ def _write_raw(store: Store, key: str, table: pa.Table) -> str:
     writer.append("kept", key.rsplit("/", 1)[1], table)
     writer.close()
     return key
+
+
+def _copies(batch: pa.Table) -> pa.Table:
+    """A copying operator as mix.sample is one: document i copied i % 3 times (none: rejected),
+    with a copy number; given only id and score."""
+    import numpy as np
+
+    n = batch.num_rows
+    copies = batch["score"].to_numpy().astype(np.int64) % 3
+    take = np.repeat(np.arange(n), np.maximum(copies, 1))
+    copy = np.arange(len(take)) - np.repeat(np.cumsum(np.maximum(copies, 1)) - np.maximum(copies, 1),
+                                            np.maximum(copies, 1))
+    out = set_column(batch.take(pa.array(take)), TAKE_COLUMN, pa.array(take, pa.int64()))
+    out = set_column(out, "copy", pa.array(copy, pa.int32()))
+    rejected = pa.array(copies[take] == 0)
+    return with_drop_reason(out, pc.if_else(rejected, pa.scalar("mix:not_sampled"), pa.scalar(None, pa.string())))
+
+
+@pytest.mark.parametrize("batch_rows", [7, 64, 1000])
+def test_a_copying_stage_stores_its_copies_as_repeated_row_numbers(tmp_path: Path, batch_rows: int) -> None:
+    store = _store(tmp_path)
+    base = _write(store, "stages/read", [_docs(200)])["key"]
+    writer = FileOutput(store, "stages/sample").writer()
+    first, expected = 0, []
+    for batch in iter_file_batches(store, base, batch_rows):
+        result = _copies(batch.select(["id", "score"]))
+        kept, rejected, rows = taken_part(batch, result, ("copy", DROP_REASON), base, first)
+        writer.append("rejected", "part.parquet", rejected)
+        writer.append("kept", "part.parquet", kept)
+        assert set(kept.column_names) == {ROW_COLUMN, "copy"}  # no text stored for the copies
+        whole = set_column(batch.take(pa.array(result[TAKE_COLUMN])), "copy", result["copy"])
+        expected.append(whole.filter(pc.is_null(result[DROP_REASON])))
+        first += batch.num_rows
+    stats = {s["kind"]: s for s in writer.close()}
+    got = read_part(store, stats["kept"]["key"])
+    assert got.equals(pa.concat_tables(expected))
+    assert got.num_rows == sum(i % 3 for i in range(200)) and got.column_names == ["id", "text", "score", "copy"]
+    rejected = read_part(store, stats["rejected"]["key"])
+    assert rejected.column_names == ["id", "text", "score", "copy", DROP_REASON]
+    assert sorted(rejected["id"].to_pylist()) == [f"d{i:04d}" for i in range(200) if i % 3 == 0]
+    # repeats count in the size the scheduler plans by: more rows than the base, more bytes
+    assert logical_bytes(store, stats["kept"]["key"]) > logical_bytes(store, base)
+
+
+def test_a_copying_stage_must_name_rows_in_order(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    batch = _docs(10)
+    result = set_column(batch.take(pa.array([3, 1])), TAKE_COLUMN, pa.array([3, 1], pa.int64()))
+    with pytest.raises(RuntimeError, match="non-decreasing"):
+        taken_part(batch, result, (), "base", 0)
+    with pytest.raises(RuntimeError, match="no _tamis_take"):
+        taken_part(batch, batch, (), "base", 0)
+    sneaky = set_column(set_column(batch, TAKE_COLUMN, pa.array(range(10), pa.int64())), "other", pa.nulls(10))
+    with pytest.raises(RuntimeError, match="other"):
+        taken_part(batch, sneaky, (), "base", 0)
