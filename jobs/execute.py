@@ -260,10 +260,10 @@ def _write_shards(items: pa.Table, *, store: Store, out_uri: str, s3: S3Options,
 
 def run_write(shards: list[list[str]], store: Store, out_uri: str, s3: S3Options, fmt: str,
               batch_rows: int, split_by: list[str] | None = None,
-              weight_column: str | None = None) -> list[dict[str, Any]]:
-    """Write each group of upstream files as one output shard ``part-<n>`` (with
-    ``split_by``, one per combination of values: jobs/output_shards.py)."""
-    items = [{"shard": n, "keys": json.dumps(keys)} for n, keys in enumerate(shards)]
+              weight_column: str | None = None, first_shard: int = 0) -> list[dict[str, Any]]:
+    """Write each group of upstream files as one output shard ``part-<n>``, n from
+    ``first_shard`` on (with ``split_by``, one per combination of values: jobs/output_shards.py)."""
+    items = [{"shard": first_shard + n, "keys": json.dumps(keys)} for n, keys in enumerate(shards)]
     return _collect(_per_item(items, _write_shards, fn_kwargs=dict(
         store=store, out_uri=out_uri, s3=s3, fmt=fmt, batch_rows=batch_rows, split_by=split_by,
         weight_column=weight_column)))

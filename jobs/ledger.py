@@ -128,6 +128,8 @@ class StageLedger:
     def __init__(self, store: Store, progress: Progress, stop_check: Callable[[], None] | None = None) -> None:
         self.store, self.progress = store, progress
         self.stop_check = stop_check  # raises at a wave boundary of a run asked to stop (jobs/stop_request.py)
+        # called with (entries, their results) as each wave commits (jobs/output_waves.py)
+        self.wave_listener: Callable[[Sequence[StageEntry], list[WaveResult]], None] | None = None
 
     def committed(self, entry: StageEntry) -> StageCommit | None:
         body = self.store.read_json(cp.commit_key(entry.prefix))
@@ -218,6 +220,7 @@ class StageLedger:
                 return next(iter(run([(prefixes[start:], inputs)])))[1]
 
             by_wave[n], reused = self.run_wave(prefixes, wave.inputs, wave.rows_in, one)
+            self._committed(entries, by_wave[n])
             self._report(entries, by_wave, n, len(waves), reused)
         if fresh:
             started = time.time()
@@ -226,8 +229,13 @@ class StageLedger:
                 by_wave[n] = self._commit_wave(named[n], [], waves[n].inputs, waves[n].rows_in, stats,
                                                time.time() - started)
                 started = time.time()
+                self._committed(entries, by_wave[n])
                 self._report(entries, by_wave, n, len(waves), 0)
         return [cp.merge([by_wave[n][k] for n in sorted(by_wave)]) for k in range(len(entries))]
+
+    def _committed(self, entries: Sequence[StageEntry], results: list[WaveResult]) -> None:
+        if self.wave_listener is not None:
+            self.wave_listener(entries, results)
 
     def _report(self, entries: Sequence[StageEntry], by_wave: dict[int, list[WaveResult]], n: int, total: int,
                 reused: int) -> None:

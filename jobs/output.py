@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs import checkpoint as cp
 from jobs.checkpoint import FileRef
@@ -26,35 +26,60 @@ from jobs.parts import INTERNAL_COLUMNS
 from jobs.spec import redacted_config
 from jobs.store import Store
 
+if TYPE_CHECKING:  # output_waves imports this module
+    from jobs.output_waves import WaveOutput
+
 MANIFEST = "_MANIFEST.json"
 BLEND = "_BLEND.txt"
 
 
-def write_output(ctx: RunContext, run_id: str, last: StageCommit, stages: list[dict[str, Any]],
-                 started: float) -> dict[str, Any]:
-    """Write the last stage's rows as the run's output; returns the output's summary.
-
-    ``stages`` are the stages' states as run.json holds them, for the manifest's funnel."""
+def output_place(ctx: RunContext, run_id: str, upstream: str) -> tuple[str, Store, str]:
+    """Where the run's output goes (URI and store) and its fingerprint, for the last stage's
+    fingerprint ``upstream``."""
     spec = ctx.spec
     uri = spec.output.path or ctx.store.url(f"runs/{run_id}/output")
-    out_store = Store(uri, spec.s3_options())
-    fp = cp.fingerprint({"upstream": last.fingerprint, "output": spec.output.model_dump(mode="json")})
+    return uri, Store(uri, spec.s3_options()), cp.fingerprint({"upstream": upstream,
+                                                               "output": spec.output.model_dump(mode="json")})
+
+
+def up_to_date(out_store: Store, fingerprint: str) -> bool:
     existing = out_store.read_json(MANIFEST)
-    if existing is not None and existing.get("fingerprint") == fp:
-        ctx.progress.event(f"output: {uri} is up to date (fingerprint {fp}), skipped")
-        return _summary(uri, existing)
-    # Remove only what tamis wrote there (old shards, the old manifest, manifest first so no
-    # reader trusts half-deleted shards); output.path may hold other files of the user's.
+    return existing is not None and existing.get("fingerprint") == fingerprint
+
+
+def clear_output(out_store: Store) -> None:
+    """Remove only what tamis wrote there (old shards, the old manifest, manifest first so no
+    reader trusts half-deleted shards); output.path may hold other files of the user's."""
     out_store.delete_prefix(MANIFEST)
     for key in out_store.list(""):
         if _written_by_tamis(key):
             out_store.delete_prefix(key)
-    t0 = time.time()
-    shards = cp.plan_even([(f.key, f.bytes) for f in last.files], spec.output.target_shard_mb << 20)
+
+
+def write_output(ctx: RunContext, run_id: str, last: StageCommit, stages: list[dict[str, Any]],
+                 started: float, early: WaveOutput | None = None) -> dict[str, Any]:
+    """Write the last stage's rows as the run's output; returns the output's summary.
+
+    ``stages`` are the stages' states as run.json holds them, for the manifest's funnel.
+    ``early``: the shards already written wave by wave (jobs/output_waves.py), used when
+    they cover every file of ``last``."""
+    spec = ctx.spec
+    uri, out_store, fp = output_place(ctx, run_id, last.fingerprint)
+    if up_to_date(out_store, fp):
+        ctx.progress.event(f"output: {uri} is up to date (fingerprint {fp}), skipped")
+        return _summary(uri, out_store.read_json(MANIFEST))
     weight = spec.output.weight_column
-    stats = ctx.executor.run_write(shards, ctx.store, uri, spec.s3_options(), spec.output.format,
-                                   spec.execution.batch_rows, spec.output.split_columns or None,
-                                   weight) if shards else []
+    written = early.finish(last) if early is not None else None
+    if written is not None:
+        stats, write_seconds = written
+    else:
+        clear_output(out_store)
+        t0 = time.time()
+        shards = cp.plan_even([(f.key, f.bytes) for f in last.files], spec.output.target_shard_mb << 20)
+        stats = ctx.executor.run_write(shards, ctx.store, uri, spec.s3_options(), spec.output.format,
+                                       spec.execution.batch_rows, spec.output.split_columns or None,
+                                       weight) if shards else []
+        write_seconds = time.time() - t0
     files = sorted(({"path": s["key"], "rows": s["rows"], "bytes": s["bytes"],
                      **({"weight": json.loads(s["reasons"] or "{}").get("weight", 0.0)} if weight else {})}
                     for s in stats), key=lambda f: f["path"])
@@ -75,7 +100,7 @@ def write_output(ctx: RunContext, run_id: str, last: StageCommit, stages: list[d
         **({"split_by": spec.output.split_columns, "splits": splits} if spec.output.split_by else {}),
         **({"weight_column": weight, "blends": blends} if weight else {}),
         "config": redacted_config(spec),
-        "write_seconds": round(time.time() - t0, 3),
+        "write_seconds": round(write_seconds, 3),
         "wall_seconds": round(time.time() - started, 3),
     }
     out_store.write_json(MANIFEST, manifest)

@@ -29,6 +29,7 @@ from jobs.lock import RunLock
 from jobs.models import StagedModel, model_uri, stage_model
 from jobs.nightly import latest_key, write_latest
 from jobs.output import write_output
+from jobs.output_waves import WaveOutput
 from jobs.rounds import run_rounds
 from jobs.spec import PipelineSpec, PlannedStage, plan_stages, redacted_config
 from jobs.state import PinnedState, StateVersions
@@ -118,10 +119,11 @@ class RunScheduler:
             self.event(f"run {self.run_id}: {len(files)} input file(s), {len(plan)} stage(s), "
                        f"attempt {self.state['attempt']}")
             self._update(self.state, {})
-            last = self._run_stages(plan, files)
-            if self.until:
-                return self._stopped(started)
-            output = write_output(self.ctx, self.run_id, last, self.status()["stages"], started)
+            with WaveOutput(self.ctx, self.run_id, plan[-1]) as early:  # shards as the last stage's waves commit
+                last = self._run_stages(plan, files)
+                if self.until:
+                    return self._stopped(started)
+                output = write_output(self.ctx, self.run_id, last, self.status()["stages"], started, early)
             states = self._advance_states(last, output)
             if self.inputs is not None:
                 history, pin, read = self.inputs

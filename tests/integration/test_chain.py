@@ -3,6 +3,7 @@ output as one stage at a time, and a resume that starts the chain where a wave s
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,25 @@ def test_actor_stages_start_once_for_all_waves_and_each_wave_commits(ray_local: 
     store = pipeline.spec.make_store()
     waves = [k for k in store.list("stages") if k.startswith("stages/count_inits-") and k.endswith("/_COMMIT.json")]
     assert len(waves) == 5  # four wave commits and the stage's
+
+
+def test_the_output_is_written_wave_by_wave_while_the_last_stage_runs(ray_local: None, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    pipeline, state = run_config(tmp_path, chain_config(store, True), run_id="w")
+    events = [e["msg"] for e in state["events"]]
+    written = [n for n, m in enumerate(events) if m.startswith("output: ") and " of wave " in m]
+    assert len(written) == 4  # one per wave of filter, the last stage
+    last_commit = max(n for n, m in enumerate(events) if m.startswith("filter: wave ") and "committed" in m)
+    assert written[0] < last_commit  # the first wave's shards began before the last wave committed
+    manifest = json.loads((Path(state["output"]["manifest"])).read_text())
+    names = [f["path"] for f in manifest["files"]]
+    assert len(names) >= 4 and len(set(names)) == len(names) and names[0] == "part-00000.parquet"
+    assert manifest["rows_out"] == sum(f["rows"] for f in manifest["files"]) == state["stages"][-1]["rows_out"]
+    early = read_output(pipeline, state).sort_by("id")
+    # the same stages, an output config of its own: every stage reused, the output written after them
+    raw = chain_config(store, True)
+    raw["output"] = {"target_shard_mb": 64}
+    again, state_again = run_config(tmp_path, raw, run_id="w2")
+    assert all(s["status"] == "cached" for s in state_again["stages"])
+    assert not any(" of wave " in e["msg"] for e in state_again["events"] if e["msg"].startswith("output: "))
+    assert read_output(again, state_again).sort_by("id").equals(early)
