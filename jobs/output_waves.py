@@ -10,18 +10,20 @@ them and writes the manifest. The rules of the output stay: old shards go before
 new one, the manifest is written last, and if the waves handed over do not add up to the
 stage's files (a stage reused whole, say) the output is written the usual way, after it.
 
-Shards are planned per wave, so none spans two waves: a wave's last shard may be smaller.
+Shards stay near ``target_shard_mb`` however small a wave's files are: each wave's files are
+packed together with those held back from the waves before, every shard but the last is
+written at once, and the last one's files are held back for the next wave (or written after
+the stage): what is left to write after the last wave is one shard, not a whole stage.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from jobs import checkpoint as cp
-from jobs.checkpoint import WaveResult
+from jobs.checkpoint import FileRef, WaveResult
 from jobs.ledger import RunContext, StageCommit, StageEntry
 from jobs.output import clear_output, output_place, up_to_date
 
@@ -37,9 +39,11 @@ class WaveOutput:
         self.ctx, self.last = ctx, last.index
         self.uri, self.out_store, self.fingerprint = output_place(ctx, run_id, last.fingerprint)
         self.pool: ThreadPoolExecutor | None = None
-        self.pending: list[tuple[list[str], Future[list[dict[str, Any]]] | None]] = []
+        self.pending: list[Future[list[dict[str, Any]]]] = []
+        self.handed: list[str] = []  # the keys of every file handed over
+        self.held: list[FileRef] = []  # files of the last, maybe short, shard planned: for the next wave
         self.shards = 0
-        self.started: float | None = None
+        self.started = False
 
     def __enter__(self) -> "WaveOutput":
         if not up_to_date(self.out_store, self.fingerprint):
@@ -56,31 +60,35 @@ class WaveOutput:
         """The ledger's listener: ``results`` are one committed wave's, entry by entry."""
         if entries[-1].index != self.last or self.pool is None:
             return
-        spec = self.ctx.spec
-        if self.started is None:
+        if not self.started:
             clear_output(self.out_store)
-            self.started = time.time()
-        files = results[-1].files
-        shards = cp.plan_even([(f.key, f.bytes) for f in files], spec.output.target_shard_mb << 20)
-        first, self.shards = self.shards, self.shards + len(shards)
-        future = self.pool.submit(self.ctx.executor.run_write, shards, self.ctx.store, self.uri, spec.s3_options(),
-                                  spec.output.format, spec.execution.batch_rows, spec.output.split_columns or None,
-                                  spec.output.weight_column, first) if shards else None
-        self.pending.append(([f.key for f in files], future))
-        self.ctx.progress.event(f"output: {len(shards)} shard(s) of wave {len(self.pending)} being written")
+            self.started = True
+        files = self.held + results[-1].files
+        self.handed += [f.key for f in results[-1].files]
+        shards = cp.plan_even([(f.key, f.bytes) for f in files], self.ctx.spec.output.target_shard_bytes)
+        last = set(shards[-1]) if shards else set()
+        self.held = [f for f in files if f.key in last]
+        if len(shards) > 1:
+            self.pending.append(self.pool.submit(self._write, shards[:-1]))
+            self.ctx.progress.event(f"output: {len(shards) - 1} shard(s) being written while the stage runs")
 
-    def finish(self, last: StageCommit) -> tuple[list[dict[str, Any]], float] | None:
-        """The stats rows of every shard written, and the seconds since the first began; None
-        when the waves handed over are not all of ``last``'s files (write it all again then).
+    def _write(self, shards: list[list[str]]) -> list[dict[str, Any]]:
+        first, self.shards = self.shards, self.shards + len(shards)
+        spec = self.ctx.spec
+        return self.ctx.executor.run_write(shards, self.ctx.store, self.uri, spec.s3_options(), spec.output.format,
+                                           spec.execution.batch_rows, spec.output.split_columns or None,
+                                           spec.output.weight_column, first)
+
+    def finish(self, last: StageCommit) -> list[dict[str, Any]] | None:
+        """The stats rows of every shard, once the held-back files are written too; None when
+        the waves handed over are not all of ``last``'s files (write it all again then).
 
         Raises:
             Exception: what a shard's write raised.
         """
-        stats: list[dict[str, Any]] = []
-        keys: list[str] = []
-        for wave_keys, future in self.pending:
-            keys += wave_keys
-            stats += future.result() if future is not None else []
-        if self.started is None or sorted(keys) != sorted(f.key for f in last.files):
+        if not self.started or sorted(self.handed) != sorted(f.key for f in last.files):
             return None
-        return stats, time.time() - self.started
+        if self.held:  # shards are numbered in order: after every wave's
+            assert self.pool is not None
+            self.pending.append(self.pool.submit(self._write, [[f.key for f in self.held]]))
+        return [row for future in self.pending for row in future.result()]

@@ -118,13 +118,17 @@ class StageSpec(_Strict):
 class OutputSpec(_Strict):
     format: Literal["parquet", "jsonl"] = Field("parquet", description="Format of the curated shards.")
     path: str | None = Field(None, description="Where to write; default <store>/runs/<run-id>/output.")
-    target_shard_mb: int = Field(256, gt=0, description="Approximate size of each output shard.")
+    target_shard_mb: float = Field(256, gt=0, description="Approximate size of each output shard, in MiB.")
     split_by: str | list[str] | None = Field(None, description="Columns of the last stage: one folder "
                                              "<column>=<value>/ of shards per value, nested in the order given "
                                              "(e.g. mix_phase, then source), listed in the manifest.")
     weight_column: str | None = Field(None, description="A numeric column (e.g. mix_tokens) summed per output file "
                                       "and split; with split_by, each folder above the last split gets a "
                                       "_BLEND.txt of '<weight> <path>' pairs (Megatron-LM's --data-path form).")
+
+    @property
+    def target_shard_bytes(self) -> int:
+        return max(1, int(self.target_shard_mb * 2**20))
 
     @property
     def split_columns(self) -> list[str]:
