@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from jobs import checkpoint as cp
 from jobs.checkpoint import FileRef
@@ -26,8 +26,11 @@ from jobs.parts import INTERNAL_COLUMNS
 from jobs.spec import redacted_config
 from jobs.store import Store
 
-if TYPE_CHECKING:  # output_waves imports this module
-    from jobs.output_waves import WaveOutput
+
+class EarlyShards(Protocol):
+    """Shards written before ``write_output`` (jobs/output_waves.py ``WaveOutput``)."""
+
+    def finish(self, last: StageCommit) -> list[dict[str, Any]] | None: ...
 
 MANIFEST = "_MANIFEST.json"
 BLEND = "_BLEND.txt"
@@ -57,7 +60,7 @@ def clear_output(out_store: Store) -> None:
 
 
 def write_output(ctx: RunContext, run_id: str, last: StageCommit, stages: list[dict[str, Any]],
-                 started: float, early: WaveOutput | None = None) -> dict[str, Any]:
+                 started: float, early: EarlyShards | None = None) -> dict[str, Any]:
     """Write the last stage's rows as the run's output; returns the output's summary.
 
     ``stages`` are the stages' states as run.json holds them, for the manifest's funnel.
