@@ -86,7 +86,7 @@ class StageMapper:
         self.reading = list(operator.columns_read(config)) or None if keeps_rows and not self.drops else None
         # a copying operator is given only what it reads; its stage reads everything (rejected/)
         self.given = list(operator.columns_read(config)) or None if self.repeats else None
-        self.feeds = True  # whether a later stage of the chain reads what it maps (FileChain sets it)
+        self.feeds = True  # whether a later stage of the chain reads what it maps (FileChain clears it)
         self.slices: dict[str, list[str]] | None = None  # document file name -> its artifact slices
         if artifact and artifact.by_file:
             self.slices = {}
@@ -153,7 +153,8 @@ class _OpenStage:
             order = json.loads(part.schema.metadata[COLUMNS_KEY])
             out = _merged(batch, result, order)
         else:  # whole documents: what PartWriter.write keeps of them
-            result = result.drop_columns([c for c in (TAKE_COLUMN,) if c in result.column_names])
+            if TAKE_COLUMN in result.column_names:  # a copying operator's, stored as whole documents here
+                result = result.drop_columns([TAKE_COLUMN])
             self.writer.write(self.name, result)
             out = result
             if DROP_REASON in out.column_names:
@@ -201,8 +202,6 @@ class FileChain:
     def __init__(self, steps: list[MapStep], store: Store, batch_rows: int,
                  follows: tuple[str, ...] | None = None) -> None:
         self.stages = [StageMapper(step, store) for step in steps]
-        for stage in self.stages[:-1]:
-            stage.feeds = True
         self.stages[-1].feeds = False
         self.store, self.batch_rows, self.follows = store, batch_rows, follows
         # what the head reads of its input file: whatever each stage reads that no stage

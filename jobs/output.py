@@ -45,9 +45,10 @@ def output_place(ctx: RunContext, run_id: str, upstream: str) -> tuple[str, Stor
                                                                "output": spec.output.model_dump(mode="json")})
 
 
-def up_to_date(out_store: Store, fingerprint: str) -> bool:
+def current_manifest(out_store: Store, fingerprint: str) -> dict[str, Any] | None:
+    """The manifest there when it has ``fingerprint`` (the output is up to date), else None."""
     existing = out_store.read_json(MANIFEST)
-    return existing is not None and existing.get("fingerprint") == fingerprint
+    return existing if existing is not None and existing.get("fingerprint") == fingerprint else None
 
 
 def clear_output(out_store: Store) -> None:
@@ -68,9 +69,10 @@ def write_output(ctx: RunContext, run_id: str, last: StageCommit, stages: list[d
     they cover every file of ``last``."""
     spec = ctx.spec
     uri, out_store, fp = output_place(ctx, run_id, last.fingerprint)
-    if up_to_date(out_store, fp):
+    existing = current_manifest(out_store, fp)
+    if existing is not None:
         ctx.progress.event(f"output: {uri} is up to date (fingerprint {fp}), skipped")
-        return _summary(uri, out_store.read_json(MANIFEST))
+        return _summary(uri, existing)
     weight = spec.output.weight_column
     t0 = time.time()  # the write's time after the stage: what the shards written during it did not do
     stats = early.finish(last) if early is not None else None

@@ -25,7 +25,7 @@ from typing import Any
 from jobs import checkpoint as cp
 from jobs.checkpoint import FileRef, WaveResult
 from jobs.ledger import RunContext, StageCommit, StageEntry
-from jobs.output import clear_output, output_place, up_to_date
+from jobs.output import clear_output, current_manifest, output_place
 
 
 class WaveOutput:
@@ -46,7 +46,7 @@ class WaveOutput:
         self.started = False
 
     def __enter__(self) -> "WaveOutput":
-        if not up_to_date(self.out_store, self.fingerprint):
+        if current_manifest(self.out_store, self.fingerprint) is None:
             self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tamis-output")
             self.ctx.ledger.wave_listener = self
         return self

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,8 +234,7 @@ def taken_part(batch: pa.Table, result: pa.Table, written: tuple[str, ...], base
     rejected_rows = np.flatnonzero(dropped)
     whole = batch.take(pa.array(take[rejected_rows]))
     mine = result.take(pa.array(rejected_rows))
-    names = [c for c in [*batch.column_names, *own] if c != FILE_COLUMN]
-    names = list(dict.fromkeys(names))
+    names = [c for c in dict.fromkeys([*batch.column_names, *own]) if c != FILE_COLUMN]
     rejected = pa.Table.from_arrays([mine[c] if c in own else whole[c] for c in names], names=names)
     return kept, rejected, take[kept_rows]
 

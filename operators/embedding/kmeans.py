@@ -219,10 +219,11 @@ def _on_gpu(device: str) -> bool:
 
     if device == "cpu":
         return False
-    if device == "cuda" and not gpu_visible():
+    visible = gpu_visible()
+    if device == "cuda" and not visible:
         raise RuntimeError("kmeans device: cuda, but torch sees no CUDA GPU in this worker "
                            "(give the stage resources: {num_gpus: 1}, or use device: auto)")
-    return gpu_visible()
+    return visible
 
 
 def nearest(vectors: np.ndarray, centroids: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
