@@ -188,11 +188,11 @@ def _near_match(store: Store, run: RunRecord, row: dict[str, Any]) -> list[str]:
 
 
 def jaccard(a: str | None, b: str | None, config: MinhashDedupConfig) -> float:
-    """Exact Jaccard of two texts' shingle sets, shingled as ``minhash_dedup`` does with ``config``."""
+    """Exact Jaccard of two texts' shingle sets, shingled as ``minhash_dedup.keep`` compares them with ``config``."""
     from operators.dedup import minhash_math as mm
-    from operators.dedup.minhash_config import shingle_sets
+    from operators.dedup.minhash_config import verification_sets
 
-    sets = shingle_sets(pa.array([a, b], pa.string()), config)
+    sets = verification_sets(pa.array([a, b], pa.string()), config)
     return mm.jaccard(sets.doc(0), sets.doc(1))
 
 

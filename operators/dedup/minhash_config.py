@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from operators.base import OperatorConfig
 from operators.dedup import minhash_math as mm
-from operators.dedup.shingling import ShingleSets, char_shingles, word_shingles
+from operators.dedup.shingling import Bits, ShingleSets, char_shingles, word_shingles
 
 BANDS = "dedup_minhash_bands"
 SKETCH = "dedup_minhash_sketch"
@@ -120,12 +120,24 @@ class MinhashDedupConfig(OperatorConfig):
 
 
 def shingle_sets(texts: pa.Array | pa.ChunkedArray, config: MinhashDedupConfig,
-                 as_sets: bool = True) -> ShingleSets:
+                 as_sets: bool = True, bits: Bits = 64) -> ShingleSets:
     """The shingles ``config`` describes (shared by signatures and verification); sets
-    unless ``as_sets`` is False (word shingles only: repeats do not change a minimum)."""
+    unless ``as_sets`` is False (word shingles only: repeats do not change a minimum);
+    ``bits`` 32 for ``uint32`` hashes."""
     if config.char_ngram:
-        return char_shingles(texts, config.char_ngram, config.lsh.scheme, map_digits=config.map_digits)
-    return word_shingles(texts, config.ngram, config.lsh.scheme, map_digits=config.map_digits, as_sets=as_sets)
+        return char_shingles(texts, config.char_ngram, config.lsh.scheme, map_digits=config.map_digits, bits=bits)
+    return word_shingles(texts, config.ngram, config.lsh.scheme, map_digits=config.map_digits, as_sets=as_sets,
+                         bits=bits)
+
+
+VERIFY_BITS: Bits = 32
+"""Width of the shingle hashes verification compares (:func:`~operators.dedup.shingling.narrowed`)."""
+
+
+def verification_sets(texts: pa.Array | pa.ChunkedArray, config: MinhashDedupConfig) -> ShingleSets:
+    """The shingle sets whose exact Jaccard ``minhash_dedup.keep`` compares (and
+    ``tamis explain`` reports): :func:`shingle_sets` of :data:`VERIFY_BITS` bits."""
+    return shingle_sets(texts, config, bits=VERIFY_BITS)
 
 
 

@@ -250,7 +250,8 @@ def candidate_probability(s: float, bands: int, rows: int) -> float:
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Exact Jaccard similarity ``|A & B| / |A | B|`` of two sorted, unique ``uint64`` arrays.
+    """Exact Jaccard similarity ``|A & B| / |A | B|`` of two sorted, unique arrays of hashes
+    (``uint64``, or ``uint32`` verification sets: compared as ``uint64``, the same order).
 
     Two empty sets give 0.0, not 1.0: documents without shingles carry no evidence of
     being copies of each other and must never be joined.

@@ -4,6 +4,7 @@ cluster (``keep``, a group stage over the candidates alone), and mark every docu
 
 Members of a candidate component are visited in keep-priority order (smallest id first, or
 highest value of the ``max:<column>``). Each is compared by exact Jaccard of its shingle set
+(32-bit shingle hashes: :func:`~operators.dedup.minhash_config.verification_sets`)
 with the documents kept so far that it is *linked* to: those sharing one of its LSH band
 buckets (``dedup_minhash_bands``), in the order they were kept. It becomes a duplicate of the
 first one it reaches the threshold with. If it reaches none, it is checked the same way
@@ -49,7 +50,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from operators.base import FILE_COLUMN, GroupOperator, MapOperator, OperatorConfig, set_column
-from operators.dedup.minhash_config import BANDS, COMPONENT, SKETCH, MinhashDedupConfig, fixed_list_values, shingle_sets
+from operators.dedup.minhash_config import (BANDS, COMPONENT, SKETCH, MinhashDedupConfig, fixed_list_values,
+                                            verification_sets)
 from operators.dedup.minhash_index import PRIOR_ID, PRIOR_MATCH, index_columns
 from operators.dedup.shingling import ShingleSets
 from operators.dedup.verify_kernel import greedy_clusters
@@ -60,7 +62,8 @@ SKIP_PROBABILITY = 1e-6
 """Bound on the probability that the sketch pre-filter skips a pair truly at the threshold."""
 
 SETS = "_tamis_minhash_shingles"
-"""Column of keep's shuffle only: each candidate's sorted shingle set (``large_list<uint64>``),
+"""Column of keep's shuffle only: each candidate's sorted shingle set (``large_list<uint32>``,
+:func:`~operators.dedup.minhash_config.verification_sets`),
 null for the other rows; :meth:`VerifyKeep.project` makes it and drops the text."""
 
 CLUSTER_ID = "dedup_minhash_cluster_id"
@@ -83,7 +86,9 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
     never keeps this run's copies. Deterministic: the order of visits depends only on ids and the keep column.
     """
 
-    version = 3  # 2: emits the candidates' marks as an artifact; 3: checks linked keepers only, sketch pre-filter
+    # 2: emits the candidates' marks as an artifact; 3: checks linked keepers only, sketch
+    # pre-filter; 4: 32-bit shingle hashes (shingling.narrowed)
+    version = 4
     Config = MinhashDedupConfig
     emits = "artifact"
     artifact_by_file = True
@@ -117,13 +122,13 @@ class VerifyKeep(GroupOperator[MinhashDedupConfig]):
         if len(rows):
             # exact copies are common among candidates: each distinct text is shingled once
             dictionary, distinct = distinct_values(batch["text"].take(pa.array(rows)), nulls=True)
-            sets = shingle_sets(dictionary, self.config)
-            lists = pa.LargeListArray.from_arrays(pa.array(sets.offsets), pa.array(sets.values, pa.uint64()))
+            sets = verification_sets(dictionary, self.config)
+            lists = pa.LargeListArray.from_arrays(pa.array(sets.offsets), pa.array(sets.values, pa.uint32()))
             index = np.zeros(batch.num_rows, dtype=np.int64)
             index[rows] = distinct
             column = lists.take(pa.array(index, mask=~shingled))
         else:
-            column = pa.nulls(batch.num_rows, pa.large_list(pa.uint64()))
+            column = pa.nulls(batch.num_rows, pa.large_list(pa.uint32()))
         return batch.drop_columns(["text"]).append_column(SETS, column)
 
     def metrics(self) -> dict[str, float]:
@@ -236,7 +241,7 @@ class _RowSets:
             self.index = np.arange(table.num_rows)
         else:
             dictionary, self.index = distinct_values(table["text"], nulls=True)
-            self.sets = shingle_sets(dictionary, config)
+            self.sets = verification_sets(dictionary, config)
         # widths from the columns' types: what the signature step wrote is what counts
         self.bands, _ = fixed_list_values(table[BANDS], table.schema.field(BANDS).type.list_size)
         sketch, _ = fixed_list_values(table[SKETCH], table.schema.field(SKETCH).type.list_size)

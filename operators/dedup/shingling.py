@@ -33,11 +33,14 @@ from operators.dedup.tokens import DECIMAL_DIGIT, SEPARATOR_RUN, nfkc, normalize
 from operators.hashing import splitmix64
 
 # nfkc is imported by exact.normalize_text; the patterns are part of the documented semantics.
-__all__ = ["DECIMAL_DIGIT", "SEPARATOR_RUN", "Scheme", "ShingleSets", "char_shingles", "nfkc",
+__all__ = ["DECIMAL_DIGIT", "SEPARATOR_RUN", "Bits", "Scheme", "ShingleSets", "char_shingles", "narrowed", "nfkc",
            "normalize_for_near_dup", "word_shingles"]
 
 Scheme = Literal["fast", "datasketch"]
 """Hashing scheme of shingles and permutations (see the module docstring)."""
+
+Bits = Literal[32, 64]
+"""Width of shingle hashes: 64, or 32 for verification sets (:func:`narrowed`)."""
 
 _U64 = np.uint64
 _CODE_POINT_SALT = _U64(0x452821E638D01377)
@@ -48,7 +51,8 @@ class ShingleSets:
     """The shingle sets of a batch, flattened (CSR layout).
 
     Attributes:
-        values: ``uint64`` shingle hashes of all documents; document ``i`` owns
+        values: shingle hashes of all documents (``uint64``; ``uint32`` where made with
+            ``bits=32``); document ``i`` owns
             ``values[offsets[i]:offsets[i + 1]]``, sorted ascending without repeats.
         offsets: ``int64`` array of length ``num_docs + 1``, starting at 0.
     """
@@ -67,7 +71,7 @@ class ShingleSets:
         return np.diff(self.offsets)
 
     def doc(self, i: int) -> np.ndarray:
-        """Shingle set of document ``i``: a sorted ``uint64`` view, no repeats."""
+        """Shingle set of document ``i``: a sorted view, no repeats."""
         return self.values[self.offsets[i]:self.offsets[i + 1]]
 
 
@@ -104,7 +108,7 @@ def normalize_for_near_dup(text: pa.Array | pa.ChunkedArray, *, map_digits: bool
 
 
 def word_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
-                  *, map_digits: bool = False, as_sets: bool = True) -> ShingleSets:
+                  *, map_digits: bool = False, as_sets: bool = True, bits: Bits = 64) -> ShingleSets:
     """Word n-gram shingle sets of each document.
 
     Words are the space-separated tokens of :func:`normalize_for_near_dup`'s output; a
@@ -122,6 +126,7 @@ def word_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
         as_sets: de-duplicate and sort each document's shingles. MinHash signatures do not
             need it (a minimum over repeats is the same), and skipping it halves the time
             (the sort costs as much as everything before it); exact Jaccard does.
+        bits: 64, or 32 for ``uint32`` values (see :func:`narrowed`).
 
     Returns:
         The per-document shingle hashes: sorted and unique with ``as_sets``, else in
@@ -136,6 +141,7 @@ def word_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
         docs = (s.split(" ") for s in words.joined().to_pylist() if s)
         values = _sha1_shingles((" ".join(words[i:i + ngram]) for words in docs
                                  for i in range(max(len(words) - ngram + 1, 1))), int(windows.sum()))
+    values = narrowed(values, scheme, bits)
     if not as_sets:
         offsets = np.zeros(len(windows) + 1, dtype=np.int64)
         np.cumsum(windows, out=offsets[1:])
@@ -144,7 +150,7 @@ def word_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
 
 
 def char_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
-                  *, map_digits: bool = False) -> ShingleSets:
+                  *, map_digits: bool = False, bits: Bits = 64) -> ShingleSets:
     """Character n-gram shingle sets of each document (spaces included).
 
     Characters are the Unicode code points of :func:`normalize_for_near_dup`'s output. As
@@ -157,6 +163,7 @@ def char_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
         scheme: ``"fast"`` (splitmix64 per code point, vectorized window combine) or
             ``"datasketch"`` (``sha1_hash32`` of each n-gram's UTF-8 bytes).
         map_digits: passed to :func:`normalize_for_near_dup`.
+        bits: 64, or 32 for ``uint32`` values (see :func:`narrowed`).
 
     Returns:
         The de-duplicated, per-document sorted shingle hashes.
@@ -175,7 +182,22 @@ def char_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int, scheme: Scheme,
         values = _sha1_shingles(
             (s[i:i + ngram] for s in strings if s
              for i in range(max(len(s) - ngram + 1, 1))), int(windows.sum()))
-    return _as_sets(values, windows)
+    return _as_sets(narrowed(values, scheme, bits), windows)
+
+
+def narrowed(values: np.ndarray, scheme: Scheme, bits: Bits) -> np.ndarray:
+    """Shingle hashes cut to ``bits``: with 32, the top half of each ``"fast"`` hash (its
+    bits are mixed evenly), or a ``"datasketch"`` hash, already below ``2**32``, as ``uint32``.
+
+    Half the bytes to sort, move and merge, for exact Jaccard (``minhash_dedup.keep``): two
+    distinct shingles then collide with probability ``2**-32``, so two sets of 2,000
+    shingles share at most about 0.001 false shingles on average, and each moves their
+    Jaccard by at most ``2 / (|A | B| - 1)``."""
+    if bits == 64:
+        return values
+    if bits != 32:
+        raise ValueError(f"bits must be 32 or 64, got {bits!r}")
+    return (values >> np.uint64(32) if scheme == "fast" else values).astype(np.uint32)
 
 
 def _check_arguments(ngram: int, scheme: str) -> None:

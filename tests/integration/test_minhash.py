@@ -17,7 +17,7 @@ import pytest
 
 from operators.dedup import minhash_math as mm
 from operators.dedup.lsh import LshComponents
-from operators.dedup.minhash_config import COMPONENT, MinhashDedupConfig, shingle_sets
+from operators.dedup.minhash_config import COMPONENT, MinhashDedupConfig, verification_sets
 from tests.conftest import REPO, demo_config, write_config
 from tests.integration.conftest import read_output, read_rejected, run_config
 from tests.integration.test_resume import finish, output_table, run_json
@@ -40,7 +40,7 @@ def brute_force_removals(docs: pa.Table, max_hops: int = 2) -> set[str]:
     doc, or else with an earlier removed one fewer than ``max_hops`` links from its keeper."""
     config = MinhashDedupConfig(threshold=THRESHOLD)
     docs = docs.sort_by([("source", "ascending"), ("id", "ascending")])
-    sets = shingle_sets(docs["text"], config)
+    sets = verification_sets(docs["text"], config)
     removed: set[str] = set()
     kept: dict[str, list[int]] = {}
     via: dict[str, list[tuple[int, int]]] = {}  # removed docs a chain may pass through, with their hops

@@ -15,7 +15,7 @@ import pytest
 from jobs import cli
 from jobs.store import Store
 from operators.dedup import minhash_math as mm
-from operators.dedup.minhash_config import MinhashDedupConfig, shingle_sets
+from operators.dedup.minhash_config import MinhashDedupConfig, verification_sets
 from tests.support.inspect_stores import run_without_ray, stage_table, write_config
 
 
@@ -111,7 +111,7 @@ def test_a_near_duplicate_names_its_keeper_and_their_jaccard(capsys, dedup: Run)
     assert match, out
     reads = stage_table(dedup.store, dedup.state, "read")
     keeper_text = reads.filter(pc.equal(reads["id"], keeper))["text"][0].as_py()
-    sets = shingle_sets(pa.array([near["text"], keeper_text]), MinhashDedupConfig(threshold=0.7, ngram=5))
+    sets = verification_sets(pa.array([near["text"], keeper_text]), MinhashDedupConfig(threshold=0.7, ngram=5))
     assert float(match.group(1)) == pytest.approx(mm.jaccard(sets.doc(0), sets.doc(1)), abs=5e-4)
     assert 0.7 <= float(match.group(1)) < 1
     assert "exact duplicate" not in out

@@ -209,7 +209,7 @@ def test_signatures_do_not_depend_on_shingle_dedup() -> None:
 
 
 def test_keep_shingles_each_distinct_text_once_with_the_same_sets() -> None:
-    from operators.dedup.minhash_config import shingle_sets
+    from operators.dedup.minhash_config import verification_sets
     from operators.dedup.near_keep import _RowSets
 
     config = MinhashDedupConfig()
@@ -217,7 +217,8 @@ def test_keep_shingles_each_distinct_text_once_with_the_same_sets() -> None:
     column = pa.chunked_array([pa.array(texts[:3] + texts[:1]), pa.array(texts[1:] + texts[:2])])
     rows = _RowSets(MinhashSignature(config)(pa.table({"text": column})), config)
     assert len(rows.sets.offsets) - 1 == 4  # four distinct values, null included
-    plain = shingle_sets(column.combine_chunks(), config)
+    plain = verification_sets(column.combine_chunks(), config)
+    assert rows.sets.values.dtype == np.uint32
     for row in range(len(column)):
         assert np.array_equal(rows.doc(row), plain.doc(row))
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from operators.base import FILE_COLUMN
 from operators.dedup import minhash_math as mm
 from operators.dedup.lsh import AssignComponent, LshBuckets, LshComponents
-from operators.dedup.minhash_config import MinhashDedupConfig, shingle_sets
+from operators.dedup.minhash_config import MinhashDedupConfig, verification_sets
 from operators.dedup.minhash_signature import MinhashSignature
 from operators.dedup.near_keep import KEEP, KeepApply, VerifyKeep
 
@@ -66,7 +66,7 @@ def test_every_removal_is_linked_to_its_cluster_within_max_hops_of_its_keeper(ma
     cluster, and at least 1 - n (1 - threshold) like the keeper (Jaccard distance is a metric)."""
     config = CONFIG.model_copy(update={"max_hops": max_hops})
     out = dedup(corpus, config)
-    sets = shingle_sets(out["text"], config)
+    sets = verification_sets(out["text"], config)
     rows = out.to_pylist()
     index = {r["id"]: i for i, r in enumerate(rows)}
     for i, row in enumerate(rows):

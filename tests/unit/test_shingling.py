@@ -168,6 +168,24 @@ def test_sets_are_sorted_and_unique_per_document() -> None:
         assert np.all(doc[1:] > doc[:-1])
 
 
+@pytest.mark.parametrize("char_ngram", [None, 4])
+def test_32_bit_sets_are_the_top_halves_of_the_64_bit_ones(char_ngram: int | None) -> None:
+    texts = pa.array([*CORPUS, " ".join(f"w{i % 97}" for i in range(2000))])
+    make = (lambda **kw: char_shingles(texts, char_ngram, "fast", **kw)) if char_ngram else \
+        (lambda **kw: word_shingles(texts, 5, "fast", **kw))
+    wide, narrow = make(), make(bits=32)
+    assert narrow.values.dtype == np.uint32
+    for i in range(wide.num_docs):
+        assert narrow.doc(i).tolist() == sorted({v >> 32 for v in wide.doc(i).tolist()})
+
+
+def test_32_bit_datasketch_sets_keep_their_values() -> None:
+    wide, narrow = (word_shingles(pa.array(CORPUS), 5, "datasketch", bits=b) for b in (64, 32))
+    assert narrow.values.dtype == np.uint32 and narrow.values.tolist() == wide.values.tolist()
+    with pytest.raises(ValueError, match="bits must be 32 or 64"):
+        word_shingles(pa.array(CORPUS), 5, "fast", bits=16)  # type: ignore[arg-type]
+
+
 def test_datasketch_scheme_hashes_the_joined_words() -> None:
     shingles = word_shingles(pa.array(CORPUS), 5, "datasketch")
     for i, text in enumerate(CORPUS):
