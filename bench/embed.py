@@ -405,7 +405,7 @@ def run_pipeline(shards: Path, args: argparse.Namespace, encode_gpus: float | No
     import yaml
 
     from jobs.scheduler import RunScheduler
-    from jobs.spec import load_pipeline
+    from jobs.pipeline_load import load_pipeline
 
     model = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model  # the YAML is elsewhere
     work = Path(tempfile.mkdtemp(prefix="store-", dir=shards))

@@ -101,7 +101,7 @@ def tamis_kmeans_on_ray(table: pa.Table, folder: str, k: int | None) -> dict[str
     import yaml
 
     from jobs.scheduler import RunScheduler
-    from jobs.spec import load_pipeline
+    from jobs.pipeline_load import load_pipeline
 
     files = 8
     rows = -(-table.num_rows // files)

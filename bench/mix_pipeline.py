@@ -75,7 +75,7 @@ def run_tamis(corpus: str, store: str, budget: float, cores: int, seed: int) -> 
     import yaml
 
     from jobs.scheduler import RunScheduler
-    from jobs.spec import load_pipeline
+    from jobs.pipeline_load import load_pipeline
 
     raw = {"name": "mix_bench", "store": store,
            "input": {"paths": [f"{corpus}/part-*.parquet"], "format": "parquet"},

@@ -124,7 +124,7 @@ def run_tamis(corpus_dir: str | Path, store_dir: str | Path, threshold: float = 
     import yaml
 
     from jobs.scheduler import RunScheduler
-    from jobs.spec import load_pipeline
+    from jobs.pipeline_load import load_pipeline
 
     store_dir = Path(store_dir)
     store_dir.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,8 @@ from jobs import inspect_commands, local_ray, report, submit, train
 from jobs.nightly import choose_run_id
 from jobs.models import ModelFileError
 from jobs.progress import StageBars
-from jobs.spec import DEFAULT_STORE, RUN_ID, SHARED_PATHS_HINT, ExecutionSpec, SpecError, load_pipeline
+from jobs.spec import DEFAULT_STORE, RUN_ID, SHARED_PATHS_HINT, ExecutionSpec, SpecError
+from jobs.pipeline_load import load_pipeline
 
 log = logging.getLogger("tamis")
 STOPPED_ON_REQUEST = 4

@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator
 import pyarrow as pa
 
 from jobs import doc_trace, kept_diff, row_output
-from jobs.spec import DEFAULT_STORE, load_pipeline
+from jobs.spec import DEFAULT_STORE
+from jobs.pipeline_load import load_pipeline
 from jobs.stage_rows import (InspectError, check_columns, columns_of, compile_where, load_run, stage_files,
                              stream_rows)
 from jobs.store import Store

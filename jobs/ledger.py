@@ -19,7 +19,8 @@ from typing import Any, Protocol
 from jobs import checkpoint as cp
 from jobs.checkpoint import FileRef, WaveResult
 from jobs.parts import FileOutput
-from jobs.spec import PipelineSpec, PlannedStage
+from jobs.spec import PipelineSpec
+from jobs.pipeline_load import PlannedStage
 from jobs.store import Store
 
 Stats = list[dict[str, Any]]

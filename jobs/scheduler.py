@@ -31,7 +31,8 @@ from jobs.nightly import latest_key, write_latest
 from jobs.output import write_output
 from jobs.output_waves import WaveOutput
 from jobs.rounds import run_rounds
-from jobs.spec import PipelineSpec, PlannedStage, plan_stages, redacted_config
+from jobs.spec import PipelineSpec, redacted_config
+from jobs.pipeline_load import PlannedStage, plan_stages
 from jobs.state import PinnedState, StateVersions
 from jobs.stop_request import RunStopRequested, StopCheck
 from jobs.store import InputFile, resolve_inputs

@@ -26,7 +26,8 @@ import yaml
 
 from jobs.local_ray import SUBMITTED_ENV, code_for_workers
 from jobs.nightly import choose_run_id
-from jobs.spec import RUN_ID, SHARED_PATHS_HINT, Pipeline, load_pipeline
+from jobs.spec import RUN_ID, SHARED_PATHS_HINT
+from jobs.pipeline_load import Pipeline, load_pipeline
 
 log = logging.getLogger(__name__)
 

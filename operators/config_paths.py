@@ -1,6 +1,6 @@
 """Dotted paths into an operator's config: the fields a composite's part declares it reads.
 
-Only those fields enter the part's stage fingerprint (jobs/spec.py ``fingerprint_config``),
+Only those fields enter the part's stage fingerprint (jobs/pipeline_load.py ``fingerprint_config``),
 so a changed parameter reruns the parts that read it and nothing else.
 """
 

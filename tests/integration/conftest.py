@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs.scheduler import RunScheduler
-from jobs.spec import Pipeline, load_pipeline
+from jobs.pipeline_load import Pipeline, load_pipeline
 from jobs.store import Store
 from tests.conftest import write_config
 

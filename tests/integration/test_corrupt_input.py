@@ -15,7 +15,7 @@ import pytest
 from jobs.cli import _follow, main, root_cause
 from jobs.report import render_summary
 from jobs.scheduler import start_actor
-from jobs.spec import load_pipeline
+from jobs.pipeline_load import load_pipeline
 from operators.io.records import derived_id
 from tests.conftest import demo_config, write_config
 from tests.integration.conftest import read_output, read_rejected, run_config

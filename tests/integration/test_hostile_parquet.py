@@ -283,7 +283,8 @@ def test_repeated_ids_are_quarantined_and_dedup_stays_right(ray_local: None, tmp
 
 
 def test_inputs_that_stop_at_validation(tmp_path: Path) -> None:
-    from jobs.spec import SpecError, load_pipeline
+    from jobs.spec import SpecError
+    from jobs.pipeline_load import load_pipeline
     from tests.conftest import write_config
 
     raw = pipeline(tmp_path, [str(tmp_path / "nothing-here-*.jsonl")])

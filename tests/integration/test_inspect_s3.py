@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pytest
 
 from jobs import cli
-from jobs.spec import load_pipeline
+from jobs.pipeline_load import load_pipeline
 from tests.support.inspect_stores import WORD_COUNT_RULE, run_without_ray, stage_table, write_config
 
 pytestmark = pytest.mark.integration

@@ -71,7 +71,8 @@ def test_tokenizer_and_weights_by_s3_uri_count_and_plan_as_local_files(ray_local
 
 
 def test_a_missing_weights_uri_is_a_config_error_naming_it(s3_endpoint: str, tmp_path: Path) -> None:
-    from jobs.spec import SpecError, load_pipeline
+    from jobs.spec import SpecError
+    from jobs.pipeline_load import load_pipeline
     from tests.conftest import write_config
 
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)

@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from jobs.cli import main
-from jobs.spec import load_pipeline
+from jobs.pipeline_load import load_pipeline
 from tests.conftest import REPO, demo_config, write_config
 from tests.support import inspect_stores
 from tests.support.html_page import Page

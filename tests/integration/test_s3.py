@@ -93,7 +93,7 @@ def load_pipeline_dict(raw: dict[str, Any]) -> Any:
 
     import yaml
 
-    from jobs.spec import load_pipeline
+    from jobs.pipeline_load import load_pipeline
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(raw, f)
@@ -104,7 +104,8 @@ def test_a_config_is_read_from_s3(bucket: str, monkeypatch: pytest.MonkeyPatch) 
     # how a cluster job (cluster/kuberay/rayjob.yaml) names the config it runs
     import yaml
 
-    from jobs.spec import SpecError, load_pipeline
+    from jobs.spec import SpecError
+    from jobs.pipeline_load import load_pipeline
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", bucket)
     raw = demo_config(store=f"s3://{BUCKET}/store", store_options=s3_options(bucket))

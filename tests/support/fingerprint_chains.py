@@ -9,7 +9,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from jobs.checkpoint import operator_fingerprint
-from jobs.spec import PipelineSpec, PlannedStage, plan_stages
+from jobs.spec import PipelineSpec
+from jobs.pipeline_load import PlannedStage, plan_stages
 
 READ = "0123456789abcdef"
 """Stands for the read stage's fingerprint: every chain starts from it."""

@@ -14,7 +14,7 @@ from jobs.checkpoint import commit_key, stage_prefix
 from jobs.part_reader import read_part
 from jobs.checkpoint import run_json_key
 from jobs.scheduler import RunScheduler
-from jobs.spec import load_pipeline
+from jobs.pipeline_load import load_pipeline
 from jobs.store import Store
 from tests.conftest import REPO, SAMPLE
 from tests.support.serial_ray import SerialRay

@@ -80,7 +80,7 @@ def run_serially(config: Any, run_id: str) -> dict[str, Any]:
     Ray start."""
     from jobs import execute
     from jobs.scheduler import RunScheduler
-    from jobs.spec import load_pipeline
+    from jobs.pipeline_load import load_pipeline
 
     real = execute.ray
     execute.ray = SerialRay()

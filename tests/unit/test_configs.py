@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.spec import load_pipeline
+from jobs.pipeline_load import load_pipeline
 from jobs.store import is_s3
 
 REPO = Path(__file__).resolve().parents[2]

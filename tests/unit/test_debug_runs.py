@@ -12,7 +12,7 @@ import pytest
 
 from jobs import cli, execute
 from jobs.scheduler import RunScheduler, stages_until
-from jobs.spec import load_pipeline
+from jobs.pipeline_load import load_pipeline
 from operators.io.sample import sample_mask
 from tests.support.serial_ray import SerialRay
 from tests.unit.test_scheduler import _kept_ids, _pipeline

@@ -15,7 +15,7 @@ from jobs.file_chain import STAGE_NOTE
 from jobs.part_reader import iter_file_batches
 from jobs.parts import read_part
 from jobs.scheduler import RunScheduler
-from jobs.spec import load_pipeline
+from jobs.pipeline_load import load_pipeline
 from jobs.store import Store
 from operators.quality import text_stats
 from tests.conftest import SAMPLE

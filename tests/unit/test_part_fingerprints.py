@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from jobs.spec import PlannedStage
+from jobs.pipeline_load import PlannedStage
 from operators.config_paths import config_path_problem, project_config
 from operators import registry
 from operators.base import FILE_COLUMN, Composite, Part

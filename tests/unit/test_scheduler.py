@@ -16,7 +16,7 @@ from jobs.checkpoint import commit_key
 from jobs.ledger import StageLedger
 from jobs.parts import FileOutput
 from jobs.scheduler import RunScheduler
-from jobs.spec import load_pipeline
+from jobs.pipeline_load import load_pipeline
 from jobs.store import Store
 from tests.conftest import REPO, SAMPLE
 from tests.support.serial_ray import SerialRay

@@ -1,4 +1,4 @@
-"""Unit tests of pipeline loading and validation (jobs/spec.py); no Ray is started."""
+"""Unit tests of pipeline loading and validation (jobs/spec.py, jobs/pipeline_load.py); no Ray is started."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from jobs.spec import SpecError, apply_overrides, load_pipeline
+from jobs.spec import SpecError
+from jobs.pipeline_load import apply_overrides, load_pipeline
 from operators import registry
 from operators.dedup.exact import ExactHash, ExactKeep
 from operators.filtering.filter import Filter

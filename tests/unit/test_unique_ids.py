@@ -13,7 +13,7 @@ import pytest
 
 from jobs import execute
 from jobs.scheduler import RunScheduler
-from jobs.spec import load_pipeline
+from jobs.pipeline_load import load_pipeline
 from operators.base import DROP_REASON, FILE_COLUMN
 from operators.io.unique_ids import DUPLICATE_ID, DuplicateIds, QuarantineDuplicateIds, UniqueIdsConfig
 from tests.support.serial_ray import SerialRay
