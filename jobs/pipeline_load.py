@@ -158,8 +158,6 @@ def input_columns(spec: PipelineSpec, files: list[InputFile] | None) -> set[str]
     try:
         import pyarrow.parquet as pq
 
-        from jobs.store import filesystem_for
-
         fs, path = filesystem_for(files[0].uri, spec.s3_options())
         names = set(pq.read_schema(path, filesystem=fs).names)
     except Exception:  # unknown schema: column checks for input fields are skipped

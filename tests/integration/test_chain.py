@@ -120,6 +120,7 @@ def test_the_output_is_written_wave_by_wave_while_the_last_stage_runs(ray_local:
     assert manifest["rows_out"] == sum(f["rows"] for f in manifest["files"]) == state["stages"][-1]["rows_out"]
     # no shard far below the target but the last: short ones are held back for the next wave
     sizes = [f["bytes"] for f in manifest["files"]]
+    assert len(sizes) > 1 and min(sizes[:-1]) > 0.3 * 0.01 * 2**20
     early = read_output(pipeline, state).sort_by("id")
     # the same stages, an output config of its own: every stage reused, the output written after them
     raw["output"] = {"target_shard_mb": 64}
@@ -127,4 +128,3 @@ def test_the_output_is_written_wave_by_wave_while_the_last_stage_runs(ray_local:
     assert all(s["status"] == "cached" for s in state_again["stages"])
     assert not any("while the stage runs" in e["msg"] for e in state_again["events"])
     assert read_output(again, state_again).sort_by("id").equals(early)
-    assert len(sizes) > 1 and min(sizes[:-1]) > 0.3 * 0.01 * 2**20
